@@ -1,0 +1,12 @@
+//! # pulsar-wire
+//!
+//! An Apache Pulsar client written from scratch on the Pulsar binary protocol.
+//!
+//! The crate is built in layers. The bottom one, [`wire`], is public and usable alone: the frame
+//! codec, batch payloads and message ids, as pure functions over bytes with no socket and no
+//! runtime, hardened against hostile input. The client (connections, lookup, producers and
+//! consumers) is built on it.
+#![deny(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod wire;
