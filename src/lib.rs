@@ -10,3 +10,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod wire;
+
+pub mod error;
+pub mod protocol;
+
+pub use error::{ConnectionError, Error, Result, ServerError, ServerErrorCode};

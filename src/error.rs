@@ -1,0 +1,301 @@
+//! The client's errors: [`ServerError`] (what the broker said), [`ConnectionError`] (what
+//! happened to a connection) and [`Error`] (what an operation of the public API fails with).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::protocol::topic::TopicNameError;
+use crate::wire::{proto, FrameError};
+
+macro_rules! server_error_codes {
+    ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
+        /// The error codes a broker sends in ERROR, SEND_ERROR and failed lookup responses.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ServerErrorCode {
+            $($(#[$doc])* $name,)*
+            /// A code this client does not know.
+            Other(i32),
+        }
+
+        impl ServerErrorCode {
+            /// The code for a number on the wire.
+            pub fn from_i32(value: i32) -> Self {
+                match value {
+                    $($value => ServerErrorCode::$name,)*
+                    other => ServerErrorCode::Other(other),
+                }
+            }
+
+            /// The number on the wire.
+            pub fn as_i32(self) -> i32 {
+                match self {
+                    $(ServerErrorCode::$name => $value,)*
+                    ServerErrorCode::Other(other) => other,
+                }
+            }
+        }
+    };
+}
+
+server_error_codes! {
+    /// The broker did not say.
+    UnknownError = 0,
+    /// Metadata store error.
+    MetadataError = 1,
+    /// Storage (BookKeeper) error.
+    PersistenceError = 2,
+    /// The credentials are not valid.
+    AuthenticationError = 3,
+    /// The role may not use this resource.
+    AuthorizationError = 4,
+    /// Other consumers hold the subscription (for example a second Exclusive consumer).
+    ConsumerBusy = 5,
+    /// The broker cannot serve the topic now; look it up again and retry.
+    ServiceNotReady = 6,
+    /// The backlog quota is exceeded (producer creation refused).
+    ProducerBlockedQuotaExceededError = 7,
+    /// The backlog quota is exceeded.
+    ProducerBlockedQuotaExceededException = 8,
+    /// The message checksum did not match.
+    ChecksumError = 9,
+    /// The broker needs a newer client feature.
+    UnsupportedVersionError = 10,
+    /// The topic does not exist.
+    TopicNotFound = 11,
+    /// The subscription does not exist.
+    SubscriptionNotFound = 12,
+    /// The consumer does not exist.
+    ConsumerNotFound = 13,
+    /// Too many concurrent requests.
+    TooManyRequests = 14,
+    /// The topic was terminated.
+    TopicTerminatedError = 15,
+    /// A producer with the same name is connected.
+    ProducerBusy = 16,
+    /// The topic name is not valid.
+    InvalidTopicName = 17,
+    /// The schema is incompatible with the topic's.
+    IncompatibleSchema = 18,
+    /// The dispatcher could not assign the consumer.
+    ConsumerAssignError = 19,
+    /// No transaction coordinator.
+    TransactionCoordinatorNotFound = 20,
+    /// Invalid transaction status.
+    InvalidTxnStatus = 21,
+    /// The operation is not allowed.
+    NotAllowedError = 22,
+    /// Transaction conflict.
+    TransactionConflict = 23,
+    /// Transaction not found.
+    TransactionNotFound = 24,
+    /// The producer lost exclusive access for good; create a new one.
+    ProducerFenced = 25,
+}
+
+impl ServerErrorCode {
+    /// Whether retrying (after a fresh lookup) may succeed.
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ServerErrorCode::ServiceNotReady
+                | ServerErrorCode::TooManyRequests
+                | ServerErrorCode::MetadataError
+                | ServerErrorCode::PersistenceError
+                | ServerErrorCode::ProducerBusy
+                | ServerErrorCode::ConsumerBusy
+                | ServerErrorCode::ProducerBlockedQuotaExceededException
+                | ServerErrorCode::UnknownError
+        )
+    }
+}
+
+impl From<proto::ServerError> for ServerErrorCode {
+    fn from(value: proto::ServerError) -> Self {
+        ServerErrorCode::from_i32(value as i32)
+    }
+}
+
+/// An error the broker answered with: its code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    /// The broker's error code.
+    pub code: ServerErrorCode,
+    /// The broker's message.
+    pub message: String,
+}
+
+impl ServerError {
+    /// A server error from the wire's code number and message.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        ServerError {
+            code: ServerErrorCode::from_i32(code),
+            message: message.into(),
+        }
+    }
+
+    fn advice(&self) -> &'static str {
+        match self.code {
+            ServerErrorCode::AuthenticationError => "check the token or credentials",
+            ServerErrorCode::AuthorizationError => "grant the role permission on the namespace or topic",
+            ServerErrorCode::TopicNotFound => "create the topic or enable topic auto-creation",
+            ServerErrorCode::InvalidTopicName => "use persistent://tenant/namespace/topic",
+            ServerErrorCode::ConsumerBusy => "another consumer holds the subscription: use a Shared or Failover subscription, or another name",
+            ServerErrorCode::ProducerBusy => "another producer with this name is connected: use another name",
+            ServerErrorCode::ProducerFenced => "this producer lost exclusive access: create a new one",
+            ServerErrorCode::TopicTerminatedError => "the topic was terminated: no more messages can be published",
+            c if c.is_retriable() => "retry later",
+            _ => "see the broker log",
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {} ({})", self.code, self.message, self.advice())
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Why a connection to a broker failed or ended. `Clone`, so that one failure can be handed to
+/// every request, producer and consumer that used the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The TCP connection could not be opened.
+    #[error("cannot connect to {addr}: {reason} (is the broker running and the service URL right?)")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// Connecting (TCP and the CONNECT/CONNECTED handshake) took longer than the connect timeout.
+    #[error("connecting to {addr} timed out after {after:?} (is the broker reachable?)")]
+    ConnectTimeout {
+        /// The address tried.
+        addr: String,
+        /// The connect timeout.
+        after: Duration,
+    },
+    /// The broker refused the handshake.
+    #[error("the broker refused the connection: {0}")]
+    Handshake(ServerError),
+    /// The authentication provider could not produce credentials.
+    #[error("cannot get credentials: {0}")]
+    Credentials(String),
+    /// Reading or writing the socket failed.
+    #[error("connection I/O error: {0}")]
+    Io(String),
+    /// The broker sent bytes that are not a valid frame; the connection was closed.
+    #[error("the broker sent an invalid frame: {0}")]
+    Frame(#[from] FrameError),
+    /// The broker broke the protocol in a way the frame layer cannot see.
+    #[error("protocol violation by the broker: {0}")]
+    Protocol(String),
+    /// A ping went unanswered for a keepalive interval.
+    #[error("the broker stopped answering (no pong within {0:?})")]
+    KeepaliveTimeout(Duration),
+    /// The broker closed the connection.
+    #[error("the broker closed the connection")]
+    ClosedByBroker,
+    /// The client closed the connection.
+    #[error("the connection was closed by the client")]
+    Closed,
+}
+
+/// What an operation of the client fails with.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The service URL cannot be used.
+    #[error("invalid service URL {url:?}: {reason} (expected pulsar://host:port)")]
+    InvalidServiceUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The topic name cannot be used.
+    #[error(transparent)]
+    InvalidTopic(#[from] TopicNameError),
+    /// A configuration value cannot be used.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The connection failed.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The broker answered with an error.
+    #[error("{operation} failed: {error}")]
+    Server {
+        /// What was being done.
+        operation: &'static str,
+        /// The broker's error.
+        error: ServerError,
+    },
+    /// No answer within the operation timeout.
+    #[error("{operation} timed out after {after:?} (raise the operation timeout, or check the broker)")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// A lookup followed more redirects than allowed.
+    #[error("lookup of {topic} exceeded {max} redirects")]
+    TooManyRedirects {
+        /// The topic.
+        topic: String,
+        /// The limit.
+        max: u32,
+    },
+    /// The message got no receipt within the producer's send timeout.
+    #[error("send timed out after {0:?} without a receipt (the message may or may not have been stored)")]
+    SendTimeout(Duration),
+    /// The producer's queue of pending messages is full and the producer fails fast.
+    #[error("the producer queue is full ({0} pending messages): wait for receipts, or enable block-if-queue-full")]
+    ProducerQueueFull(usize),
+    /// The message is larger than the max message size.
+    #[error("message of {size} bytes exceeds the max message size of {max} bytes (enable chunking or send smaller messages)")]
+    MessageTooLarge {
+        /// The message size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The producer, consumer or client was closed.
+    #[error("the {0} is closed")]
+    Closed(&'static str),
+    /// A message from the broker could not be read.
+    #[error("cannot read a message from the broker: {0}")]
+    Decode(FrameError),
+    /// The operation is not possible in this state or with these settings.
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+impl Error {
+    /// The broker's error, when the broker answered with one.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Server { error, .. } => Some(error),
+            Error::Connection(ConnectionError::Handshake(error)) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the operation later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Connection(ConnectionError::Handshake(e)) | Error::Server { error: e, .. } => {
+                e.code.is_retriable()
+            }
+            Error::Connection(_) | Error::Timeout { .. } | Error::SendTimeout(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A result with the client's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

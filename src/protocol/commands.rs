@@ -1,0 +1,299 @@
+//! Builders for the commands a client sends. Each returns a `BaseCommand` with its type and
+//! body set; the caller encodes it.
+
+use bytes::Bytes;
+
+use crate::wire::proto::{
+    self, base_command::Type, command_ack::AckType, BaseCommand, FeatureFlags, KeyValue,
+    MessageIdData,
+};
+
+/// The protocol version this client speaks.
+pub const PROTOCOL_VERSION: i32 = 21;
+
+/// The client version string sent in CONNECT.
+pub fn client_version() -> String {
+    format!("Pulsar-Rust-pulsar-wire-v{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn base(kind: Type) -> BaseCommand {
+    BaseCommand {
+        r#type: kind as i32,
+        ..Default::default()
+    }
+}
+
+/// CONNECT with the feature flags the official clients send (auth refresh, broker entry
+/// metadata) and, through a proxy, the logical broker to reach.
+pub fn connect(
+    auth_method: Option<&str>,
+    auth_data: Option<Bytes>,
+    proxy_to_broker_url: Option<String>,
+) -> BaseCommand {
+    let mut c = base(Type::Connect);
+    c.connect = Some(proto::CommandConnect {
+        client_version: client_version(),
+        auth_method_name: auth_method.map(str::to_owned),
+        auth_data,
+        protocol_version: Some(PROTOCOL_VERSION),
+        proxy_to_broker_url,
+        feature_flags: Some(FeatureFlags {
+            supports_auth_refresh: Some(true),
+            supports_broker_entry_metadata: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    c
+}
+
+/// AUTH_RESPONSE with fresh credentials.
+pub fn auth_response(auth_method: &str, auth_data: Bytes) -> BaseCommand {
+    let mut c = base(Type::AuthResponse);
+    c.auth_response = Some(proto::CommandAuthResponse {
+        client_version: Some(client_version()),
+        response: Some(proto::AuthData {
+            auth_method_name: Some(auth_method.to_owned()),
+            auth_data: Some(auth_data),
+        }),
+        protocol_version: Some(PROTOCOL_VERSION),
+    });
+    c
+}
+
+/// PING.
+pub fn ping() -> BaseCommand {
+    let mut c = base(Type::Ping);
+    c.ping = Some(proto::CommandPing {});
+    c
+}
+
+/// PONG.
+pub fn pong() -> BaseCommand {
+    let mut c = base(Type::Pong);
+    c.pong = Some(proto::CommandPong {});
+    c
+}
+
+/// LOOKUP.
+pub fn lookup(topic: &str, request_id: u64, authoritative: bool) -> BaseCommand {
+    let mut c = base(Type::Lookup);
+    c.lookup_topic = Some(proto::CommandLookupTopic {
+        topic: topic.to_owned(),
+        request_id,
+        authoritative: Some(authoritative),
+        ..Default::default()
+    });
+    c
+}
+
+/// PARTITIONED_METADATA.
+pub fn partitioned_metadata(topic: &str, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::PartitionedMetadata);
+    c.partition_metadata = Some(proto::CommandPartitionedTopicMetadata {
+        topic: topic.to_owned(),
+        request_id,
+        ..Default::default()
+    });
+    c
+}
+
+/// The fields of a PRODUCER command.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerArgs {
+    /// Full topic name (one partition).
+    pub topic: String,
+    /// Client-chosen producer id.
+    pub producer_id: u64,
+    /// Producer name: the user's, or the broker's from an earlier PRODUCER_SUCCESS.
+    pub producer_name: Option<String>,
+    /// Whether the name was given by the user.
+    pub user_provided_name: bool,
+    /// Reconnect epoch, 0 on the first attempt.
+    pub epoch: u64,
+    /// Producer properties.
+    pub properties: Vec<(String, String)>,
+    /// Access mode number (Shared 0, Exclusive 1, WaitForExclusive 2, ExclusiveWithFencing 3).
+    pub access_mode: i32,
+    /// The topic epoch returned by an earlier PRODUCER_SUCCESS.
+    pub topic_epoch: Option<u64>,
+}
+
+/// PRODUCER.
+pub fn producer(args: &ProducerArgs, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::Producer);
+    c.producer = Some(proto::CommandProducer {
+        topic: args.topic.clone(),
+        producer_id: args.producer_id,
+        request_id,
+        producer_name: args.producer_name.clone(),
+        user_provided_producer_name: Some(args.user_provided_name),
+        epoch: Some(args.epoch),
+        metadata: key_values(&args.properties),
+        producer_access_mode: Some(args.access_mode),
+        topic_epoch: args.topic_epoch,
+        ..Default::default()
+    });
+    c
+}
+
+/// The fields of a SUBSCRIBE command.
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeArgs {
+    /// Full topic name (one partition).
+    pub topic: String,
+    /// Subscription name.
+    pub subscription: String,
+    /// Subscription type number (Exclusive 0, Shared 1, Failover 2, Key_Shared 3).
+    pub sub_type: i32,
+    /// Client-chosen consumer id.
+    pub consumer_id: u64,
+    /// Consumer name.
+    pub consumer_name: Option<String>,
+    /// Priority level (Shared: lower is served first).
+    pub priority_level: Option<i32>,
+    /// Durable (false for readers).
+    pub durable: bool,
+    /// Start id, for non-durable subscriptions only.
+    pub start_message_id: Option<MessageIdData>,
+    /// Initial position number (Latest 0, Earliest 1).
+    pub initial_position: i32,
+    /// Consumer properties.
+    pub properties: Vec<(String, String)>,
+    /// Read the compacted view of the topic.
+    pub read_compacted: bool,
+    /// Replicate the subscription state to other clusters.
+    pub replicate_subscription_state: bool,
+}
+
+/// SUBSCRIBE.
+pub fn subscribe(args: &SubscribeArgs, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::Subscribe);
+    c.subscribe = Some(proto::CommandSubscribe {
+        topic: args.topic.clone(),
+        subscription: args.subscription.clone(),
+        sub_type: args.sub_type,
+        consumer_id: args.consumer_id,
+        request_id,
+        consumer_name: args.consumer_name.clone(),
+        priority_level: args.priority_level,
+        durable: Some(args.durable),
+        start_message_id: args.start_message_id.clone(),
+        metadata: key_values(&args.properties),
+        read_compacted: Some(args.read_compacted),
+        initial_position: Some(args.initial_position),
+        replicate_subscription_state: Some(args.replicate_subscription_state),
+        force_topic_creation: Some(true),
+        ..Default::default()
+    });
+    c
+}
+
+/// FLOW: `permits` more messages may be pushed.
+pub fn flow(consumer_id: u64, permits: u32) -> BaseCommand {
+    let mut c = base(Type::Flow);
+    c.flow = Some(proto::CommandFlow {
+        consumer_id,
+        message_permits: permits,
+    });
+    c
+}
+
+/// ACK, individual or cumulative, of the given ids.
+pub fn ack(
+    consumer_id: u64,
+    ids: Vec<MessageIdData>,
+    cumulative: bool,
+    request_id: Option<u64>,
+) -> BaseCommand {
+    let mut c = base(Type::Ack);
+    c.ack = Some(proto::CommandAck {
+        consumer_id,
+        ack_type: if cumulative {
+            AckType::Cumulative as i32
+        } else {
+            AckType::Individual as i32
+        },
+        message_id: ids,
+        request_id,
+        ..Default::default()
+    });
+    c
+}
+
+/// REDELIVER_UNACKNOWLEDGED_MESSAGES: the given entries, or everything unacked when empty.
+pub fn redeliver(consumer_id: u64, ids: Vec<MessageIdData>) -> BaseCommand {
+    let mut c = base(Type::RedeliverUnacknowledgedMessages);
+    c.redeliver_unacknowledged_messages = Some(proto::CommandRedeliverUnacknowledgedMessages {
+        consumer_id,
+        message_ids: ids,
+        ..Default::default()
+    });
+    c
+}
+
+/// UNSUBSCRIBE.
+pub fn unsubscribe(consumer_id: u64, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::Unsubscribe);
+    c.unsubscribe = Some(proto::CommandUnsubscribe {
+        consumer_id,
+        request_id,
+        force: None,
+    });
+    c
+}
+
+/// CLOSE_PRODUCER.
+pub fn close_producer(producer_id: u64, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::CloseProducer);
+    c.close_producer = Some(proto::CommandCloseProducer {
+        producer_id,
+        request_id,
+        ..Default::default()
+    });
+    c
+}
+
+/// CLOSE_CONSUMER.
+pub fn close_consumer(consumer_id: u64, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::CloseConsumer);
+    c.close_consumer = Some(proto::CommandCloseConsumer {
+        consumer_id,
+        request_id,
+        ..Default::default()
+    });
+    c
+}
+
+/// SEND (the command part; the metadata and payload go in the payload section).
+pub fn send(producer_id: u64, sequence_id: u64, num_messages: Option<i32>) -> BaseCommand {
+    let mut c = base(Type::Send);
+    c.send = Some(proto::CommandSend {
+        producer_id,
+        sequence_id,
+        num_messages,
+        ..Default::default()
+    });
+    c
+}
+
+/// GET_LAST_MESSAGE_ID.
+pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::GetLastMessageId);
+    c.get_last_message_id = Some(proto::CommandGetLastMessageId {
+        consumer_id,
+        request_id,
+    });
+    c
+}
+
+/// Converts string pairs into protobuf key-values.
+pub fn key_values(pairs: &[(String, String)]) -> Vec<KeyValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
