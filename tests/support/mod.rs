@@ -1,0 +1,595 @@
+//! Test support shared by the integration test binaries (each `tests/*.rs` does `mod support;`).
+//!
+//! [`broker()`] is the broker of the whole test binary: with `PULSAR_URL` set it is that broker
+//! (nothing is started); otherwise a local pulsar-lite started once on a free loopback port with
+//! a fresh database in a temporary directory, and stopped when the test binary ends.
+//! [`Broker::start_local`] starts a private pulsar-lite for tests that kill and restart it.
+//!
+//! The binary is `PULSAR_LITE_BIN`, or the one `scripts/setup-broker.sh` installs in `.venv/`.
+//! When it is missing the tests fail with a message saying how to get it; they never skip.
+//!
+//! # Cleanup
+//!
+//! Test binaries do not run destructors of statics, so a local broker is stopped two ways:
+//!
+//! - on a normal exit of the test binary (Linux), an exit hook in `.fini_array` kills the
+//!   broker, waits for it and removes its temporary directory before the process is gone;
+//! - in every other case (a crash, a signal, `kill -9` of the test binary) a watchdog `sh`
+//!   process, started with the broker, reads a pipe whose only writer is the test process. The
+//!   kernel closes that pipe when the test process dies, however it dies; the watchdog then kills
+//!   the broker whose pid is in `broker.pid` and removes the temporary directory.
+//!
+//! # What pulsar-lite does not do
+//!
+//! pulsar-lite 0.2.0 is a small independent broker, not Apache Pulsar. Tests of the following
+//! must use a scripted peer (a fake broker speaking frames over a socket) or a real Apache Pulsar
+//! through `PULSAR_URL`:
+//!
+//! - no TLS (it reads a TLS ClientHello as a frame);
+//! - tokens are accepted but never checked (no authentication failures, no auth challenge);
+//! - no deduplication: `last_sequence_id` in PRODUCER_SUCCESS is always -1;
+//! - no delayed delivery: `deliver_at_time` messages are delivered at once;
+//! - no regex topic lookup: GET_TOPICS_OF_NAMESPACE is never answered;
+//! - no schema registry: GET_SCHEMA is never answered;
+//! - producer access modes (Exclusive, WaitForExclusive, ExclusiveWithFencing) are ignored;
+//! - transactions are never answered;
+//! - most errors are answered by closing the TCP connection, not by a CommandError (a second
+//!   Exclusive consumer, an oversize message, seek to earliest, GetLastMessageId on a
+//!   non-persistent topic), which drops every other producer and consumer of that connection;
+//! - commands it does not implement are never answered at all: the client waits for its
+//!   operation timeout;
+//! - seek moves the cursor, but a live consumer sees it only after it resubscribes;
+//! - GetLastMessageId on an empty topic is an error;
+//! - MESSAGE frames come without the `0x0e01` magic and checksum;
+//! - Exclusive and Failover subscriptions on persistent topics may deliver one entry many times
+//!   while a producer sends unbatched messages: count distinct message ids, or use Shared;
+//! - subscribing to `t-partition-0` of a partitioned topic creates nested partitions;
+//! - CONNECTED says protocol 20 and carries no `max_message_size` and no feature flags.
+#![allow(dead_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a broker may take to accept connections after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(50);
+/// What to do when the binary is missing.
+const HOW_TO_GET_IT: &str =
+    "run scripts/setup-broker.sh (or set PULSAR_URL to a running Apache Pulsar)";
+
+/// The pulsar-lite config: metrics off (otherwise it binds 0.0.0.0:8080), no default partitions.
+const BROKER_TOML: &str = "\
+default_partitions = 0
+max_message_size_bytes = 5242880
+keep_alive_interval_secs = 30
+[metrics]
+enabled = false
+";
+
+/// The watchdog: `sh -c WATCHDOG sh DIR`. Its stdin is a pipe held only by the test process, so
+/// `read` sees end of file as soon as the test process is gone. It then kills the broker named in
+/// `DIR/broker.pid` (if that pid still runs pulsar-lite) and removes `DIR`.
+const WATCHDOG: &str = r#"
+trap '' INT HUP
+while read -r _; do :; done
+pid=$(cat "$1/broker.pid" 2>/dev/null)
+if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && ! grep -aq pulsar-lite "/proc/$pid/cmdline"; then
+    pid=
+fi
+if [ -n "$pid" ]; then
+    kill -9 "$pid" 2>/dev/null
+    i=0
+    # Gone, or a zombie nobody has reaped yet (it holds no files any more).
+    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do
+        state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+        [ "$state" = Z ] && break
+        sleep 0.1; i=$((i + 1))
+    done
+fi
+rm -rf "$1"
+"#;
+
+static SHARED: OnceLock<Result<Broker, String>> = OnceLock::new();
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The broker of this test binary: `PULSAR_URL` when set, else a local pulsar-lite started on
+/// first use and stopped when the test binary ends.
+///
+/// Tests share it and run in parallel: do not kill or restart it; use
+/// [`Broker::start_local`] for that.
+pub fn broker() -> &'static Broker {
+    let shared = SHARED.get_or_init(|| match external_url() {
+        Some(url) => Ok(Broker::external(url)),
+        None => std::panic::catch_unwind(Broker::start_local).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the local broker failed to start".to_string())
+        }),
+    });
+    match shared {
+        Ok(broker) => broker,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// A topic name no other test (or earlier run) uses:
+/// `persistent://public/default/<prefix>-<pid>-<counter>-<nanos>`.
+pub fn unique_topic(prefix: &str) -> String {
+    format!("persistent://public/default/{}", unique_name(prefix))
+}
+
+/// `<prefix>-<pid>-<counter>-<nanos>`: a name unique across tests, test binaries and runs.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `PULSAR_URL`, when set and not empty.
+pub fn external_url() -> Option<String> {
+    std::env::var("PULSAR_URL")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A broker the tests talk to: an external one (`PULSAR_URL`) or a local pulsar-lite.
+#[derive(Debug)]
+pub struct Broker {
+    url: String,
+    addr: String,
+    local: Option<Local>,
+}
+
+/// A pulsar-lite process, its files and its watchdog.
+#[derive(Debug)]
+struct Local {
+    bin: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    config: PathBuf,
+    db: PathBuf,
+    log: PathBuf,
+    pid_file: PathBuf,
+    child: Mutex<Option<Child>>,
+    watchdog: Mutex<Option<Child>>,
+}
+
+impl Broker {
+    fn external(url: String) -> Broker {
+        let addr = addr_of_url(&url);
+        Broker {
+            url,
+            addr,
+            local: None,
+        }
+    }
+
+    /// Starts a new private pulsar-lite (whatever `PULSAR_URL` says) on a free loopback port
+    /// with a fresh database, and waits until it accepts connections. Dropping it kills it and
+    /// removes its files. Panics, with the log tail, if it does not come up within 30 s.
+    pub fn start_local() -> Broker {
+        let bin = find_binary();
+        let dir = std::env::temp_dir().join(format!("pulsar-wire-test-{}", unique_name("broker")));
+        if let Err(e) = fs::create_dir(&dir) {
+            panic!("cannot create the broker directory {}: {e}", dir.display());
+        }
+        let config = dir.join("broker.toml");
+        if let Err(e) = fs::write(&config, BROKER_TOML) {
+            panic!("cannot write {}: {e}", config.display());
+        }
+        let watchdog = match Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                panic!("cannot start the broker watchdog (sh): {e}");
+            }
+        };
+        let local = Local {
+            bin,
+            port: 0,
+            config,
+            db: dir.join("db"),
+            log: dir.join("broker.log"),
+            pid_file: dir.join("broker.pid"),
+            dir,
+            child: Mutex::new(None),
+            watchdog: Mutex::new(Some(watchdog)),
+        };
+        let mut broker = Broker {
+            url: String::new(),
+            addr: String::new(),
+            local: Some(local),
+        };
+        // Another process may take the free port between the probe and the broker's bind: then
+        // the broker exits with "Address already in use" and a new port is tried.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port();
+            if let Some(local) = broker.local.as_mut() {
+                local.port = port;
+            }
+            broker.addr = format!("127.0.0.1:{port}");
+            broker.url = format!("pulsar://127.0.0.1:{port}");
+            match broker.local().launch() {
+                Ok(()) => return broker,
+                Err(Failure::AddrInUse) if attempts < 5 => continue,
+                Err(failure) => {
+                    let message = broker.local().failure_message("start", failure);
+                    drop(broker);
+                    panic!("{message}");
+                }
+            }
+        }
+    }
+
+    /// The service URL: `pulsar://host:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `host:port`, for `TcpStream::connect`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The first socket address `addr()` resolves to.
+    pub fn socket_addr(&self) -> SocketAddr {
+        match self.addr.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(a)) => a,
+            Ok(None) => panic!("{} resolves to no address", self.addr),
+            Err(e) => panic!("cannot resolve {}: {e}", self.addr),
+        }
+    }
+
+    /// Whether this is a local pulsar-lite (false with `PULSAR_URL`).
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// The local broker's port.
+    pub fn port(&self) -> Option<u16> {
+        self.local.as_ref().map(|l| l.port)
+    }
+
+    /// The local broker's log file (stdout and stderr of every run, appended).
+    pub fn log_path(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.log.as_path())
+    }
+
+    /// The `--db-path` prefix of the local broker (`<prefix>.rocksdb/`, `<prefix>.metadata.json`).
+    pub fn db_path(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.db.as_path())
+    }
+
+    /// The local broker's config file.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.config.as_path())
+    }
+
+    /// The local broker's temporary directory (removed when it stops).
+    pub fn dir(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.dir.as_path())
+    }
+
+    /// The last `lines` lines of the local broker's log ("" for an external broker).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.local
+            .as_ref()
+            .map(|l| tail(&l.log, lines))
+            .unwrap_or_default()
+    }
+
+    /// Whether the local broker process is running (always true for an external broker).
+    pub fn is_running(&self) -> bool {
+        match &self.local {
+            None => true,
+            Some(l) => match lock(&l.child).as_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(None)),
+                None => false,
+            },
+        }
+    }
+
+    /// Kills the local broker with SIGKILL (like `kill -9`) and waits until it is gone. Its
+    /// database and port stay for [`Broker::restart`]. Panics for an external broker.
+    pub fn kill(&self) {
+        self.local().kill();
+    }
+
+    /// Starts the local broker again on the same port with the same database (killing it
+    /// first if it runs) and waits until it accepts connections. Panics for an external broker,
+    /// or with the log tail if it does not come up within 30 s.
+    pub fn restart(&self) {
+        let local = self.local();
+        local.kill();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match local.launch() {
+                Ok(()) => return,
+                // The port can stay busy for a moment after the kill: try again.
+                Err(Failure::AddrInUse) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(failure) => panic!("{}", local.failure_message("restart", failure)),
+            }
+        }
+    }
+
+    fn local(&self) -> &Local {
+        match &self.local {
+            Some(local) => local,
+            None => panic!(
+                "this test needs a local pulsar-lite to kill or restart, but the broker is \
+                 PULSAR_URL={}; use Broker::start_local()",
+                self.url
+            ),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(local) = &self.local {
+            local.shutdown();
+        }
+    }
+}
+
+/// Why a broker did not come up.
+#[derive(Debug)]
+enum Failure {
+    AddrInUse,
+    Exited(String),
+    Timeout,
+    Spawn(String),
+}
+
+impl Local {
+    /// Spawns the broker and waits until it is ready.
+    fn launch(&self) -> Result<(), Failure> {
+        let log_start = fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| Failure::Spawn(format!("cannot open {}: {e}", self.log.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| Failure::Spawn(format!("cannot clone the log handle: {e}")))?;
+        let addr = format!("127.0.0.1:{}", self.port);
+        let child = Command::new(&self.bin)
+            .arg("--addr")
+            .arg(&addr)
+            .arg("--db-path")
+            .arg(&self.db)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log-level")
+            .arg("info")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| Failure::Spawn(format!("cannot run {}: {e}", self.bin.display())))?;
+        let pid = child.id();
+        *lock(&self.child) = Some(child);
+        self.write_pid(Some(pid));
+
+        let socket: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.exit_status() {
+                self.write_pid(None);
+                let log = read_from(&self.log, log_start);
+                return Err(
+                    if log.contains("AddrInUse") || log.contains("already in use") {
+                        Failure::AddrInUse
+                    } else {
+                        Failure::Exited(status)
+                    },
+                );
+            }
+            // Ready: our process still runs, says it listens, and the port accepts. (The log
+            // line guards against a foreign listener that took the port before our bind.)
+            if read_from(&self.log, log_start).contains("listening on")
+                && TcpStream::connect_timeout(&socket, Duration::from_secs(1)).is_ok()
+                && self.exit_status().is_none()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(Failure::Timeout);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The exit status if the broker process has exited.
+    fn exit_status(&self) -> Option<String> {
+        match lock(&self.child).as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => Some(status.to_string()),
+            Some(Ok(None)) => None,
+            Some(Err(e)) => Some(format!("unknown ({e})")),
+            None => Some("not started".to_string()),
+        }
+    }
+
+    fn kill(&self) {
+        if let Some(mut child) = lock(&self.child).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.write_pid(None);
+    }
+
+    /// Records the broker pid for the watchdog (written whole, then renamed into place).
+    fn write_pid(&self, pid: Option<u32>) {
+        let tmp = self.dir.join("broker.pid.tmp");
+        let text = pid.map(|p| p.to_string()).unwrap_or_default();
+        let written = File::create(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .and_then(|()| fs::rename(&tmp, &self.pid_file));
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", self.pid_file.display());
+        }
+    }
+
+    fn failure_message(&self, what: &str, failure: Failure) -> String {
+        let why = match failure {
+            Failure::AddrInUse => format!("port {} stayed in use", self.port),
+            Failure::Exited(status) => format!("it exited with {status}"),
+            Failure::Timeout => format!(
+                "it did not accept connections on 127.0.0.1:{} within {}s",
+                self.port,
+                START_TIMEOUT.as_secs()
+            ),
+            Failure::Spawn(e) => e,
+        };
+        format!(
+            "pulsar-lite ({}) failed to {what}: {why}\n--- log tail ({}) ---\n{}",
+            self.bin.display(),
+            self.log.display(),
+            tail(&self.log, 40)
+        )
+    }
+
+    /// Kills the broker, removes its directory and lets the watchdog go. Never blocks on a lock
+    /// and never panics: it also runs from the exit hook.
+    fn shutdown(&self) {
+        if let Ok(mut child) = self.child.try_lock() {
+            if let Some(mut child) = child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        } else {
+            // Someone holds the lock (a test thread cut short by the exit): leave the broker to
+            // the watchdog, which reads the pid file once the process is gone.
+            return;
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Ok(mut watchdog) = self.watchdog.try_lock() {
+            if let Some(mut watchdog) = watchdog.take() {
+                drop(watchdog.stdin.take());
+                let _ = watchdog.wait();
+            }
+        }
+    }
+}
+
+/// The exit hook: `.fini_array` entries run in `exit()`, after `main` returns, while the process
+/// and its children are still there, so the shared broker is gone before the test binary is.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static STOP_SHARED_BROKER_AT_EXIT: extern "C" fn() = stop_shared_broker_at_exit;
+
+#[cfg(target_os = "linux")]
+extern "C" fn stop_shared_broker_at_exit() {
+    if let Some(Ok(broker)) = SHARED.get() {
+        if let Some(local) = &broker.local {
+            local.shutdown();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `PULSAR_LITE_BIN`, or the binary `scripts/setup-broker.sh` installs in `.venv/`.
+fn find_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PULSAR_LITE_BIN").filter(|s| !s.is_empty()) {
+        let bin = PathBuf::from(bin);
+        if bin.is_file() {
+            return bin;
+        }
+        panic!(
+            "PULSAR_LITE_BIN={} does not exist: {HOW_TO_GET_IT}",
+            bin.display()
+        );
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv")
+        .join("lib");
+    let mut found: Vec<PathBuf> = fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| {
+            e.path()
+                .join("site-packages")
+                .join("pulsar_lite")
+                .join("bin")
+                .join("pulsar-lite")
+        })
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some(bin) => bin,
+        None => panic!(
+            "the pulsar-lite broker binary is missing (not in .venv/lib/python3*/site-packages/\
+             pulsar_lite/bin/ and PULSAR_LITE_BIN is not set): {HOW_TO_GET_IT}"
+        ),
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => panic!("cannot find a free loopback port: {e}"),
+    }
+}
+
+/// `host:port` of a `pulsar://host:port[/...]` URL (the first host of a multi-host URL).
+fn addr_of_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let hostport = rest.split(['/', ',']).next().unwrap_or(rest);
+    if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:6650")
+    }
+}
+
+/// The file's text from byte `offset` on ("" if unreadable).
+fn read_from(path: &Path, offset: u64) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    let start = usize::try_from(offset).unwrap_or(0).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// The last `lines` lines of a file.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = read_from(path, 0);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
