@@ -138,10 +138,317 @@ impl Iterator for BatchIter {
         if self.done {
             return (0, Some(0));
         }
-        // Every entry takes at least 4 + 2 bytes (size field, payload_size field), so the count
-        // is also bounded by the bytes (plus one for a trailing error).
-        let by_bytes = self.data.len() / 6 + 1;
+        // Every entry takes at least its 4-byte size field (an empty metadata is valid: payload
+        // size 0), so the count is also bounded by the bytes (plus one for a trailing error).
+        let by_bytes = self.data.len() / 4 + 1;
         let left = (self.expected - self.index) as usize + 1;
         (0, Some(left.min(by_bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::proto::KeyValue;
+
+    const MAX: usize = 64 * 1024;
+
+    /// Three entries, written out by hand. A protobuf key is (field << 3 | wire type).
+    const BATCH: &[u8] = &[
+        0, 0, 0, 10, // metadata size of entry 0
+        0x0a, 6, // field 1 (properties), 6 bytes: a KeyValue
+        0x0a, 1, b'a', // field 1 (key): "a"
+        0x12, 1, b'b', // field 2 (value): "b"
+        0x18, 3, // field 3 (payload_size): 3
+        b'o', b'n', b'e', // payload of entry 0
+        0, 0, 0, 4, // metadata size of entry 1
+        0x18, 3, // field 3 (payload_size): 3
+        0x40, 7, // field 8 (sequence_id): 7
+        b't', b'w', b'o', // payload of entry 1
+        0, 0, 0, 2, // metadata size of entry 2
+        0x18, 0, // payload_size 0: required, so written even when 0
+    ];
+
+    fn golden_entries() -> Vec<(SingleMessageMetadata, &'static [u8])> {
+        vec![
+            (
+                SingleMessageMetadata {
+                    properties: vec![KeyValue {
+                        key: "a".into(),
+                        value: "b".into(),
+                    }],
+                    payload_size: 3,
+                    ..Default::default()
+                },
+                b"one",
+            ),
+            (
+                SingleMessageMetadata {
+                    payload_size: 3,
+                    sequence_id: Some(7),
+                    ..Default::default()
+                },
+                b"two",
+            ),
+            (SingleMessageMetadata::default(), b""),
+        ]
+    }
+
+    fn parse(data: &[u8], n: u32) -> Vec<Result<BatchEntry, FrameError>> {
+        parse_batch(Bytes::copy_from_slice(data), n, MAX).collect()
+    }
+
+    #[test]
+    fn golden_batch_encodes_and_parses() {
+        let mut dst = BytesMut::new();
+        for (mut metadata, payload) in golden_entries() {
+            // payload_size is set by encode_entry whatever it was.
+            metadata.payload_size = 99;
+            let before = dst.len();
+            encode_entry(&mut metadata, payload, &mut dst);
+            assert_eq!(metadata.payload_size as usize, payload.len());
+            assert_eq!(dst.len() - before, entry_len(&metadata, payload.len()));
+        }
+        assert_eq!(&dst[..], BATCH);
+
+        let parsed = parse(BATCH, 3);
+        let expected: Vec<Result<BatchEntry, FrameError>> = golden_entries()
+            .into_iter()
+            .map(|(metadata, payload)| {
+                Ok(BatchEntry {
+                    metadata,
+                    payload: Bytes::from_static(payload),
+                })
+            })
+            .collect();
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn entry_len_does_not_depend_on_the_metadata_payload_size() {
+        let metadata = SingleMessageMetadata {
+            payload_size: 1,
+            ..Default::default()
+        };
+        // payload_size 300 needs a 2-byte varint: 4 + (1 + 2) + 300.
+        assert_eq!(entry_len(&metadata, 300), 307);
+        assert_eq!(entry_len(&metadata, 0), 6);
+    }
+
+    #[test]
+    fn payloads_are_slices_of_the_batch() {
+        let data = Bytes::from_static(BATCH);
+        let entries: Vec<_> = parse_batch(data.clone(), 3, MAX).collect();
+        let Some(Ok(first)) = entries.first() else {
+            panic!("{entries:?}");
+        };
+        assert_eq!(first.payload.as_ptr(), data[14..].as_ptr());
+        let Some(Ok(second)) = entries.get(1) else {
+            panic!("{entries:?}");
+        };
+        assert_eq!(second.payload.as_ptr(), data[25..].as_ptr());
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        for n in [0usize, 1, 2, 17, 200] {
+            let mut dst = BytesMut::new();
+            let mut expected = Vec::new();
+            for i in 0..n {
+                let payload = vec![i as u8; i % 7];
+                let mut metadata = SingleMessageMetadata {
+                    partition_key: (i % 2 == 0).then(|| format!("key-{i}")),
+                    event_time: (i % 3 == 0).then_some(i as u64 * 1000),
+                    sequence_id: Some(i as u64),
+                    null_value: (i % 5 == 0).then_some(true),
+                    ordering_key: (i % 4 == 0).then(|| Bytes::from(vec![1, 2, 3])),
+                    properties: (0..i % 3)
+                        .map(|p| KeyValue {
+                            key: format!("k{p}"),
+                            value: "v".repeat(p),
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                encode_entry(&mut metadata, &payload, &mut dst);
+                expected.push(Ok(BatchEntry {
+                    metadata,
+                    payload: Bytes::from(payload),
+                }));
+            }
+            let parsed: Vec<_> = parse_batch(dst.freeze(), n as u32, MAX).collect();
+            assert_eq!(parsed, expected, "{n} entries");
+        }
+    }
+
+    #[test]
+    fn fewer_entries_than_announced() {
+        let parsed = parse(BATCH, 4);
+        assert_eq!(parsed.len(), 4);
+        assert!(parsed[..3].iter().all(Result::is_ok));
+        assert_eq!(
+            parsed[3],
+            Err(FrameError::BatchCountMismatch {
+                expected: 4,
+                found: 3
+            })
+        );
+        assert_eq!(
+            parse(&[], 2),
+            [Err(FrameError::BatchCountMismatch {
+                expected: 2,
+                found: 0
+            })]
+        );
+        // A huge count allocates nothing up front.
+        let parsed = parse(BATCH, u32::MAX);
+        assert_eq!(
+            parsed.last(),
+            Some(&Err(FrameError::BatchCountMismatch {
+                expected: u32::MAX,
+                found: 3
+            }))
+        );
+    }
+
+    #[test]
+    fn more_entries_than_announced() {
+        let parsed = parse(BATCH, 2);
+        assert_eq!(parsed.len(), 3);
+        assert!(parsed[..2].iter().all(Result::is_ok));
+        assert_eq!(
+            parsed[2],
+            Err(FrameError::BatchCountMismatch {
+                expected: 2,
+                found: 3
+            })
+        );
+        assert_eq!(
+            parse(BATCH, 0),
+            [Err(FrameError::BatchCountMismatch {
+                expected: 0,
+                found: 1
+            })]
+        );
+        assert_eq!(parse(&[], 0), []);
+    }
+
+    #[test]
+    fn truncated_entries() {
+        let truncated = |needed, available| {
+            Err(FrameError::Truncated {
+                section: Section::BatchEntry,
+                needed,
+                available,
+            })
+        };
+        // The size field is cut short.
+        assert_eq!(parse(&[0, 0, 0], 1), [truncated(4, 3)]);
+        // After a whole entry.
+        let mut data = BATCH[..14].to_vec();
+        data.extend_from_slice(b"one");
+        data.push(0);
+        let parsed = parse(&data, 2);
+        assert!(parsed[0].is_ok());
+        assert_eq!(parsed[1], truncated(4, 1));
+        // The metadata size points past the end.
+        assert_eq!(parse(&[0, 0, 0, 16, 0x18, 0], 1), [truncated(16, 2)]);
+        assert_eq!(
+            parse(&[0xff, 0xff, 0xff, 0xff], 1),
+            [truncated(u64::from(u32::MAX), 0)]
+        );
+        // The payload size points past the end.
+        assert_eq!(parse(&[0, 0, 0, 2, 0x18, 5, b'a'], 1), [truncated(5, 1)]);
+    }
+
+    #[test]
+    fn protobuf_errors() {
+        // A varint cut short.
+        let parsed = parse(&[0, 0, 0, 2, 0x18, 0x80], 1);
+        assert!(
+            matches!(
+                parsed.as_slice(),
+                [Err(FrameError::Protobuf {
+                    section: Section::BatchEntry,
+                    ..
+                })]
+            ),
+            "{parsed:?}"
+        );
+        // payload_size -1, as a 10-byte varint.
+        let mut data = vec![0, 0, 0, 11, 0x18];
+        data.extend_from_slice(&[0xff; 9]);
+        data.push(0x01);
+        assert_eq!(
+            parse(&data, 1),
+            [Err(FrameError::Protobuf {
+                section: Section::BatchEntry,
+                reason: "negative payload size -1".into()
+            })]
+        );
+    }
+
+    #[test]
+    fn too_complex_entry_metadata() {
+        // 30k empty properties (field 1, length 0).
+        let mut metadata = Vec::new();
+        for _ in 0..30_000 {
+            metadata.extend_from_slice(&[0x0a, 0x00]);
+        }
+        let mut data = (metadata.len() as u32).to_be_bytes().to_vec();
+        data.extend_from_slice(&metadata);
+        let parsed = parse(&data, 1);
+        assert!(
+            matches!(
+                parsed.as_slice(),
+                [Err(FrameError::TooComplex {
+                    section: Section::BatchEntry,
+                    budget: MAX,
+                    ..
+                })]
+            ),
+            "{parsed:?}"
+        );
+    }
+
+    #[test]
+    fn iteration_stops_after_an_error() {
+        let mut iter = parse_batch(Bytes::from_static(&[0, 0, 0]), 5, MAX);
+        assert!(matches!(iter.next(), Some(Err(_))));
+        assert_eq!(iter.size_hint(), (0, Some(0)));
+        assert!(iter.next().is_none());
+        assert!(iter.next().is_none());
+    }
+
+    #[test]
+    fn size_hint_bounds_the_items() {
+        // Empty entries (`[0, 0, 0, 0]`: metadata size 0, payload size 0 by default) are 4 bytes.
+        let empty = [0u8; 4 * 3];
+        assert_eq!(parse(&empty, 3).len(), 3);
+        for (data, n) in [
+            (&empty[..], 3),
+            (&empty[..], 4),
+            (&empty[..], 2),
+            (&empty[..], 100),
+            (BATCH, 3),
+            (BATCH, 5),
+            (BATCH, 1),
+            (&[][..], 0),
+            (&[][..], 1),
+        ] {
+            let mut iter = parse_batch(Bytes::copy_from_slice(data), n, MAX);
+            loop {
+                let (low, high) = iter.size_hint();
+                let left = iter.clone().count();
+                assert!(low <= left, "{n} entries announced in {data:?}");
+                assert!(
+                    high.is_some_and(|h| left <= h),
+                    "{left} items left but size_hint says {high:?} ({n} announced in {data:?})"
+                );
+                if iter.next().is_none() {
+                    break;
+                }
+            }
+        }
     }
 }
