@@ -164,7 +164,9 @@ impl std::error::Error for ServerError {}
 #[non_exhaustive]
 pub enum ConnectionError {
     /// The TCP connection could not be opened.
-    #[error("cannot connect to {addr}: {reason} (is the broker running and the service URL right?)")]
+    #[error(
+        "cannot connect to {addr}: {reason} (is the broker running and the service URL right?)"
+    )]
     Connect {
         /// The address tried.
         addr: String,
@@ -235,7 +237,9 @@ pub enum Error {
         error: ServerError,
     },
     /// No answer within the operation timeout.
-    #[error("{operation} timed out after {after:?} (raise the operation timeout, or check the broker)")]
+    #[error(
+        "{operation} timed out after {after:?} (raise the operation timeout, or check the broker)"
+    )]
     Timeout {
         /// What was being done.
         operation: &'static str,

@@ -15,3 +15,17 @@ pub mod error;
 pub mod protocol;
 
 pub use error::{ConnectionError, Error, Result, ServerError, ServerErrorCode};
+pub mod auth;
+pub mod client;
+mod connection;
+pub mod consumer;
+pub mod message;
+pub mod producer;
+pub mod url;
+
+pub use auth::{Authentication, TokenAuth};
+pub use client::{ClientBuilder, PulsarClient};
+pub use consumer::{Consumer, ConsumerBuilder, InitialPosition, SubscriptionType};
+pub use message::{Message, ProducerMessage};
+pub use producer::{AccessMode, Producer, ProducerBuilder, SendReceipt};
+pub use wire::MessageId;

@@ -69,6 +69,8 @@ pub enum ProducerEvent {
 }
 
 /// What a consumer is told by its connection.
+// Moved once into a channel; boxing the message would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsumerEvent {
     /// MESSAGE with its payload section.
@@ -97,6 +99,8 @@ pub enum ConsumerEvent {
 }
 
 /// What an inbound frame means for the driver.
+// Transient: built and consumed in one driver turn.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Inbound<T> {
     /// The handshake completed.
@@ -439,9 +443,9 @@ impl<T> ConnectionCore<T> {
             | Type::EndTxnOnSubscription
             | Type::TcClientConnectRequest
             | Type::WatchTopicList
-            | Type::WatchTopicListClose => {
-                Inbound::Ignored(format!("{kind:?} is a client command; a broker should not send it"))
-            }
+            | Type::WatchTopicListClose => Inbound::Ignored(format!(
+                "{kind:?} is a client command; a broker should not send it"
+            )),
         })
     }
 
@@ -469,7 +473,9 @@ impl<T> ConnectionCore<T> {
             Type::Error => {
                 let e = command.error.unwrap_or_default();
                 self.phase = Phase::Closed;
-                Err(ConnectionError::Handshake(ServerError::new(e.error, e.message)))
+                Err(ConnectionError::Handshake(ServerError::new(
+                    e.error, e.message,
+                )))
             }
             Type::Ping => {
                 self.queue(commands::pong());
@@ -540,7 +546,10 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
         Type::Success => (c.success.as_ref()?.request_id, None),
         Type::Error => {
             let e = c.error.as_ref()?;
-            (e.request_id, Some(ServerError::new(e.error, e.message.clone())))
+            (
+                e.request_id,
+                Some(ServerError::new(e.error, e.message.clone())),
+            )
         }
         Type::ProducerSuccess => (c.producer_success.as_ref()?.request_id, None),
         Type::LookupResponse => {
@@ -567,10 +576,13 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
                 },
             )
         }
-        Type::GetLastMessageIdResponse => (c.get_last_message_id_response.as_ref()?.request_id, None),
-        Type::GetTopicsOfNamespaceResponse => {
-            (c.get_topics_of_namespace_response.as_ref()?.request_id, None)
+        Type::GetLastMessageIdResponse => {
+            (c.get_last_message_id_response.as_ref()?.request_id, None)
         }
+        Type::GetTopicsOfNamespaceResponse => (
+            c.get_topics_of_namespace_response.as_ref()?.request_id,
+            None,
+        ),
         Type::GetSchemaResponse => {
             let r = c.get_schema_response.as_ref()?;
             (
@@ -607,16 +619,18 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
         Type::AddPartitionToTxnResponse => {
             (c.add_partition_to_txn_response.as_ref()?.request_id, None)
         }
-        Type::AddSubscriptionToTxnResponse => {
-            (c.add_subscription_to_txn_response.as_ref()?.request_id, None)
-        }
+        Type::AddSubscriptionToTxnResponse => (
+            c.add_subscription_to_txn_response.as_ref()?.request_id,
+            None,
+        ),
         Type::EndTxnResponse => (c.end_txn_response.as_ref()?.request_id, None),
         Type::EndTxnOnPartitionResponse => {
             (c.end_txn_on_partition_response.as_ref()?.request_id, None)
         }
-        Type::EndTxnOnSubscriptionResponse => {
-            (c.end_txn_on_subscription_response.as_ref()?.request_id, None)
-        }
+        Type::EndTxnOnSubscriptionResponse => (
+            c.end_txn_on_subscription_response.as_ref()?.request_id,
+            None,
+        ),
         Type::TcClientConnectResponse => (c.tc_client_connect_response.as_ref()?.request_id, None),
         _ => return None,
     })

@@ -1,8 +1,11 @@
 //! The sans-IO protocol core: connection state, command builders, topic names, key hashing and
 //! backoff. Nothing here does I/O or reads the clock; the driver tasks pass time in.
 
+pub mod acks;
 pub mod backoff;
 pub mod commands;
 pub mod connection;
+pub mod flow;
 pub mod hash;
+pub mod pending;
 pub mod topic;

@@ -91,12 +91,11 @@ impl BatchIter {
         budget::check(Section::BatchEntry, &metadata_bytes, self.max_frame_size)?;
         let metadata = SingleMessageMetadata::decode(metadata_bytes)
             .map_err(|e| FrameError::protobuf(Section::BatchEntry, e))?;
-        let payload_size = usize::try_from(metadata.payload_size).map_err(|_| {
-            FrameError::Protobuf {
+        let payload_size =
+            usize::try_from(metadata.payload_size).map_err(|_| FrameError::Protobuf {
                 section: Section::BatchEntry,
                 reason: format!("negative payload size {}", metadata.payload_size),
-            }
-        })?;
+            })?;
         if payload_size > self.data.len() {
             return Err(FrameError::truncated(
                 Section::BatchEntry,

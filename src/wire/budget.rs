@@ -82,7 +82,11 @@ fn walk(bytes: &[u8], depth: usize) -> Result<u64, u64> {
                     None
                 };
                 let cost = nested.unwrap_or_else(|| {
-                    let factor = if may_be_packed(field) { PACKED_FACTOR } else { 1 };
+                    let factor = if may_be_packed(field) {
+                        PACKED_FACTOR
+                    } else {
+                        1
+                    };
                     (inner.len() as u64).saturating_mul(factor)
                 });
                 total = total.saturating_add(cost);
@@ -136,7 +140,10 @@ mod tests {
         .into_iter()
         .max()
         .unwrap_or(0);
-        assert!(3 * largest as u64 <= PER_FIELD, "largest element {largest} bytes");
+        assert!(
+            3 * largest as u64 <= PER_FIELD,
+            "largest element {largest} bytes"
+        );
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub enum FrameError {
         available: usize,
     },
     /// The command size is larger than what the total size leaves for it.
-    #[error("command size {command_size} is larger than the {available} bytes the frame has for it")]
+    #[error(
+        "command size {command_size} is larger than the {available} bytes the frame has for it"
+    )]
     CommandSizeTooLarge {
         /// The command size field.
         command_size: u32,
@@ -112,7 +114,9 @@ pub enum FrameError {
         budget: usize,
     },
     /// A SEND or MESSAGE command came without the metadata and payload it must carry.
-    #[error("command type {command_type} must carry a payload but the frame ends after the command")]
+    #[error(
+        "command type {command_type} must carry a payload but the frame ends after the command"
+    )]
     MissingPayload {
         /// The command type number.
         command_type: i32,

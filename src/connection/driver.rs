@@ -1,0 +1,394 @@
+//! The task that owns one broker socket: it performs the handshake, then loops over the
+//! handles' commands, the socket's frames and the protocol core's timers, writing everything
+//! queued in one turn with a single write (write coalescing).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{Command, Connection, ConnectionConfig, PendingReply, Shared};
+use crate::error::{ConnectionError, Error};
+use crate::protocol::commands;
+use crate::protocol::connection::{ConnectionCore, ConsumerEvent, Inbound, ProducerEvent};
+use crate::url::BrokerAddress;
+use crate::wire::{self, proto::BaseCommand, DEFAULT_MAX_MESSAGE_SIZE};
+
+static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// How many handle commands one turn of the loop takes before it writes.
+const COMMANDS_PER_TURN: usize = 4096;
+/// The least free space the read buffer keeps before a read.
+const READ_CHUNK: usize = 64 * 1024;
+
+fn io_error(e: std::io::Error) -> ConnectionError {
+    ConnectionError::Io(e.to_string())
+}
+
+/// Opens a connection to `physical` for the broker `logical` (they differ through a proxy),
+/// performs the handshake within the connect timeout, and starts its task.
+pub(crate) async fn connect(
+    logical: &BrokerAddress,
+    physical: &BrokerAddress,
+    config: &ConnectionConfig,
+) -> Result<Connection, ConnectionError> {
+    if physical.tls {
+        return Err(ConnectionError::Connect {
+            addr: physical.to_string(),
+            reason: "pulsar+ssl:// (TLS) is not supported by this build yet".into(),
+        });
+    }
+    let addr = physical.host_port();
+    let attempt = async {
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| ConnectionError::Connect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let proxy_to = (logical != physical).then(|| logical.host_port());
+        handshake(stream, proxy_to, config).await
+    };
+    let (stream, rbuf, core) = tokio::time::timeout(config.connect_timeout, attempt)
+        .await
+        .map_err(|_| ConnectionError::ConnectTimeout {
+            addr: addr.clone(),
+            after: config.connect_timeout,
+        })??;
+
+    let max_message_size = core.max_message_size().unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+    let max_frame_size = wire::max_frame_size_for(max_message_size).max(config.max_frame_size);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed),
+        logical: logical.clone(),
+        physical: physical.clone(),
+        tx,
+        closed: AtomicBool::new(false),
+        max_message_size,
+        server_version: core.server_version().unwrap_or_default().to_owned(),
+    });
+    info!(
+        connection = shared.id,
+        broker = %logical,
+        via = %physical,
+        server_version = %shared.server_version,
+        protocol = core.protocol_version(),
+        "connected"
+    );
+    let driver = Driver {
+        shared: shared.clone(),
+        core,
+        rx,
+        rbuf,
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        producers: HashMap::new(),
+        consumers: HashMap::new(),
+        auth: config.auth.clone(),
+        max_frame_size,
+    };
+    tokio::spawn(driver.run(stream));
+    Ok(Connection { shared })
+}
+
+fn auth_data(
+    config_auth: &Option<Arc<dyn crate::auth::Authentication>>,
+) -> Result<(Option<&str>, Option<bytes::Bytes>), ConnectionError> {
+    match config_auth {
+        None => Ok((None, None)),
+        Some(a) => {
+            let data = a.auth_data().map_err(ConnectionError::Credentials)?;
+            Ok((Some(a.method_name()), Some(data)))
+        }
+    }
+}
+
+/// Sends CONNECT and reads until CONNECTED, answering AUTH_CHALLENGE and PING on the way.
+pub(crate) async fn handshake<S>(
+    mut stream: S,
+    proxy_to: Option<String>,
+    config: &ConnectionConfig,
+) -> Result<(S, BytesMut, ConnectionCore<PendingReply>), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (method, data) = auth_data(&config.auth)?;
+    let mut wbuf = BytesMut::new();
+    encode(
+        &commands::connect(method, data, proxy_to),
+        &mut wbuf,
+        config.max_frame_size,
+    )?;
+    stream.write_all(&wbuf).await.map_err(io_error)?;
+    wbuf.clear();
+    let mut core = ConnectionCore::new(std::time::Instant::now(), config.keepalive);
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        while let Some(frame) = wire::decode(&mut rbuf, config.max_frame_size)? {
+            match core.handle_frame(frame)? {
+                Inbound::Connected(_) => return Ok((stream, rbuf, core)),
+                Inbound::AuthChallenge(_) => {
+                    let (method, data) = auth_data(&config.auth)?;
+                    let cmd =
+                        commands::auth_response(method.unwrap_or("none"), data.unwrap_or_default());
+                    encode(&cmd, &mut wbuf, config.max_frame_size)?;
+                }
+                Inbound::Ignored(reason) => debug!(%reason, "ignored during handshake"),
+                _ => {}
+            }
+            while let Some(cmd) = core.poll_transmit() {
+                encode(&cmd, &mut wbuf, config.max_frame_size)?;
+            }
+            if !wbuf.is_empty() {
+                stream.write_all(&wbuf).await.map_err(io_error)?;
+                wbuf.clear();
+            }
+        }
+        reserve_for_read(&mut rbuf, config.max_frame_size)?;
+        let n = stream.read_buf(&mut rbuf).await.map_err(io_error)?;
+        if n == 0 {
+            return Err(ConnectionError::ClosedByBroker);
+        }
+    }
+}
+
+fn encode(
+    command: &BaseCommand,
+    dst: &mut BytesMut,
+    max_frame_size: usize,
+) -> Result<(), ConnectionError> {
+    wire::encode_command(command, dst, max_frame_size).map_err(ConnectionError::Frame)
+}
+
+/// Makes room for the next read without ever holding more than one max-size frame: when the
+/// buffered frame header announces a frame larger than the capacity, the buffer is grown to
+/// exactly that size (the size was already checked against the max frame size).
+fn reserve_for_read(rbuf: &mut BytesMut, max_frame_size: usize) -> Result<(), ConnectionError> {
+    let needed = match wire::check(rbuf, max_frame_size)? {
+        Some(_) => 0,
+        None if rbuf.len() >= 4 => {
+            let total = u32::from_be_bytes([rbuf[0], rbuf[1], rbuf[2], rbuf[3]]) as usize;
+            4 + total
+        }
+        None => 0,
+    };
+    let want = needed.max(rbuf.len() + READ_CHUNK.min(max_frame_size));
+    if rbuf.capacity() < want {
+        let mut bigger = BytesMut::with_capacity(want);
+        bigger.extend_from_slice(rbuf);
+        *rbuf = bigger;
+    }
+    Ok(())
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    core: ConnectionCore<PendingReply>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    producers: HashMap<u64, mpsc::UnboundedSender<ProducerEvent>>,
+    consumers: HashMap<u64, mpsc::UnboundedSender<ConsumerEvent>>,
+    auth: Option<Arc<dyn crate::auth::Authentication>>,
+    max_frame_size: usize,
+}
+
+impl Driver {
+    async fn run(mut self, stream: TcpStream) {
+        let (mut rd, mut wr) = stream.into_split();
+        let reason = self.run_loop(&mut rd, &mut wr).await;
+        let _ = wr.shutdown().await;
+        self.shutdown(reason);
+    }
+
+    async fn run_loop(
+        &mut self,
+        rd: &mut tokio::net::tcp::OwnedReadHalf,
+        wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    ) -> ConnectionError {
+        loop {
+            if let Err(e) = self.flush_transmit(wr).await {
+                return e;
+            }
+            let wake = self
+                .core
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if let Err(e) = reserve_for_read(&mut self.rbuf, self.max_frame_size) {
+                return e;
+            }
+            tokio::select! {
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { return ConnectionError::Closed };
+                    if let Err(e) = self.apply(cmd) { return e; }
+                    for _ in 0..COMMANDS_PER_TURN {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => if let Err(e) = self.apply(cmd) { return e; },
+                            Err(_) => break,
+                        }
+                    }
+                }
+                read = rd.read_buf(&mut self.rbuf) => {
+                    match read {
+                        Ok(0) => return ConnectionError::ClosedByBroker,
+                        Ok(_) => if let Err(e) = self.read_frames() { return e; },
+                        Err(e) => return io_error(e),
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    match self.core.handle_timeout(std::time::Instant::now()) {
+                        Ok(expired) => {
+                            for (reply, operation) in expired {
+                                let after = reply.timeout.unwrap_or_default();
+                                let _ = reply.tx.send(Err(Error::Timeout { operation, after }));
+                            }
+                        }
+                        Err(e) => return e,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush_transmit(
+        &mut self,
+        wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    ) -> Result<(), ConnectionError> {
+        while let Some(cmd) = self.core.poll_transmit() {
+            encode(&cmd, &mut self.wbuf, self.max_frame_size)?;
+        }
+        if !self.wbuf.is_empty() {
+            wr.write_all(&self.wbuf).await.map_err(io_error)?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<(), ConnectionError> {
+        match cmd {
+            Command::Request {
+                request_id,
+                operation,
+                command,
+                reply,
+                timeout,
+            } => {
+                if let Err(e) = wire::encode_command(&command, &mut self.wbuf, self.max_frame_size)
+                {
+                    let _ = reply.send(Err(Error::Connection(ConnectionError::Frame(e))));
+                    return Ok(());
+                }
+                let deadline = timeout.map(|t| std::time::Instant::now() + t);
+                let pending = PendingReply { tx: reply, timeout };
+                self.core
+                    .register_request(request_id, operation, pending, deadline);
+            }
+            Command::Send(command) => {
+                if let Err(e) = wire::encode_command(&command, &mut self.wbuf, self.max_frame_size)
+                {
+                    warn!(connection = self.shared.id, error = %e, "command not sent");
+                }
+            }
+            Command::Frame(bytes) => self.wbuf.extend_from_slice(&bytes),
+            Command::Producer(id, Some(tx)) => {
+                self.producers.insert(id, tx);
+            }
+            Command::Producer(id, None) => {
+                self.producers.remove(&id);
+            }
+            Command::Consumer(id, Some(tx)) => {
+                self.consumers.insert(id, tx);
+            }
+            Command::Consumer(id, None) => {
+                self.consumers.remove(&id);
+            }
+            Command::Close => return Err(ConnectionError::Closed),
+        }
+        Ok(())
+    }
+
+    fn read_frames(&mut self) -> Result<(), ConnectionError> {
+        while let Some(frame) = wire::decode(&mut self.rbuf, self.max_frame_size)? {
+            match self.core.handle_frame(frame)? {
+                Inbound::Reply {
+                    reply,
+                    operation,
+                    result,
+                } => {
+                    let _ = reply
+                        .tx
+                        .send(result.map_err(|error| Error::Server { operation, error }));
+                }
+                Inbound::Producer(id, event) => match self.producers.get(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(event);
+                    }
+                    None => debug!(
+                        connection = self.shared.id,
+                        producer = id,
+                        ?event,
+                        "event for an unknown producer"
+                    ),
+                },
+                Inbound::Consumer(id, event) => match self.consumers.get(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(event);
+                    }
+                    None => warn!(
+                        connection = self.shared.id,
+                        consumer = id,
+                        "event for an unknown consumer dropped"
+                    ),
+                },
+                Inbound::AuthChallenge(_) => {
+                    let (method, data) = auth_data(&self.auth)?;
+                    self.core.queue(commands::auth_response(
+                        method.unwrap_or("none"),
+                        data.unwrap_or_default(),
+                    ));
+                    debug!(
+                        connection = self.shared.id,
+                        "answered an auth challenge with fresh credentials"
+                    );
+                }
+                Inbound::Ignored(reason) => {
+                    warn!(connection = self.shared.id, %reason, "inbound command ignored")
+                }
+                Inbound::Connected(_) | Inbound::Nothing => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn shutdown(mut self, reason: ConnectionError) {
+        self.shared.closed.store(true, Ordering::Release);
+        match &reason {
+            ConnectionError::Closed => debug!(connection = self.shared.id, "connection closed"),
+            other => warn!(connection = self.shared.id, reason = %other, "connection lost"),
+        }
+        for (reply, _) in self.core.close() {
+            let _ = reply.tx.send(Err(Error::Connection(reason.clone())));
+        }
+        for (_, tx) in self.producers.drain() {
+            let _ = tx.send(ProducerEvent::ConnectionClosed(reason.clone()));
+        }
+        for (_, tx) in self.consumers.drain() {
+            let _ = tx.send(ConsumerEvent::ConnectionClosed(reason.clone()));
+        }
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Command::Request { reply, .. } = cmd {
+                let _ = reply.send(Err(Error::Connection(reason.clone())));
+            }
+        }
+    }
+}

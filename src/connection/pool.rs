@@ -1,0 +1,96 @@
+//! The pool: one connection per (logical broker, physical address), shared by every producer,
+//! consumer and lookup of a client. A closed connection is evicted and replaced on next use;
+//! concurrent users of a new address wait for one connection attempt instead of racing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use super::driver;
+use super::{Connection, ConnectionConfig};
+use crate::error::ConnectionError;
+use crate::url::BrokerAddress;
+
+type Key = (BrokerAddress, BrokerAddress);
+
+/// Connections of one client, keyed by logical and physical broker address.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    config: ConnectionConfig,
+    connections: Mutex<HashMap<Key, Arc<OnceCell<Connection>>>>,
+}
+
+impl Pool {
+    pub fn new(config: ConnectionConfig) -> Self {
+        Pool {
+            config,
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live connection to `logical` through `physical`, opened if needed.
+    pub async fn get(
+        &self,
+        logical: &BrokerAddress,
+        physical: &BrokerAddress,
+    ) -> Result<Connection, ConnectionError> {
+        let key = (logical.clone(), physical.clone());
+        loop {
+            let cell = {
+                let mut map = self
+                    .connections
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                map.entry(key.clone()).or_default().clone()
+            };
+            let result = cell
+                .get_or_try_init(|| driver::connect(logical, physical, &self.config))
+                .await;
+            match result {
+                Ok(conn) if !conn.is_closed() => return Ok(conn.clone()),
+                Ok(_) => self.evict(&key, &cell),
+                Err(e) => {
+                    self.evict(&key, &cell);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn evict(&self, key: &Key, cell: &Arc<OnceCell<Connection>>) {
+        let mut map = self
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.get(key).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            map.remove(key);
+        }
+    }
+
+    /// Live connections (for tests and stats).
+    pub fn live_connections(&self) -> usize {
+        let map = self
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.values()
+            .filter(|c| c.get().is_some_and(|c| !c.is_closed()))
+            .count()
+    }
+
+    /// Closes every connection.
+    pub fn close_all(&self) {
+        let map = std::mem::take(
+            &mut *self
+                .connections
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for cell in map.values() {
+            if let Some(conn) = cell.get() {
+                conn.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! [`ConsumerBuilder`]: subscription options, then [`ConsumerBuilder::subscribe`].
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::partition::{self, ChildConfig};
+use super::Consumer;
+use crate::client::PulsarClient;
+use crate::error::{Error, Result};
+use crate::protocol::topic::TopicName;
+
+/// Subscription types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriptionType {
+    /// One consumer at a time (the default).
+    #[default]
+    Exclusive,
+    /// Messages spread over all consumers, round robin.
+    Shared,
+    /// One active consumer, the others take over if it goes.
+    Failover,
+    /// Messages spread by key: one key always goes to the same consumer, in order.
+    KeyShared,
+}
+
+impl SubscriptionType {
+    pub(crate) fn as_i32(self) -> i32 {
+        match self {
+            SubscriptionType::Exclusive => 0,
+            SubscriptionType::Shared => 1,
+            SubscriptionType::Failover => 2,
+            SubscriptionType::KeyShared => 3,
+        }
+    }
+
+    /// Whether redelivery requests name message ids (Shared, Key_Shared) rather than asking for
+    /// everything unacknowledged (Exclusive, Failover).
+    pub(crate) fn redelivers_by_id(self) -> bool {
+        matches!(self, SubscriptionType::Shared | SubscriptionType::KeyShared)
+    }
+}
+
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialPosition {
+    /// After the last message (the default).
+    #[default]
+    Latest,
+    /// At the first message kept on the topic.
+    Earliest,
+}
+
+/// Builds a [`Consumer`]. Defaults as the official clients: Exclusive, Latest, a receiver queue
+/// of 1000, negative acks redelivered after 60 s.
+#[derive(Debug, Clone)]
+pub struct ConsumerBuilder {
+    client: PulsarClient,
+    topics: Vec<String>,
+    subscription: Option<String>,
+    config: ChildConfig,
+}
+
+impl ConsumerBuilder {
+    pub(crate) fn new(client: PulsarClient, topic: String) -> Self {
+        ConsumerBuilder {
+            client,
+            topics: vec![topic],
+            subscription: None,
+            config: ChildConfig {
+                subscription: String::new(),
+                sub_type: SubscriptionType::Exclusive,
+                initial_position: InitialPosition::Latest,
+                consumer_name: None,
+                receiver_queue_size: 1000,
+                nack_delay: Duration::from_secs(60),
+                priority_level: None,
+                properties: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds another topic to consume from.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topics.push(topic.into());
+        self
+    }
+
+    /// The subscription name (required).
+    pub fn subscription(mut self, name: impl Into<String>) -> Self {
+        self.subscription = Some(name.into());
+        self
+    }
+
+    /// The subscription type.
+    pub fn subscription_type(mut self, sub_type: SubscriptionType) -> Self {
+        self.config.sub_type = sub_type;
+        self
+    }
+
+    /// Where a new subscription starts.
+    pub fn initial_position(mut self, position: InitialPosition) -> Self {
+        self.config.initial_position = position;
+        self
+    }
+
+    /// The consumer name (Failover orders consumers by name).
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.config.consumer_name = Some(name.into());
+        self
+    }
+
+    /// How many messages the broker may push ahead of the application (per partition).
+    pub fn receiver_queue_size(mut self, size: u32) -> Self {
+        self.config.receiver_queue_size = size.max(1);
+        self
+    }
+
+    /// How long after a negative ack the message is redelivered (at least 100 ms).
+    pub fn negative_ack_redelivery_delay(mut self, delay: Duration) -> Self {
+        self.config.nack_delay = delay.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The priority level (Shared: consumers with a lower level are served first).
+    pub fn priority_level(mut self, level: i32) -> Self {
+        self.config.priority_level = Some(level);
+        self
+    }
+
+    /// Adds a consumer property.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Subscribes on every topic (every partition of partitioned ones) and returns the consumer.
+    pub async fn subscribe(self) -> Result<Consumer> {
+        let subscription = self
+            .subscription
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::InvalidConfig("a consumer needs a subscription name".into()))?;
+        let mut config = self.config;
+        config.subscription = subscription;
+        let inner = &self.client.inner;
+        if inner.is_closed() {
+            return Err(Error::Closed("client"));
+        }
+        let mut targets: Vec<(TopicName, i32)> = Vec::new();
+        for t in &self.topics {
+            let topic = TopicName::parse(t)?;
+            let n = inner.partitioned_metadata(&topic).await?;
+            if n == 0 {
+                let index = topic.partition_index().map_or(-1, |i| i as i32);
+                targets.push((topic, index));
+            } else {
+                targets.extend((0..n).map(|i| (topic.partition(i), i as i32)));
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut children = Vec::with_capacity(targets.len());
+        for (index, (topic, partition)) in targets.into_iter().enumerate() {
+            match partition::start(
+                self.client.clone(),
+                topic,
+                partition,
+                index,
+                config.clone(),
+                tx.clone(),
+            )
+            .await
+            {
+                Ok(child) => children.push(child),
+                Err(e) => {
+                    for c in &children {
+                        let _ = c.close().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Consumer::new(
+            self.topics,
+            config.subscription,
+            config.sub_type,
+            children,
+            rx,
+        ))
+    }
+}

@@ -1,0 +1,182 @@
+//! Consumers: [`Consumer`] receives from one or more topics (every partition of partitioned
+//! ones) on a subscription, and acknowledges or negatively acknowledges what it received.
+//!
+//! Each partition has its own task that owns the subscription on the broker, the flow permits,
+//! batch unpacking and negative-ack timers, and resubscribes when its connection drops. All of
+//! them feed one queue that [`Consumer::receive`] reads.
+
+mod builder;
+mod partition;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+
+pub use builder::{ConsumerBuilder, InitialPosition, SubscriptionType};
+pub(crate) use partition::{ChildHandle, Delivery};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+
+/// A consumer on a subscription. Receive with [`Consumer::receive`] or as a
+/// `futures_core::Stream`; acknowledge each message with [`Consumer::ack`], or
+/// [`Consumer::nack`] it to have the broker redeliver it after the negative-ack delay.
+#[derive(Debug)]
+pub struct Consumer {
+    topics: Vec<String>,
+    subscription: String,
+    sub_type: SubscriptionType,
+    children: Vec<ChildHandle>,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+}
+
+impl Consumer {
+    fn new(
+        topics: Vec<String>,
+        subscription: String,
+        sub_type: SubscriptionType,
+        children: Vec<ChildHandle>,
+        rx: mpsc::UnboundedReceiver<Delivery>,
+    ) -> Self {
+        Consumer {
+            topics,
+            subscription,
+            sub_type,
+            children,
+            rx,
+        }
+    }
+
+    /// The topics, as given.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// The subscription name.
+    pub fn subscription(&self) -> &str {
+        &self.subscription
+    }
+
+    /// The subscription type.
+    pub fn subscription_type(&self) -> SubscriptionType {
+        self.sub_type
+    }
+
+    /// Whether every topic (partition) was terminated and fully consumed
+    /// (REACHED_END_OF_TOPIC).
+    pub fn has_reached_end_of_topic(&self) -> bool {
+        !self.children.is_empty() && self.children.iter().all(|c| c.reached_end())
+    }
+
+    /// Whether this consumer is the active one of a Failover subscription (on any partition).
+    pub fn is_active(&self) -> bool {
+        self.children.iter().any(|c| c.is_active())
+    }
+
+    /// Takes a delivery off the queue: `None` when it is stale (from a connection that was
+    /// replaced, so the broker redelivers it) and must be skipped.
+    fn accept(&self, delivery: Delivery) -> Option<Message> {
+        let child = self.children.get(delivery.child)?;
+        child.accept(delivery)
+    }
+
+    /// Waits for the next message.
+    pub async fn receive(&mut self) -> Result<Message> {
+        loop {
+            let delivery = self.rx.recv().await.ok_or(Error::Closed("consumer"))?;
+            if let Some(msg) = self.accept(delivery) {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Waits for the next message at most `timeout`; `Ok(None)` when none came.
+    pub async fn receive_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Message>> {
+        match tokio::time::timeout(timeout, self.receive()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn child(&self, msg: &Message) -> Result<&ChildHandle> {
+        self.children
+            .get(msg.child)
+            .ok_or_else(|| Error::NotAllowed("the message is not from this consumer".into()))
+    }
+
+    /// Acknowledges a message: the broker will not deliver it again on this subscription.
+    pub async fn ack(&self, msg: &Message) -> Result<()> {
+        self.child(msg)?.ack(msg.id, false)
+    }
+
+    /// Acknowledges a message and everything before it on its topic (partition). Not allowed on
+    /// Shared and Key_Shared subscriptions.
+    pub async fn ack_cumulative(&self, msg: &Message) -> Result<()> {
+        if self.sub_type.redelivers_by_id() {
+            return Err(Error::NotAllowed(
+                "cumulative acknowledgement is not allowed on Shared and Key_Shared subscriptions"
+                    .into(),
+            ));
+        }
+        self.child(msg)?.ack(msg.id, true)
+    }
+
+    /// Negatively acknowledges a message: the broker redelivers it (its whole batch) after the
+    /// negative-ack delay, with its redelivery count raised.
+    pub async fn nack(&self, msg: &Message) -> Result<()> {
+        self.child(msg)?.nack(msg.id)
+    }
+
+    /// Asks the broker to redeliver every message received and not yet acknowledged.
+    pub async fn redeliver_unacknowledged(&self) -> Result<()> {
+        for c in &self.children {
+            c.redeliver_all()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the subscription on the broker (every partition), then closes the consumer.
+    pub async fn unsubscribe(self) -> Result<()> {
+        let mut first = None;
+        for c in &self.children {
+            if let Err(e) = c.unsubscribe().await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Closes the consumer on the broker. Messages received and not acknowledged are
+    /// redelivered to other consumers (or to the next one to subscribe).
+    pub async fn close(self) -> Result<()> {
+        let mut first = None;
+        for c in &self.children {
+            if let Err(e) = c.close().await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl futures_core::Stream for Consumer {
+    type Item = Result<Message>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(delivery)) => {
+                    if let Some(msg) = self.accept(delivery) {
+                        return Poll::Ready(Some(Ok(msg)));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! The task behind one partition (or one topic) of a consumer: the subscription on the broker,
+//! flow permits, batch unpacking, acks, negative-ack timers, and resubscribing when the
+//! connection drops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::builder::{InitialPosition, SubscriptionType};
+use crate::client::PulsarClient;
+use crate::connection::Connection;
+use crate::error::{Error, Result, ServerErrorCode};
+use crate::message::Message;
+use crate::protocol::acks::{is_unacked, BatchAckTracker};
+use crate::protocol::backoff::Backoff;
+use crate::protocol::commands::{self, SubscribeArgs};
+use crate::protocol::connection::ConsumerEvent;
+use crate::protocol::flow::FlowControl;
+use crate::protocol::topic::TopicName;
+use crate::wire::{self, proto, MessageId};
+
+/// Per-partition consumer settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildConfig {
+    pub subscription: String,
+    pub sub_type: SubscriptionType,
+    pub initial_position: InitialPosition,
+    pub consumer_name: Option<String>,
+    pub receiver_queue_size: u32,
+    pub nack_delay: Duration,
+    pub priority_level: Option<i32>,
+    pub properties: Vec<(String, String)>,
+}
+
+/// A message on its way to the application, stamped with the connection epoch it came on.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub child: usize,
+    epoch: u64,
+    msg: Message,
+}
+
+#[derive(Debug)]
+enum Cmd {
+    Flow(u32),
+    Ack { id: MessageId, cumulative: bool },
+    Nack(MessageId),
+    RedeliverAll,
+    Unsubscribe(oneshot::Sender<Result<()>>),
+    Close(oneshot::Sender<Result<()>>),
+}
+
+/// State shared by the handle and the task.
+#[derive(Debug)]
+struct ChildShared {
+    flow: FlowControl,
+    /// Bumped whenever queued deliveries become stale (resubscribe, redeliver-all).
+    epoch: AtomicU64,
+    /// Deliveries of the current epoch not yet taken by the application.
+    in_queue: AtomicU32,
+    reached_end: AtomicBool,
+    active: AtomicBool,
+}
+
+/// The handle on one partition's task.
+#[derive(Debug)]
+pub(crate) struct ChildHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    shared: Arc<ChildShared>,
+}
+
+fn closed() -> Error {
+    Error::Closed("consumer")
+}
+
+impl ChildHandle {
+    /// Accepts a delivery taken by the application: `None` if it is stale. Counts the permit.
+    pub fn accept(&self, d: Delivery) -> Option<Message> {
+        if d.epoch != self.shared.epoch.load(Ordering::Acquire) {
+            return None;
+        }
+        self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
+        if let Some(permits) = self.shared.flow.on_consumed(1) {
+            let _ = self.tx.send(Cmd::Flow(permits));
+        }
+        Some(d.msg)
+    }
+
+    pub fn ack(&self, id: MessageId, cumulative: bool) -> Result<()> {
+        self.tx
+            .send(Cmd::Ack { id, cumulative })
+            .map_err(|_| closed())
+    }
+
+    pub fn nack(&self, id: MessageId) -> Result<()> {
+        self.tx.send(Cmd::Nack(id)).map_err(|_| closed())
+    }
+
+    pub fn redeliver_all(&self) -> Result<()> {
+        self.tx.send(Cmd::RedeliverAll).map_err(|_| closed())
+    }
+
+    pub async fn unsubscribe(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Unsubscribe(reply))
+            .map_err(|_| closed())?;
+        rx.await.unwrap_or(Err(closed()))
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(reply)).is_err() {
+            return Ok(());
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+
+    pub fn reached_end(&self) -> bool {
+        self.shared.reached_end.load(Ordering::Acquire)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::Acquire)
+    }
+}
+
+/// Subscribes on the broker, then starts the task.
+pub(crate) async fn start(
+    client: PulsarClient,
+    topic: TopicName,
+    partition: i32,
+    index: usize,
+    config: ChildConfig,
+    out: mpsc::UnboundedSender<Delivery>,
+) -> Result<ChildHandle> {
+    let shared = Arc::new(ChildShared {
+        flow: FlowControl::new(config.receiver_queue_size),
+        epoch: AtomicU64::new(0),
+        in_queue: AtomicU32::new(0),
+        reached_end: AtomicBool::new(false),
+        active: AtomicBool::new(false),
+    });
+    let consumer_id = client.inner.next_id();
+    let mut task = ChildTask {
+        topic_str: Arc::from(topic.full_name()),
+        topic,
+        partition,
+        index,
+        consumer_id,
+        client,
+        config,
+        shared: shared.clone(),
+        out,
+        connection: None,
+        events: None,
+        acks: BatchAckTracker::default(),
+        nacks: BTreeMap::new(),
+        backoff: Backoff::default(),
+        reconnect_at: None,
+        max_frame_size: wire::DEFAULT_MAX_FRAME_SIZE,
+    };
+    task.attach().await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(task.run(rx));
+    Ok(ChildHandle { tx, shared })
+}
+
+struct ChildTask {
+    client: PulsarClient,
+    topic: TopicName,
+    topic_str: Arc<str>,
+    partition: i32,
+    index: usize,
+    consumer_id: u64,
+    config: ChildConfig,
+    shared: Arc<ChildShared>,
+    out: mpsc::UnboundedSender<Delivery>,
+    connection: Option<Connection>,
+    events: Option<mpsc::UnboundedReceiver<ConsumerEvent>>,
+    acks: BatchAckTracker,
+    nacks: BTreeMap<Instant, Vec<MessageId>>,
+    backoff: Backoff,
+    reconnect_at: Option<Instant>,
+    max_frame_size: usize,
+}
+
+async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ConsumerEvent>>) -> ConsumerEvent {
+    match events {
+        Some(rx) => match rx.recv().await {
+            Some(ev) => ev,
+            None => ConsumerEvent::ConnectionClosed(crate::error::ConnectionError::Closed),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_permanent(e: &Error) -> bool {
+    match e.server_error() {
+        Some(s) => matches!(
+            s.code,
+            ServerErrorCode::TopicNotFound
+                | ServerErrorCode::SubscriptionNotFound
+                | ServerErrorCode::AuthorizationError
+                | ServerErrorCode::AuthenticationError
+                | ServerErrorCode::InvalidTopicName
+                | ServerErrorCode::IncompatibleSchema
+                | ServerErrorCode::NotAllowedError
+        ),
+        None => matches!(e, Error::Closed(_) | Error::InvalidTopic(_)),
+    }
+}
+
+impl ChildTask {
+    /// Makes queued deliveries stale; returns how many there were (their permits come back).
+    fn bump_epoch(&mut self) -> u32 {
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        self.acks.clear();
+        self.shared.in_queue.swap(0, Ordering::AcqRel)
+    }
+
+    fn send(&mut self, command: proto::BaseCommand) {
+        if let Some(conn) = &self.connection {
+            if conn.send(command).is_err() {
+                self.detach("connection closed");
+            }
+        }
+    }
+
+    /// Looks the topic up and subscribes; then grants the whole receiver queue.
+    async fn attach(&mut self) -> Result<()> {
+        let inner = self.client.inner.clone();
+        let conn = inner.lookup(&self.topic).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        conn.register_consumer(self.consumer_id, tx)?;
+        let request_id = inner.next_id();
+        let args = SubscribeArgs {
+            topic: self.topic.full_name().to_owned(),
+            subscription: self.config.subscription.clone(),
+            sub_type: self.config.sub_type.as_i32(),
+            consumer_id: self.consumer_id,
+            consumer_name: self.config.consumer_name.clone(),
+            priority_level: self.config.priority_level,
+            durable: true,
+            start_message_id: None,
+            initial_position: match self.config.initial_position {
+                InitialPosition::Latest => 0,
+                InitialPosition::Earliest => 1,
+            },
+            properties: self.config.properties.clone(),
+            read_compacted: false,
+            replicate_subscription_state: false,
+        };
+        let result = conn
+            .request(
+                request_id,
+                "subscribe",
+                commands::subscribe(&args, request_id),
+                Some(inner.operation_timeout),
+            )
+            .await;
+        if let Err(e) = result {
+            if matches!(e, Error::Timeout { .. }) {
+                let close_id = inner.next_id();
+                let _ = conn.send(commands::close_consumer(self.consumer_id, close_id));
+            }
+            conn.unregister_consumer(self.consumer_id);
+            return Err(e);
+        }
+        self.bump_epoch();
+        let permits = self.shared.flow.initial_permits();
+        conn.send(commands::flow(self.consumer_id, permits))?;
+        self.max_frame_size = wire::max_frame_size_for(conn.max_message_size());
+        info!(
+            topic = %self.topic,
+            subscription = %self.config.subscription,
+            connection = conn.id(),
+            permits,
+            "subscribed"
+        );
+        self.connection = Some(conn);
+        self.events = Some(rx);
+        self.backoff.reset();
+        self.reconnect_at = None;
+        Ok(())
+    }
+
+    fn detach(&mut self, why: &str) {
+        if let Some(conn) = self.connection.take() {
+            conn.unregister_consumer(self.consumer_id);
+            warn!(topic = %self.topic, reason = why, "consumer disconnected, resubscribing");
+        }
+        self.events = None;
+        if self.reconnect_at.is_none() {
+            self.reconnect_at = Some(Instant::now() + self.backoff.next_delay_random());
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let nack_due = self.nacks.keys().next().copied();
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Cmd::Close(reply)) => {
+                        let _ = reply.send(self.close_on_broker(false).await);
+                        return;
+                    }
+                    Some(Cmd::Unsubscribe(reply)) => {
+                        let result = self.close_on_broker(true).await;
+                        let failed = result.is_err();
+                        let _ = reply.send(result);
+                        if !failed {
+                            return;
+                        }
+                    }
+                    Some(cmd) => self.handle_command(cmd),
+                    None => {
+                        let _ = self.close_on_broker(false).await;
+                        return;
+                    }
+                },
+                event = next_event(&mut self.events) => self.handle_event(event),
+                _ = sleep_until_opt(nack_due) => self.redeliver_nacked(),
+                _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
+                    self.reconnect_at = None;
+                    if let Err(e) = self.attach().await {
+                        if is_permanent(&e) {
+                            warn!(topic = %self.topic, error = %e, "consumer cannot resubscribe");
+                            return;
+                        }
+                        let delay = self.backoff.next_delay_random();
+                        debug!(topic = %self.topic, error = %e, ?delay, "resubscribe failed");
+                        self.reconnect_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Flow(permits) => self.send(commands::flow(self.consumer_id, permits)),
+            Cmd::Ack { id, cumulative } => self.ack(id, cumulative),
+            Cmd::Nack(id) => {
+                let due = Instant::now() + self.config.nack_delay;
+                self.acks.forget(&id.entry());
+                self.nacks.entry(due).or_default().push(id.entry());
+            }
+            Cmd::RedeliverAll => self.redeliver_everything(),
+            Cmd::Unsubscribe(_) | Cmd::Close(_) => {}
+        }
+    }
+
+    fn ack(&mut self, id: MessageId, cumulative: bool) {
+        if cumulative {
+            let target = if id.is_batch() && id.batch_index < id.batch_size - 1 {
+                // Inside a batch: everything before this entry is done; the batch is not.
+                if id.entry_id == 0 {
+                    return;
+                }
+                MessageId::new(id.ledger_id, id.entry_id - 1)
+            } else {
+                id.entry()
+            };
+            self.acks.forget_up_to(&target);
+            self.send(commands::ack(
+                self.consumer_id,
+                vec![target.to_entry_proto()],
+                true,
+                None,
+            ));
+            return;
+        }
+        if let Some(entry) = self.acks.ack(&id) {
+            self.send(commands::ack(
+                self.consumer_id,
+                vec![entry.to_entry_proto()],
+                false,
+                None,
+            ));
+        }
+    }
+
+    fn redeliver_nacked(&mut self) {
+        let now = Instant::now();
+        let mut due = BTreeSet::new();
+        while let Some(entry) = self.nacks.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for id in entry.remove() {
+                due.insert((id.ledger_id, id.entry_id));
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        if self.config.sub_type.redelivers_by_id() {
+            let ids = due
+                .into_iter()
+                .map(|(l, e)| MessageId::new(l, e).to_entry_proto())
+                .collect();
+            self.send(commands::redeliver(self.consumer_id, ids));
+        } else {
+            self.redeliver_everything();
+        }
+    }
+
+    /// Exclusive and Failover: the broker redelivers every unacknowledged message, so what is
+    /// queued locally is dropped (and its permits given back).
+    fn redeliver_everything(&mut self) {
+        let dropped = self.bump_epoch();
+        self.nacks.clear();
+        self.send(commands::redeliver(self.consumer_id, Vec::new()));
+        if dropped > 0 {
+            self.send(commands::flow(self.consumer_id, dropped));
+        }
+    }
+
+    fn handle_event(&mut self, event: ConsumerEvent) {
+        match event {
+            ConsumerEvent::Message { command, payload } => self.handle_message(command, payload),
+            ConsumerEvent::ReachedEndOfTopic => {
+                info!(topic = %self.topic, "reached the end of the topic");
+                self.shared.reached_end.store(true, Ordering::Release);
+            }
+            ConsumerEvent::ActiveConsumerChange(active) => {
+                debug!(topic = %self.topic, active, "active consumer change");
+                self.shared.active.store(active, Ordering::Release);
+            }
+            ConsumerEvent::Closed { .. } => self.detach("closed by the broker"),
+            ConsumerEvent::Migrated { .. } => self.detach("topic migrated"),
+            ConsumerEvent::ConnectionClosed(e) => self.detach(&e.to_string()),
+        }
+    }
+
+    fn deliver(&mut self, msg: Message) {
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        self.shared.in_queue.fetch_add(1, Ordering::AcqRel);
+        let _ = self.out.send(Delivery {
+            child: self.index,
+            epoch,
+            msg,
+        });
+    }
+
+    /// Gives back the permits of messages the application will never see.
+    fn return_permits(&mut self, n: u32) {
+        if n > 0 {
+            if let Some(p) = self.shared.flow.on_consumed(n) {
+                self.send(commands::flow(self.consumer_id, p));
+            }
+        }
+    }
+
+    fn handle_message(&mut self, command: proto::CommandMessage, payload: wire::Payload) {
+        let entry = MessageId::from_proto(&command.message_id)
+            .entry()
+            .with_partition(self.partition);
+        let redelivery_count = command.redelivery_count.unwrap_or(0);
+        // A broker that ignores flow control cannot make the queue grow without bound.
+        let limit = self
+            .shared
+            .flow
+            .queue_size()
+            .saturating_mul(2)
+            .saturating_add(1000);
+        if self.shared.in_queue.load(Ordering::Acquire) >= limit {
+            warn!(topic = %self.topic, "the broker pushed beyond the granted permits: message dropped");
+            return;
+        }
+        let md = payload.metadata;
+        if md.compression.unwrap_or(0) != 0 {
+            warn!(topic = %self.topic, id = %entry, compression = ?md.compression, "compressed message dropped: compression is not supported yet");
+            self.return_permits(md.num_messages_in_batch.unwrap_or(1).max(1) as u32);
+            return;
+        }
+        let producer_name: Arc<str> = Arc::from(md.producer_name.as_str());
+        let Some(count) = md.num_messages_in_batch else {
+            let msg = Message {
+                id: entry,
+                topic: self.topic_str.clone(),
+                payload: payload.data,
+                properties: md
+                    .properties
+                    .into_iter()
+                    .map(|kv| (kv.key, kv.value))
+                    .collect(),
+                partition_key: md.partition_key,
+                ordering_key: md.ordering_key,
+                event_time: md.event_time.filter(|t| *t > 0),
+                publish_time: md.publish_time,
+                producer_name,
+                sequence_id: md.sequence_id,
+                redelivery_count,
+                child: self.index,
+            };
+            self.deliver(msg);
+            return;
+        };
+        let count = u32::try_from(count).unwrap_or(0);
+        self.acks
+            .on_delivery(entry, count as usize, &command.ack_set);
+        let mut delivered = 0u32;
+        for (i, item) in wire::parse_batch(payload.data, count, self.max_frame_size).enumerate() {
+            let single = match item {
+                Ok(single) => single,
+                Err(e) => {
+                    warn!(topic = %self.topic, id = %entry, error = %e, "corrupt batch: rest dropped");
+                    break;
+                }
+            };
+            if !is_unacked(&command.ack_set, i) || single.metadata.compacted_out == Some(true) {
+                continue;
+            }
+            let sm = single.metadata;
+            let msg = Message {
+                id: entry.with_batch(i as i32, count as i32),
+                topic: self.topic_str.clone(),
+                payload: single.payload,
+                properties: sm
+                    .properties
+                    .into_iter()
+                    .map(|kv| (kv.key, kv.value))
+                    .collect(),
+                partition_key: sm.partition_key,
+                ordering_key: sm.ordering_key,
+                event_time: sm.event_time.filter(|t| *t > 0),
+                publish_time: md.publish_time,
+                producer_name: producer_name.clone(),
+                sequence_id: sm.sequence_id.unwrap_or(md.sequence_id + i as u64),
+                redelivery_count,
+                child: self.index,
+            };
+            self.deliver(msg);
+            delivered += 1;
+        }
+        self.return_permits(count.saturating_sub(delivered));
+    }
+
+    async fn close_on_broker(&mut self, unsubscribe: bool) -> Result<()> {
+        let Some(conn) = self.connection.clone() else {
+            return if unsubscribe {
+                Err(Error::NotAllowed(
+                    "not connected: cannot unsubscribe now".into(),
+                ))
+            } else {
+                Ok(())
+            };
+        };
+        let inner = self.client.inner.clone();
+        let id = inner.next_id();
+        let (operation, command) = if unsubscribe {
+            ("unsubscribe", commands::unsubscribe(self.consumer_id, id))
+        } else {
+            (
+                "close consumer",
+                commands::close_consumer(self.consumer_id, id),
+            )
+        };
+        let result = conn
+            .request(id, operation, command, Some(inner.operation_timeout))
+            .await;
+        if result.is_ok() || !unsubscribe {
+            conn.unregister_consumer(self.consumer_id);
+            self.connection = None;
+        }
+        result.map(|_| ())
+    }
+}

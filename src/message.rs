@@ -1,0 +1,179 @@
+//! Messages: [`ProducerMessage`] to send, [`Message`] received.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::wire::MessageId;
+
+/// A message to send, built like the official clients' `send(content, properties=...,
+/// partition_key=...)`.
+///
+/// ```
+/// use pulsar_wire::ProducerMessage;
+/// let msg = ProducerMessage::new("Hello python client, this is a msg.")
+///     .property("k", "v")
+///     .partition_key("yourKey");
+/// assert_eq!(msg.properties["k"], "v");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProducerMessage {
+    /// The payload.
+    pub payload: Bytes,
+    /// Application properties.
+    pub properties: BTreeMap<String, String>,
+    /// The key: routes the message to a partition and to a Key_Shared consumer.
+    pub partition_key: Option<String>,
+    /// The ordering key: overrides the key for Key_Shared ordering.
+    pub ordering_key: Option<Bytes>,
+    /// The event time, in milliseconds since the epoch (0 or `None`: unset).
+    pub event_time: Option<u64>,
+    /// A sequence id chosen by the application (for broker deduplication); `None`: the producer
+    /// assigns the next one.
+    pub sequence_id: Option<u64>,
+}
+
+impl ProducerMessage {
+    /// A message with this payload.
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        ProducerMessage {
+            payload: payload.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a property.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the partition key.
+    pub fn partition_key(mut self, key: impl Into<String>) -> Self {
+        self.partition_key = Some(key.into());
+        self
+    }
+
+    /// Sets the ordering key.
+    pub fn ordering_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
+    /// Sets the event time (milliseconds since the epoch).
+    pub fn event_time(mut self, millis: u64) -> Self {
+        self.event_time = Some(millis);
+        self
+    }
+
+    /// Sets the sequence id.
+    pub fn sequence_id(mut self, id: u64) -> Self {
+        self.sequence_id = Some(id);
+        self
+    }
+}
+
+impl From<&str> for ProducerMessage {
+    fn from(s: &str) -> Self {
+        ProducerMessage::new(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<String> for ProducerMessage {
+    fn from(s: String) -> Self {
+        ProducerMessage::new(s)
+    }
+}
+
+impl From<Vec<u8>> for ProducerMessage {
+    fn from(v: Vec<u8>) -> Self {
+        ProducerMessage::new(v)
+    }
+}
+
+impl From<Bytes> for ProducerMessage {
+    fn from(b: Bytes) -> Self {
+        ProducerMessage::new(b)
+    }
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub(crate) id: MessageId,
+    pub(crate) topic: Arc<str>,
+    pub(crate) payload: Bytes,
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) partition_key: Option<String>,
+    pub(crate) ordering_key: Option<Bytes>,
+    pub(crate) event_time: Option<u64>,
+    pub(crate) publish_time: u64,
+    pub(crate) producer_name: Arc<str>,
+    pub(crate) sequence_id: u64,
+    pub(crate) redelivery_count: u32,
+    /// Which partition task of the consumer delivered it.
+    pub(crate) child: usize,
+}
+
+impl Message {
+    /// The message id (with partition and batch index).
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+
+    /// The topic (the partition's name on a partitioned topic).
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The payload as UTF-8 text, if it is.
+    pub fn payload_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.payload).ok()
+    }
+
+    /// Application properties.
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
+    }
+
+    /// The partition key.
+    pub fn partition_key(&self) -> Option<&str> {
+        self.partition_key.as_deref()
+    }
+
+    /// The ordering key.
+    pub fn ordering_key(&self) -> Option<&[u8]> {
+        self.ordering_key.as_deref()
+    }
+
+    /// The event time (ms since the epoch), when the producer set one.
+    pub fn event_time(&self) -> Option<u64> {
+        self.event_time
+    }
+
+    /// When the broker received it (ms since the epoch).
+    pub fn publish_time(&self) -> u64 {
+        self.publish_time
+    }
+
+    /// The producer's name.
+    pub fn producer_name(&self) -> &str {
+        &self.producer_name
+    }
+
+    /// The sequence id the producer gave it.
+    pub fn sequence_id(&self) -> u64 {
+        self.sequence_id
+    }
+
+    /// How many times the broker delivered it before (0 on the first delivery).
+    pub fn redelivery_count(&self) -> u32 {
+        self.redelivery_count
+    }
+}

@@ -1,0 +1,143 @@
+//! [`ProducerBuilder`]: producer options, then [`ProducerBuilder::create`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::partition::{self, PartitionConfig};
+use super::{PartitionHandle, Producer, ProducerInner};
+use crate::client::PulsarClient;
+use crate::error::{Error, Result};
+use crate::protocol::hash::HashingScheme;
+use crate::protocol::topic::TopicName;
+
+/// Producer access modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessMode {
+    /// Many producers may publish (the default).
+    #[default]
+    Shared,
+    /// Only this producer may publish; creation fails if another holds the topic.
+    Exclusive,
+    /// Wait until this producer can be the exclusive one.
+    WaitForExclusive,
+    /// Take exclusive access, fencing out the current holder.
+    ExclusiveWithFencing,
+}
+
+impl AccessMode {
+    pub(crate) fn as_i32(self) -> i32 {
+        match self {
+            AccessMode::Shared => 0,
+            AccessMode::Exclusive => 1,
+            AccessMode::WaitForExclusive => 2,
+            AccessMode::ExclusiveWithFencing => 3,
+        }
+    }
+}
+
+/// Builds a [`crate::Producer`]. Defaults as the official clients: send timeout 30 s, 1000
+/// pending messages, fail fast when the queue is full (like the C++ and Python clients), key
+/// routing with Murmur3.
+#[derive(Debug, Clone)]
+pub struct ProducerBuilder {
+    client: PulsarClient,
+    topic: String,
+    config: PartitionConfig,
+    hashing: HashingScheme,
+}
+
+impl ProducerBuilder {
+    pub(crate) fn new(client: PulsarClient, topic: String) -> Self {
+        ProducerBuilder {
+            client,
+            topic,
+            config: PartitionConfig {
+                name: None,
+                send_timeout: Some(Duration::from_secs(30)),
+                max_pending: 1000,
+                block_if_queue_full: false,
+                properties: Vec::new(),
+                access_mode: AccessMode::Shared,
+                initial_sequence_id: None,
+            },
+            hashing: HashingScheme::Murmur3,
+        }
+    }
+
+    /// The producer name (default: the broker chooses a unique one).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// How long a message may wait for its receipt before failing with
+    /// [`Error::SendTimeout`]; `Duration::ZERO` waits forever.
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.config.send_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// How many messages may await a receipt at once (per partition).
+    pub fn max_pending_messages(mut self, max: usize) -> Self {
+        self.config.max_pending = max.max(1);
+        self
+    }
+
+    /// Whether `send` waits for room when the pending queue is full (true) or fails at once
+    /// with [`Error::ProducerQueueFull`] (false, the default).
+    pub fn block_if_queue_full(mut self, block: bool) -> Self {
+        self.config.block_if_queue_full = block;
+        self
+    }
+
+    /// Adds a producer property (sent on PRODUCER).
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// The access mode.
+    pub fn access_mode(mut self, mode: AccessMode) -> Self {
+        self.config.access_mode = mode;
+        self
+    }
+
+    /// The sequence id of the message before the first one this producer sends (the first gets
+    /// `id + 1`). Default: the broker's last stored id for this producer name, or −1.
+    pub fn initial_sequence_id(mut self, id: u64) -> Self {
+        self.config.initial_sequence_id = Some(id);
+        self
+    }
+
+    /// The hash that routes keyed messages to partitions (default Murmur3, as the Java client's
+    /// `Murmur3_32Hash`).
+    pub fn hashing_scheme(mut self, scheme: HashingScheme) -> Self {
+        self.hashing = scheme;
+        self
+    }
+
+    /// Looks the topic up, creates the producer on every partition and returns it.
+    pub async fn create(self) -> Result<Producer> {
+        let topic = TopicName::parse(&self.topic)?;
+        let inner = &self.client.inner;
+        if inner.is_closed() {
+            return Err(Error::Closed("client"));
+        }
+        let partitions = inner.partitioned_metadata(&topic).await?;
+        let topics: Vec<TopicName> = if partitions == 0 {
+            vec![topic.clone()]
+        } else {
+            (0..partitions).map(|i| topic.partition(i)).collect()
+        };
+        let mut handles = Vec::with_capacity(topics.len());
+        for (i, t) in topics.into_iter().enumerate() {
+            let index = (partitions > 0).then_some(i as i32);
+            let handle: PartitionHandle =
+                partition::start(self.client.clone(), t, index, self.config.clone()).await?;
+            handles.push(handle);
+        }
+        Ok(Producer {
+            inner: Arc::new(ProducerInner::new(topic, handles, self.hashing)),
+        })
+    }
+}

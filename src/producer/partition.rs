@@ -1,0 +1,542 @@
+//! The task behind one partition of a producer: sequence ids, the pending queue, receipts, send
+//! timeouts, and re-attaching to a new connection (resending what is pending) when the old one
+//! drops.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::builder::AccessMode;
+use crate::client::PulsarClient;
+use crate::connection::Connection;
+use crate::error::{Error, Result, ServerErrorCode};
+use crate::message::ProducerMessage;
+use crate::protocol::backoff::Backoff;
+use crate::protocol::commands::{self, ProducerArgs};
+use crate::protocol::connection::ProducerEvent;
+use crate::protocol::pending::{PendingQueue, PendingSend, ReceiptMatch};
+use crate::protocol::topic::TopicName;
+use crate::wire::{self, proto, MessageId};
+
+/// Per-partition producer settings.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionConfig {
+    pub name: Option<String>,
+    pub send_timeout: Option<Duration>,
+    pub max_pending: usize,
+    pub block_if_queue_full: bool,
+    pub properties: Vec<(String, String)>,
+    pub access_mode: AccessMode,
+    pub initial_sequence_id: Option<u64>,
+}
+
+#[derive(Debug)]
+enum Cmd {
+    Send {
+        msg: ProducerMessage,
+        reply: oneshot::Sender<Result<MessageId>>,
+        permit: OwnedSemaphorePermit,
+    },
+    Flush(oneshot::Sender<Result<()>>),
+    Close(oneshot::Sender<Result<()>>),
+}
+
+/// The handle on one partition's task.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    permits: Arc<Semaphore>,
+    block: bool,
+    max_pending: usize,
+    topic: TopicName,
+    name: Arc<Mutex<String>>,
+}
+
+impl PartitionHandle {
+    pub fn is_partition(&self) -> bool {
+        self.topic.is_partition()
+    }
+
+    pub fn name(&self) -> String {
+        self.name
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub async fn enqueue(
+        &self,
+        msg: ProducerMessage,
+    ) -> Result<oneshot::Receiver<Result<MessageId>>> {
+        let permit = if self.block {
+            self.permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Closed("producer"))?
+        } else {
+            self.permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|e| match e {
+                    TryAcquireError::NoPermits => Error::ProducerQueueFull(self.max_pending),
+                    TryAcquireError::Closed => Error::Closed("producer"),
+                })?
+        };
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Send { msg, reply, permit })
+            .map_err(|_| Error::Closed("producer"))?;
+        Ok(rx)
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Flush(reply))
+            .map_err(|_| Error::Closed("producer"))?;
+        rx.await.unwrap_or(Err(Error::Closed("producer")))
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(reply)).is_err() {
+            return Ok(());
+        }
+        self.permits.close();
+        rx.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Who waits for one pending send, and the queue slot it holds.
+#[derive(Debug)]
+struct Completion {
+    reply: oneshot::Sender<Result<MessageId>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Creates the producer on the broker, then starts its task.
+pub(crate) async fn start(
+    client: PulsarClient,
+    topic: TopicName,
+    partition: Option<i32>,
+    config: PartitionConfig,
+) -> Result<PartitionHandle> {
+    let producer_id = client.inner.next_id();
+    let name = Arc::new(Mutex::new(config.name.clone().unwrap_or_default()));
+    let mut task = PartitionTask {
+        client,
+        topic: topic.clone(),
+        partition: partition.unwrap_or(-1),
+        producer_id,
+        user_provided_name: config.name.is_some(),
+        producer_name: config.name.clone(),
+        shared_name: name.clone(),
+        next_sequence_id: config.initial_sequence_id.map(|s| s.wrapping_add(1)),
+        config: config.clone(),
+        epoch: 0,
+        topic_epoch: None,
+        connection: None,
+        events: None,
+        max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
+        pending: PendingQueue::default(),
+        flush_waiters: Vec::new(),
+        buf: BytesMut::new(),
+        backoff: Backoff::default(),
+        reconnect_at: None,
+        closing: None,
+    };
+    task.attach().await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(task.run(rx));
+    Ok(PartitionHandle {
+        tx,
+        permits: Arc::new(Semaphore::new(config.max_pending)),
+        block: config.block_if_queue_full,
+        max_pending: config.max_pending,
+        topic,
+        name,
+    })
+}
+
+struct PartitionTask {
+    client: PulsarClient,
+    topic: TopicName,
+    partition: i32,
+    producer_id: u64,
+    user_provided_name: bool,
+    producer_name: Option<String>,
+    shared_name: Arc<Mutex<String>>,
+    next_sequence_id: Option<u64>,
+    config: PartitionConfig,
+    epoch: u64,
+    topic_epoch: Option<u64>,
+    connection: Option<Connection>,
+    events: Option<mpsc::UnboundedReceiver<ProducerEvent>>,
+    max_message_size: usize,
+    pending: PendingQueue<Completion>,
+    flush_waiters: Vec<(u64, oneshot::Sender<Result<()>>)>,
+    buf: BytesMut,
+    backoff: Backoff,
+    reconnect_at: Option<Instant>,
+    /// Set when closing: the reply to send once everything pending is done (None: dropped).
+    closing: Option<Option<oneshot::Sender<Result<()>>>>,
+}
+
+async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ProducerEvent>>) -> ProducerEvent {
+    match events {
+        Some(rx) => match rx.recv().await {
+            Some(ev) => ev,
+            None => ProducerEvent::ConnectionClosed(crate::error::ConnectionError::Closed),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_permanent(e: &Error) -> bool {
+    match e.server_error() {
+        Some(s) => matches!(
+            s.code,
+            ServerErrorCode::TopicNotFound
+                | ServerErrorCode::TopicTerminatedError
+                | ServerErrorCode::ProducerFenced
+                | ServerErrorCode::AuthorizationError
+                | ServerErrorCode::AuthenticationError
+                | ServerErrorCode::InvalidTopicName
+                | ServerErrorCode::IncompatibleSchema
+                | ServerErrorCode::NotAllowedError
+        ),
+        None => matches!(e, Error::Closed(_) | Error::InvalidTopic(_)),
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl PartitionTask {
+    /// Looks the topic up and (re-)creates the producer on its broker; on success, resends
+    /// everything pending in its original order.
+    async fn attach(&mut self) -> Result<()> {
+        let inner = self.client.inner.clone();
+        let conn = inner.lookup(&self.topic).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        conn.register_producer(self.producer_id, tx)?;
+        let request_id = inner.next_id();
+        let args = ProducerArgs {
+            topic: self.topic.full_name().to_owned(),
+            producer_id: self.producer_id,
+            producer_name: self.producer_name.clone(),
+            user_provided_name: self.user_provided_name,
+            epoch: self.epoch,
+            properties: self.config.properties.clone(),
+            access_mode: self.config.access_mode.as_i32(),
+            topic_epoch: self.topic_epoch,
+        };
+        self.epoch += 1;
+        let result = conn
+            .request(
+                request_id,
+                "create producer",
+                commands::producer(&args, request_id),
+                Some(inner.operation_timeout),
+            )
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    // The broker may still create it: tell it to drop it before retrying.
+                    let close_id = inner.next_id();
+                    let _ = conn.send(commands::close_producer(self.producer_id, close_id));
+                }
+                conn.unregister_producer(self.producer_id);
+                return Err(e);
+            }
+        };
+        let success = response.producer_success.unwrap_or_default();
+        if self.producer_name.is_none() || !self.user_provided_name {
+            self.producer_name = Some(success.producer_name.clone());
+        }
+        if let Ok(mut n) = self.shared_name.lock() {
+            n.clone_from(&success.producer_name);
+        }
+        if self.next_sequence_id.is_none() {
+            let last = success.last_sequence_id.unwrap_or(-1);
+            self.next_sequence_id = Some(if last >= 0 { last as u64 + 1 } else { 0 });
+        }
+        if success.topic_epoch.is_some() {
+            self.topic_epoch = success.topic_epoch;
+        }
+        self.max_message_size = conn.max_message_size();
+        info!(
+            topic = %self.topic,
+            producer = %success.producer_name,
+            connection = conn.id(),
+            resend = self.pending.len(),
+            "producer ready"
+        );
+        for frame in self.pending.frames() {
+            conn.send_frame(frame.clone())?;
+        }
+        self.connection = Some(conn);
+        self.events = Some(rx);
+        self.backoff.reset();
+        self.reconnect_at = None;
+        Ok(())
+    }
+
+    fn detach(&mut self, why: &str) {
+        if let Some(conn) = self.connection.take() {
+            conn.unregister_producer(self.producer_id);
+            warn!(topic = %self.topic, reason = why, pending = self.pending.len(), "producer disconnected, reconnecting");
+        }
+        self.events = None;
+        if self.reconnect_at.is_none() {
+            self.reconnect_at = Some(Instant::now() + self.backoff.next_delay_random());
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            if let Some(reply) = self.closing.take() {
+                if self.pending.is_empty() {
+                    let result = self.close_on_broker().await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                    return;
+                }
+                self.closing = Some(reply);
+            }
+            let deadline = self.pending.next_deadline().map(Instant::from_std);
+            tokio::select! {
+                cmd = commands.recv(), if self.closing.is_none() => match cmd {
+                    Some(cmd) => self.handle_command(cmd),
+                    // Every handle is gone: finish what is pending, then close.
+                    None => self.closing = Some(None),
+                },
+                event = next_event(&mut self.events) => self.handle_event(event),
+                _ = sleep_until_opt(deadline) => self.expire(),
+                _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
+                    self.reconnect_at = None;
+                    if let Err(e) = self.attach().await {
+                        if is_permanent(&e) {
+                            warn!(topic = %self.topic, error = %e, "producer cannot reconnect: failing pending sends");
+                            self.fail_all(&e);
+                            if let Some(Some(reply)) = self.closing.take() {
+                                let _ = reply.send(Err(e));
+                            }
+                            return;
+                        }
+                        let delay = self.backoff.next_delay_random();
+                        debug!(topic = %self.topic, error = %e, ?delay, "producer reconnect failed");
+                        self.reconnect_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Send { msg, reply, permit } => self.send(
+                msg,
+                Completion {
+                    reply,
+                    _permit: permit,
+                },
+            ),
+            Cmd::Flush(reply) => match self.pending.last_sequence_id() {
+                None => {
+                    let _ = reply.send(Ok(()));
+                }
+                Some(last) => self.flush_waiters.push((last, reply)),
+            },
+            Cmd::Close(reply) => self.closing = Some(Some(reply)),
+        }
+    }
+
+    fn send(&mut self, msg: ProducerMessage, completion: Completion) {
+        let sequence_id = match msg.sequence_id {
+            Some(s) => {
+                let next = self.next_sequence_id.unwrap_or(0).max(s.wrapping_add(1));
+                self.next_sequence_id = Some(next);
+                s
+            }
+            None => {
+                let s = self.next_sequence_id.unwrap_or(0);
+                self.next_sequence_id = Some(s + 1);
+                s
+            }
+        };
+        let metadata = proto::MessageMetadata {
+            producer_name: self.producer_name.clone().unwrap_or_default(),
+            sequence_id,
+            publish_time: now_millis(),
+            properties: msg
+                .properties
+                .into_iter()
+                .map(|(key, value)| proto::KeyValue { key, value })
+                .collect(),
+            partition_key: msg.partition_key,
+            ordering_key: msg.ordering_key,
+            event_time: msg.event_time.filter(|t| *t > 0),
+            uncompressed_size: Some(msg.payload.len() as u32),
+            ..Default::default()
+        };
+        let size = msg.payload.len() + prost::Message::encoded_len(&metadata);
+        if size > self.max_message_size {
+            let _ = completion.reply.send(Err(Error::MessageTooLarge {
+                size,
+                max: self.max_message_size,
+            }));
+            return;
+        }
+        let command = commands::send(self.producer_id, sequence_id, None);
+        let max_frame = wire::max_frame_size_for(self.max_message_size);
+        if let Err(e) = wire::encode_payload_command(
+            &command,
+            None,
+            &metadata,
+            &msg.payload,
+            &mut self.buf,
+            max_frame,
+        ) {
+            let _ = completion.reply.send(Err(Error::Decode(e)));
+            return;
+        }
+        let frame: Bytes = self.buf.split().freeze();
+        if let Some(conn) = &self.connection {
+            if conn.send_frame(frame.clone()).is_err() {
+                self.detach("connection closed");
+            }
+        }
+        self.pending.push(PendingSend {
+            sequence_id,
+            highest_sequence_id: sequence_id,
+            frame,
+            deadline: self
+                .config
+                .send_timeout
+                .map(|t| std::time::Instant::now() + t),
+            completion,
+        });
+    }
+
+    fn handle_event(&mut self, event: ProducerEvent) {
+        match event {
+            ProducerEvent::Receipt {
+                sequence_id,
+                message_id,
+                ..
+            } => match self.pending.on_receipt(sequence_id) {
+                ReceiptMatch::Completed(p) => {
+                    let id = message_id.entry().with_partition(self.partition);
+                    let _ = p.completion.reply.send(Ok(id));
+                    self.wake_flushers();
+                }
+                ReceiptMatch::Stale => {
+                    debug!(topic = %self.topic, sequence_id, "receipt for a send that already failed")
+                }
+                ReceiptMatch::OutOfSync { expected, received } => {
+                    warn!(topic = %self.topic, ?expected, received, "receipt out of sequence: re-creating the producer to resend");
+                    self.reattach();
+                }
+            },
+            ProducerEvent::SendError { sequence_id, error } => {
+                warn!(topic = %self.topic, sequence_id, %error, "send error");
+                if let Some(p) = self.pending.remove(sequence_id) {
+                    let _ = p.completion.reply.send(Err(Error::Server {
+                        operation: "send",
+                        error,
+                    }));
+                    self.wake_flushers();
+                }
+                self.reattach();
+            }
+            ProducerEvent::Closed { .. } => self.detach("closed by the broker"),
+            ProducerEvent::Migrated { .. } => self.detach("topic migrated"),
+            ProducerEvent::ConnectionClosed(e) => self.detach(&e.to_string()),
+        }
+    }
+
+    /// Drops this producer from its connection and creates it again (which resends).
+    fn reattach(&mut self) {
+        if let Some(conn) = &self.connection {
+            let id = self.client.inner.next_id();
+            let _ = conn.send(commands::close_producer(self.producer_id, id));
+        }
+        self.detach("re-creating the producer");
+        self.reconnect_at = Some(Instant::now());
+    }
+
+    fn expire(&mut self) {
+        let expired = self.pending.expire(std::time::Instant::now());
+        if expired.is_empty() {
+            return;
+        }
+        let timeout = self.config.send_timeout.unwrap_or_default();
+        warn!(topic = %self.topic, count = expired.len(), "sends timed out");
+        for p in expired {
+            let _ = p.completion.reply.send(Err(Error::SendTimeout(timeout)));
+        }
+        self.wake_flushers();
+    }
+
+    fn fail_all(&mut self, e: &Error) {
+        for p in self.pending.drain() {
+            let _ = p.completion.reply.send(Err(e.clone()));
+        }
+        self.wake_flushers();
+    }
+
+    /// Answers the flush waiters whose last message is no longer pending.
+    fn wake_flushers(&mut self) {
+        let head = self.pending.first_sequence_id();
+        let mut i = 0;
+        while i < self.flush_waiters.len() {
+            if head.is_some_and(|h| h <= self.flush_waiters[i].0) {
+                i += 1;
+            } else {
+                let (_, reply) = self.flush_waiters.swap_remove(i);
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    async fn close_on_broker(&mut self) -> Result<()> {
+        for (_, reply) in self.flush_waiters.drain(..) {
+            let _ = reply.send(Ok(()));
+        }
+        let Some(conn) = self.connection.take() else {
+            return Ok(());
+        };
+        let inner = self.client.inner.clone();
+        let id = inner.next_id();
+        let result = conn
+            .request(
+                id,
+                "close producer",
+                commands::close_producer(self.producer_id, id),
+                Some(inner.operation_timeout),
+            )
+            .await;
+        conn.unregister_producer(self.producer_id);
+        result.map(|_| ())
+    }
+}
