@@ -10,6 +10,27 @@ use crate::client::PulsarClient;
 use crate::error::{Error, Result};
 use crate::protocol::topic::TopicName;
 
+/// `len` random lowercase letters.
+pub(crate) fn random_name(len: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let mut x = seed.finish() | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
+}
+
 /// Subscription types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SubscriptionType {
@@ -142,6 +163,10 @@ impl ConsumerBuilder {
             .ok_or_else(|| Error::InvalidConfig("a consumer needs a subscription name".into()))?;
         let mut config = self.config;
         config.subscription = subscription;
+        if config.consumer_name.is_none() {
+            // Like the official clients: a random name (Failover orders consumers by name).
+            config.consumer_name = Some(random_name(5));
+        }
         let inner = &self.client.inner;
         if inner.is_closed() {
             return Err(Error::Closed("client"));
