@@ -18,8 +18,15 @@
 //!   `compacted_batch_indexes`), since one byte of packed varints can become an 8-byte `i64`
 //!   (24 bytes with `Vec` growth).
 //!
-//! A nested length-delimited field is walked as a message when it parses as one. The walk is
-//! linear in the input per nesting level and stops nesting at [`MAX_DEPTH`].
+//! A nested length-delimited field is walked as a message, and charged the larger of that and its
+//! cost as a leaf: prost may read it either way, and when it is not a well-formed message prost
+//! may still decode (and allocate for) its start before failing. The walk is linear in the input
+//! per nesting level and stops nesting at [`MAX_DEPTH`]; a field deeper than that (Pulsar has none)
+//! is charged [`PER_FIELD`] per byte, which bounds anything it can hold. Groups (unused by Pulsar)
+//! are walked past: prost skips them as unknown fields, allocating nothing, or fails on them.
+//!
+//! The sections of one frame are decoded into memory that stays alive together, so they share one
+//! budget: [`charge`] adds a section's estimate to what earlier sections spent.
 
 use super::error::{FrameError, Section};
 
@@ -37,12 +44,20 @@ fn may_be_packed(field: u64) -> bool {
 
 /// Refuses `bytes` when its decoded form could exceed `budget` bytes.
 pub(crate) fn check(section: Section, bytes: &[u8], budget: usize) -> Result<(), FrameError> {
-    // Cheap accept: even if every byte were its own field, the estimate stays under budget.
-    let worst = (bytes.len() as u64).saturating_mul(PER_FIELD);
-    if worst <= budget as u64 {
-        return Ok(());
-    }
-    let estimate = walk(bytes, 0).unwrap_or_else(|partial| partial);
+    charge(section, bytes, budget, 0).map(drop)
+}
+
+/// Adds the estimated decoded size of `bytes` to `spent`, the estimate for the sections of the
+/// same frame decoded before it, and returns the sum; refuses `bytes` when the sum could exceed
+/// `budget` bytes (the error's `estimate` is that sum).
+pub(crate) fn charge(
+    section: Section,
+    bytes: &[u8],
+    budget: usize,
+    spent: u64,
+) -> Result<u64, FrameError> {
+    let own = walk(bytes, 0).unwrap_or_else(|partial| partial);
+    let estimate = spent.saturating_add(own);
     if estimate > budget as u64 {
         return Err(FrameError::TooComplex {
             section,
@@ -50,7 +65,7 @@ pub(crate) fn check(section: Section, bytes: &[u8], budget: usize) -> Result<(),
             budget,
         });
     }
-    Ok(())
+    Ok(estimate)
 }
 
 /// Estimates the decoded size of `bytes` read as a message. `Err(partial)` when the bytes are not
@@ -76,27 +91,50 @@ fn walk(bytes: &[u8], depth: usize) -> Result<u64, u64> {
                 let start = pos;
                 pos = skip(bytes, pos, len).ok_or(total)?;
                 let inner = &bytes[start..pos];
-                let nested = if depth + 1 < MAX_DEPTH {
-                    walk(inner, depth + 1).ok()
+                let cost = if depth + 1 < MAX_DEPTH {
+                    let factor = if may_be_packed(field) { PACKED_FACTOR } else { 1 };
+                    let as_leaf = (inner.len() as u64).saturating_mul(factor);
+                    let as_message = walk(inner, depth + 1).unwrap_or_else(|partial| partial);
+                    as_leaf.max(as_message)
                 } else {
-                    None
+                    (inner.len() as u64).saturating_mul(PER_FIELD)
                 };
-                let cost = nested.unwrap_or_else(|| {
-                    let factor = if may_be_packed(field) {
-                        PACKED_FACTOR
-                    } else {
-                        1
-                    };
-                    (inner.len() as u64).saturating_mul(factor)
-                });
                 total = total.saturating_add(cost);
             }
-            // Groups (3, 4) and the reserved wire types are not used by Pulsar: prost will reject
-            // what follows, so stop here.
+            // A group: prost skips it as an unknown field, or fails on it.
+            3 => skip_group(bytes, &mut pos).ok_or(total)?,
+            // An end-group key without its start and the reserved wire types: prost fails here.
             _ => return Err(total),
         }
     }
     Ok(total)
+}
+
+/// Moves `pos` past the group whose start key was just read, up to its end key. `None` when the
+/// group does not end well (prost fails on it too).
+fn skip_group(bytes: &[u8], pos: &mut usize) -> Option<()> {
+    let mut open = 1usize;
+    while open > 0 {
+        let key = read_varint(bytes, pos)?;
+        if key >> 3 == 0 {
+            return None;
+        }
+        match key & 7 {
+            0 => {
+                read_varint(bytes, pos)?;
+            }
+            1 => *pos = skip(bytes, *pos, 8)?,
+            2 => {
+                let len = read_varint(bytes, pos)?;
+                *pos = skip(bytes, *pos, len)?;
+            }
+            3 => open += 1,
+            4 => open -= 1,
+            5 => *pos = skip(bytes, *pos, 4)?,
+            _ => return None,
+        }
+    }
+    Some(())
 }
 
 fn skip(bytes: &[u8], pos: usize, len: u64) -> Option<usize> {
@@ -147,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn small_sections_are_accepted_without_a_walk() {
+    fn small_malformed_sections_are_left_to_prost() {
         assert!(check(Section::Command, &[0xff; 16], 4096).is_ok());
     }
 
@@ -182,5 +220,129 @@ mod tests {
     fn truncated_input_gives_a_partial_estimate() {
         assert_eq!(walk(&[0x08, 0x80], 0), Err(PER_FIELD));
         assert_eq!(walk(&[0x00], 0), Err(0));
+    }
+
+    fn ld(field: u8, body: &[u8]) -> Vec<u8> {
+        assert!(field < 16 && body.len() < 0x4000);
+        let mut out = vec![field << 3 | 2];
+        if body.len() >= 0x80 {
+            out.extend_from_slice(&[(body.len() as u8) | 0x80, (body.len() >> 7) as u8]);
+        } else {
+            out.push(body.len() as u8);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn charge_adds_to_what_earlier_sections_spent() {
+        // One varint field: PER_FIELD.
+        assert_eq!(
+            charge(Section::Command, &[0x08, 0x01], 1000, 0),
+            Ok(PER_FIELD)
+        );
+        assert_eq!(
+            charge(Section::Metadata, &[0x08, 0x01], 1000, 700),
+            Ok(700 + PER_FIELD)
+        );
+        assert_eq!(
+            charge(Section::Metadata, &[0x08, 0x01], 1000, 800),
+            Err(FrameError::TooComplex {
+                section: Section::Metadata,
+                estimate: 800 + PER_FIELD,
+                budget: 1000
+            })
+        );
+        assert_eq!(
+            check(Section::Command, &[0x08, 0x01], 255).map_err(|_| ()),
+            Err(())
+        );
+    }
+
+    #[test]
+    fn groups_are_walked_past() {
+        // Regression: the walk stopped at a group (wire type 3) and returned what it had so far,
+        // but prost skips an unknown group and decodes what follows it.
+        // Group of field 100 (start 0xa3 0x06, end 0xa4 0x06) holding a varint, then an empty
+        // message field.
+        let bytes = [0xa3, 0x06, 0x08, 0x01, 0xa4, 0x06, 0x1a, 0x00];
+        assert_eq!(walk(&bytes, 0), Ok(2 * PER_FIELD));
+        // Nested groups, and every wire type inside.
+        let bytes = [
+            0x1b, 0x23, 0x08, 0x01, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0x1a, 0x01, 0xff, 0x25, 0, 0, 0,
+            0, 0x24, 0x1c, 0x08, 0x01,
+        ];
+        assert_eq!(walk(&bytes, 0), Ok(2 * PER_FIELD));
+        // Groups that do not end well, and an end without a start.
+        assert_eq!(walk(&[0x1b, 0x08, 0x01], 0), Err(PER_FIELD));
+        assert_eq!(walk(&[0x1b, 0x00], 0), Err(PER_FIELD));
+        assert_eq!(walk(&[0x1b, 0x0f], 0), Err(PER_FIELD));
+        assert_eq!(walk(&[0x08, 0x01, 0x1c], 0), Err(2 * PER_FIELD));
+        // A group first no longer hides 100k empty message ids.
+        let mut ack = Vec::new();
+        for _ in 0..100_000 {
+            ack.extend_from_slice(&[0x1a, 0x00]);
+        }
+        let mut cmd = vec![0xa3, 0x06, 0xa4, 0x06, 0x08, 0x0a, 0x52];
+        let mut len = ack.len();
+        while len >= 0x80 {
+            cmd.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        cmd.push(len as u8);
+        cmd.extend_from_slice(&ack);
+        let err = check(Section::Command, &cmd, 1 << 20);
+        assert!(matches!(err, Err(FrameError::TooComplex { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_nested_field_costs_at_least_its_leaf_cost() {
+        // Regression: a length-delimited field that parsed as a message was charged as one only,
+        // but a group hides its content from the walk while prost may read the same bytes as
+        // packed scalars (field 5: `ack_set`): 1002 bytes, 500 of them one-byte varints.
+        let mut group = vec![0x1b];
+        for _ in 0..500 {
+            group.extend_from_slice(&[0x08, 0x01]);
+        }
+        group.push(0x1c);
+        assert_eq!(walk(&group, 1), Ok(PER_FIELD));
+        let field = ld(5, &group);
+        assert_eq!(walk(&field, 0), Ok(PER_FIELD + 1002 * PACKED_FACTOR));
+        // The same as field 6 (not packed-capable): the leaf cost is its length.
+        let field = ld(6, &group);
+        assert_eq!(walk(&field, 0), Ok(PER_FIELD + 1002));
+    }
+
+    #[test]
+    fn a_malformed_nested_message_costs_what_parsed_before_the_error() {
+        // Regression: a nested field that did not parse as a message was charged its length only,
+        // but prost decodes (and allocates for) the part before the error: here 1000 repeated
+        // varints (`ack_set` entries of a message id) before a field number 0.
+        let mut id = Vec::new();
+        for _ in 0..1000 {
+            id.extend_from_slice(&[0x28, 0x00]);
+        }
+        id.push(0x00);
+        assert_eq!(walk(&id, 1), Err(1000 * PER_FIELD));
+        let field = ld(3, &id);
+        assert_eq!(walk(&field, 0), Ok(PER_FIELD + 1000 * PER_FIELD));
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_walk_costs_per_field_per_byte() {
+        // Regression: past MAX_DEPTH a field was charged its length, but a chain of boxed
+        // first-chunk ids (field 7) or a packed ack_set down there decodes into far more.
+        let innermost = vec![0x08; 100];
+        let mut bytes = innermost.clone();
+        for _ in 0..MAX_DEPTH {
+            bytes = ld(7, &bytes);
+        }
+        let estimate = walk(&bytes, 0);
+        // MAX_DEPTH fields, each charged PER_FIELD; the content of the deepest one, which the walk
+        // does not enter, charged PER_FIELD per byte.
+        assert_eq!(
+            estimate,
+            Ok(MAX_DEPTH as u64 * PER_FIELD + innermost.len() as u64 * PER_FIELD)
+        );
     }
 }

@@ -139,8 +139,8 @@ pub fn decode(src: &mut BytesMut, max_frame_size: usize) -> Result<Option<Frame>
 
 /// Decodes exactly one complete frame, size field included.
 ///
-/// Protobuf sections are refused with [`FrameError::TooComplex`] when their decoded form could
-/// exceed `max_frame_size` bytes of memory; the payload stays a slice of `frame`.
+/// Protobuf sections are refused with [`FrameError::TooComplex`] when their decoded forms
+/// together could exceed `max_frame_size` bytes of memory; the payload stays a slice of `frame`.
 pub fn decode_frame(frame: Bytes, max_frame_size: usize) -> Result<Frame, FrameError> {
     if frame.len() as u64 > max_frame_size as u64 {
         return Err(FrameError::TooLarge {
@@ -171,7 +171,7 @@ pub fn decode_frame(frame: Bytes, max_frame_size: usize) -> Result<Frame, FrameE
         });
     }
     let command_bytes = r.take(command_size as usize, Section::Command)?;
-    budget::check(Section::Command, &command_bytes, max_frame_size)?;
+    let spent = budget::charge(Section::Command, &command_bytes, max_frame_size, 0)?;
     let command = BaseCommand::decode(command_bytes)
         .map_err(|e| FrameError::protobuf(Section::Command, e))?;
 
@@ -188,20 +188,26 @@ pub fn decode_frame(frame: Bytes, max_frame_size: usize) -> Result<Frame, FrameE
             extra: r.remaining(),
         });
     }
-    let payload = decode_payload(&mut r, max_frame_size)?;
+    let payload = decode_payload(&mut r, max_frame_size, spent)?;
     Ok(Frame {
         command,
         payload: Some(payload),
     })
 }
 
-fn decode_payload(r: &mut Reader, max_frame_size: usize) -> Result<Payload, FrameError> {
+/// `spent`: the memory budget already charged for the command, which stays alive with the payload
+/// section's protobufs.
+fn decode_payload(
+    r: &mut Reader,
+    max_frame_size: usize,
+    mut spent: u64,
+) -> Result<Payload, FrameError> {
     let mut broker_entry_metadata = None;
     if r.peek_u16() == Some(MAGIC_BROKER_ENTRY_METADATA) {
         r.pos += 2;
         let size = r.u32(Section::BrokerEntryMetadata)?;
         let bytes = r.take_sized(size, Section::BrokerEntryMetadata)?;
-        budget::check(Section::BrokerEntryMetadata, &bytes, max_frame_size)?;
+        spent = budget::charge(Section::BrokerEntryMetadata, &bytes, max_frame_size, spent)?;
         broker_entry_metadata = Some(
             BrokerEntryMetadata::decode(bytes)
                 .map_err(|e| FrameError::protobuf(Section::BrokerEntryMetadata, e))?,
@@ -227,7 +233,7 @@ fn decode_payload(r: &mut Reader, max_frame_size: usize) -> Result<Payload, Fram
 
     let metadata_size = r.u32(Section::MetadataSize)?;
     let metadata_bytes = r.take_sized(metadata_size, Section::Metadata)?;
-    budget::check(Section::Metadata, &metadata_bytes, max_frame_size)?;
+    budget::charge(Section::Metadata, &metadata_bytes, max_frame_size, spent)?;
     let metadata = MessageMetadata::decode(metadata_bytes)
         .map_err(|e| FrameError::protobuf(Section::Metadata, e))?;
     let data = r.bytes.slice(r.pos..);
@@ -1521,6 +1527,77 @@ mod tests {
             ),
             "{res:?}"
         );
+    }
+
+    #[test]
+    fn command_and_payload_sections_share_one_budget() {
+        // Regression: each protobuf section was checked against the whole budget alone, but the
+        // command stays alive while the metadata decodes. A MESSAGE whose packed ack_set (field 4
+        // of CommandMessage, 2600 one-byte varints) is charged about 62 KiB, then a metadata with
+        // a 60 kB string: each within 64 KiB alone, not together.
+        let mut message = vec![0x08, 1, 0x12, 4, 0x08, 1, 0x10, 1];
+        ld(4, &[0x01; 2600], &mut message);
+        let mut command = vec![0x08, 0x09];
+        ld(9, &message, &mut command);
+        // The string starts with 'g' (wire type 7): it does not read as a message.
+        let mut text = vec![b'x'; 60_000];
+        text[0] = b'g';
+        let mut metadata = Vec::new();
+        ld(1, &text, &mut metadata);
+        let mut rest = (metadata.len() as u32).to_be_bytes().to_vec();
+        rest.extend_from_slice(&metadata);
+        let both = frame_bytes(&command, &rest);
+        assert!(both.len() <= MAX);
+        let res = dec(&both);
+        assert!(
+            matches!(
+                res,
+                Err(FrameError::TooComplex { section: Section::Metadata, estimate, budget: MAX })
+                    if estimate > MAX as u64
+            ),
+            "{res:?}"
+        );
+        // Each alone decodes.
+        let mut small = (METADATA.len() as u32).to_be_bytes().to_vec();
+        small.extend_from_slice(METADATA);
+        assert!(dec(&frame_bytes(&command, &small)).is_ok());
+        assert!(dec(&send_with(&rest)).is_ok());
+        // The broker entry metadata is charged too: the command (estimated 64,192 bytes) and the
+        // small metadata (1,024) fit in 64 KiB, but not with the 2 fields of the entry metadata
+        // (512) as well.
+        let mut with_entry = vec![0x0e, 0x02, 0, 0, 0, 5, 0x08, 0xe8, 0x07, 0x10, 5];
+        with_entry.extend_from_slice(&small);
+        assert_eq!(
+            dec(&frame_bytes(&command, &with_entry)),
+            Err(FrameError::TooComplex {
+                section: Section::Metadata,
+                estimate: 64_192 + 512 + 1024,
+                budget: MAX
+            })
+        );
+    }
+
+    #[test]
+    fn an_unknown_group_does_not_hide_the_rest_of_the_command() {
+        // Regression: a group (unknown field 100, which prost skips) before 30k empty message ids
+        // made the memory estimate 0.
+        let mut command = vec![0xa3, 0x06, 0xa4, 0x06];
+        command.extend_from_slice(&ack_of_empty_ids(30_000));
+        let res = dec(&frame_bytes(&command, &[]));
+        assert!(
+            matches!(
+                res,
+                Err(FrameError::TooComplex {
+                    section: Section::Command,
+                    ..
+                })
+            ),
+            "{res:?}"
+        );
+        // A small command after a group decodes: prost skips the group.
+        let mut command = vec![0xa3, 0x06, 0x08, 0x01, 0xa4, 0x06];
+        command.extend_from_slice(&PING[8..]);
+        assert_eq!(dec(&frame_bytes(&command, &[])), Ok(Frame::command(ping())));
     }
 
     #[test]
