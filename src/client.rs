@@ -218,7 +218,8 @@ impl ClientInner {
 
     /// A connection to any broker of the service URL, retried with backoff until `deadline`.
     async fn service_connection(&self, deadline: tokio::time::Instant) -> Result<Connection> {
-        let mut backoff = Backoff::default();
+        // Retries inside one operation: short waits, the operation timeout bounds them.
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             if self.is_closed() {
                 return Err(Error::Closed("client"));
@@ -246,7 +247,8 @@ impl ClientInner {
         make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
     ) -> Result<(Connection, crate::wire::proto::BaseCommand)> {
         let deadline = tokio::time::Instant::now() + self.operation_timeout;
-        let mut backoff = Backoff::default();
+        // Retries inside one operation: short waits, the operation timeout bounds them.
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             let conn = self.service_connection(deadline).await?;
             let id = self.next_id();

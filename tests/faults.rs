@@ -1,0 +1,283 @@
+//! Faults against a real broker (a private pulsar-lite per test): kill -9 and restart in the
+//! middle of a produce stream and of a consume stream, a broker down at start, and a broker
+//! that stops answering (SIGSTOP). Nothing sent may be lost; every failed send says why.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use pulsar_wire::{Error, InitialPosition, PulsarClient, SendReceipt, SubscriptionType};
+use support::Broker;
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn client(broker: &Broker) -> PulsarClient {
+    init_logs();
+    PulsarClient::builder(broker.url())
+        .operation_timeout(Duration::from_secs(30))
+        .keepalive_interval(Duration::from_secs(2))
+        .build()
+        .expect("client")
+}
+
+fn signal(broker: &Broker, sig: &str) {
+    let dir = broker.dir().expect("a local broker");
+    let pid = std::fs::read_to_string(dir.join("broker.pid")).expect("broker.pid");
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.trim())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{sig} failed");
+}
+
+/// Every payload on the topic, read from the start on a fresh Shared subscription.
+async fn read_all(client: &PulsarClient, topic: &str, expect: usize) -> Vec<String> {
+    let mut c = client
+        .consumer(topic)
+        .subscription(support::unique_name("check"))
+        .subscription_type(SubscriptionType::Shared)
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let mut out = Vec::new();
+    let mut distinct = BTreeSet::new();
+    while let Some(msg) = c
+        .receive_timeout(Duration::from_secs(if distinct.len() >= expect {
+            1
+        } else {
+            15
+        }))
+        .await
+        .expect("receive")
+    {
+        c.ack(&msg).await.expect("ack");
+        let p = msg.payload_str().unwrap_or_default().to_owned();
+        distinct.insert(p.clone());
+        out.push(p);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_produce_stream_loses_nothing() {
+    let broker = Broker::start_local();
+    let client = client(&broker);
+    let topic = support::unique_topic("fault-produce");
+    let producer = client
+        .producer(&topic)
+        .block_if_queue_full(true)
+        .max_pending_messages(500)
+        .send_timeout(Duration::from_secs(60))
+        .create()
+        .await
+        .expect("producer");
+    const N: usize = 3000;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The crash runs beside the stream: the sender blocks while the queue is full.
+    let chaos = {
+        let sent = sent.clone();
+        let broker = &broker;
+        async move {
+            while sent.load(std::sync::atomic::Ordering::Acquire) < N / 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            broker.kill();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            broker.restart();
+        }
+    };
+    let started = std::time::Instant::now();
+    let stream = async {
+        let mut receipts: Vec<(String, SendReceipt)> = Vec::with_capacity(N);
+        for i in 0..N {
+            let payload = format!("m{i}");
+            let r = producer.send_async(payload.clone()).await.expect("enqueue");
+            receipts.push((payload, r));
+            sent.store(i + 1, std::sync::atomic::Ordering::Release);
+        }
+        receipts
+    };
+    let (receipts, ()) = tokio::join!(stream, chaos);
+    let mut stored = BTreeSet::new();
+    let mut failed: HashMap<String, Error> = HashMap::new();
+    for (payload, r) in receipts {
+        match tokio::time::timeout(Duration::from_secs(120), r).await {
+            Ok(Ok(_)) => {
+                stored.insert(payload);
+            }
+            Ok(Err(e)) => {
+                failed.insert(payload, e);
+            }
+            Err(_) => panic!("a receipt hung past the send timeout"),
+        }
+    }
+    let recovered_in = started.elapsed();
+    let on_topic: BTreeSet<String> = read_all(&client, &topic, stored.len())
+        .await
+        .into_iter()
+        .collect();
+    let lost: Vec<&String> = stored.iter().filter(|p| !on_topic.contains(*p)).collect();
+    eprintln!(
+        "produce fault: sent {N}, receipts {}, failed {}, lost {}, on topic {}, stream took {recovered_in:?}",
+        stored.len(),
+        failed.len(),
+        lost.len(),
+        on_topic.len()
+    );
+    let mut reasons: Vec<String> = failed.values().map(|e| format!("{e:?}")).collect();
+    reasons.sort();
+    reasons.dedup();
+    eprintln!("failure reasons: {reasons:?}");
+    assert!(lost.is_empty(), "receipted but not on the topic: {lost:?}");
+    for (payload, e) in &failed {
+        assert!(
+            matches!(
+                e,
+                Error::SendTimeout(_) | Error::Server { .. } | Error::Connection(_)
+            ),
+            "{payload} failed without a clear reason: {e:?}"
+        );
+    }
+    assert_eq!(
+        stored.len() + failed.len(),
+        N,
+        "every send got a receipt or an error"
+    );
+    assert!(stored.len() > N / 2, "most sends succeed after the restart");
+    producer.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_consume_stream_redelivers_only_unacked_messages() {
+    let broker = Broker::start_local();
+    let client = client(&broker);
+    let topic = support::unique_topic("fault-consume");
+    const N: usize = 2000;
+    {
+        let producer = client
+            .producer(&topic)
+            .block_if_queue_full(true)
+            .create()
+            .await
+            .expect("producer");
+        let mut receipts = Vec::new();
+        for i in 0..N {
+            receipts.push(producer.send_async(format!("m{i}")).await.expect("enqueue"));
+        }
+        for r in receipts {
+            r.await.expect("receipt");
+        }
+        producer.close().await.expect("close");
+    }
+    let mut consumer = client
+        .consumer(&topic)
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .initial_position(InitialPosition::Earliest)
+        .receiver_queue_size(100)
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let mut received: HashMap<String, u32> = HashMap::new();
+    let mut durable_acks = BTreeSet::new();
+    let started = std::time::Instant::now();
+    let mut killed = false;
+    while received.len() < N {
+        if !killed && received.len() >= N / 4 {
+            // Acks are fire-and-forget: give those sent so far time to land, then crash.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            durable_acks = received.keys().cloned().collect();
+            broker.kill();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            broker.restart();
+            killed = true;
+        }
+        let msg = tokio::time::timeout(Duration::from_secs(90), consumer.receive())
+            .await
+            .expect("the consumer recovers and receives within 90 s")
+            .expect("receive");
+        let payload = msg.payload_str().unwrap_or_default().to_owned();
+        let seen = received.entry(payload.clone()).or_insert(0);
+        *seen += 1;
+        if *seen > 1 {
+            assert!(
+                !durable_acks.contains(&payload),
+                "{payload} was acknowledged before the crash but delivered again"
+            );
+        }
+        consumer.ack(&msg).await.expect("ack");
+    }
+    let duplicates: u32 = received.values().map(|n| n - 1).sum();
+    eprintln!(
+        "consume fault: {N} messages, all received, {duplicates} duplicates, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(received.len(), N);
+}
+
+#[tokio::test]
+async fn a_broker_down_at_start_fails_with_a_typed_error_after_the_operation_timeout() {
+    // A port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let client = PulsarClient::builder(format!("pulsar://127.0.0.1:{port}"))
+        .operation_timeout(Duration::from_millis(1500))
+        .build()
+        .expect("client");
+    let err = client
+        .producer("persistent://public/default/nowhere")
+        .create()
+        .await
+        .expect_err("no broker");
+    assert!(
+        matches!(
+            err,
+            Error::Connection(pulsar_wire::ConnectionError::Connect { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retriable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stops_answering_is_detected_by_keepalive_and_the_producer_recovers() {
+    let broker = Broker::start_local();
+    let client = PulsarClient::builder(broker.url())
+        .operation_timeout(Duration::from_secs(10))
+        .keepalive_interval(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let topic = support::unique_topic("fault-stop");
+    let producer = client
+        .producer(&topic)
+        .send_timeout(Duration::from_secs(60))
+        .create()
+        .await
+        .expect("producer");
+    producer.send("before").await.expect("send before");
+    signal(&broker, "STOP");
+    let receipt = producer.send_async("during").await.expect("enqueue");
+    // Keepalive declares the silent connection dead within one or two intervals; wait for that.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal(&broker, "CONT");
+    let id = tokio::time::timeout(Duration::from_secs(60), receipt)
+        .await
+        .expect("the send completes after the broker resumes")
+        .expect("receipt");
+    let after = producer.send("after").await.expect("send after");
+    assert!(after > id);
+    let on_topic: BTreeSet<String> = read_all(&client, &topic, 3).await.into_iter().collect();
+    for p in ["before", "during", "after"] {
+        assert!(on_topic.contains(p), "{p} missing: {on_topic:?}");
+    }
+}
