@@ -1,0 +1,187 @@
+//! `pulsar-wire consume`: receives messages, prints them (as text or JSON lines) and
+//! acknowledges each one once printed.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use pulsar_wire::{InitialPosition, Message, SubscriptionType};
+
+use crate::common::{context, parse_secs, secs, CliError, CliResult, ConnectArgs};
+use crate::json;
+
+/// `pulsar-wire consume`.
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// The topic, e.g. persistent://public/default/my-topic (or just my-topic).
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+
+    /// The subscription name.
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub subscription: String,
+
+    /// The subscription type.
+    #[arg(long = "type", short = 't', value_enum, value_name = "TYPE", default_value_t = SubType::Exclusive)]
+    pub sub_type: SubType,
+
+    /// Where a new subscription starts.
+    #[arg(long, value_enum, value_name = "POSITION", default_value_t = Initial::Latest)]
+    pub initial: Initial,
+
+    /// How many messages to receive before exiting (0: until interrupted or timed out).
+    #[arg(
+        short = 'n',
+        long = "num-messages",
+        value_name = "COUNT",
+        default_value_t = 1
+    )]
+    pub count: u64,
+
+    /// How long to wait for each message, in seconds, before failing (0: forever).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub timeout: Duration,
+
+    /// Print one JSON object per message instead of the payload text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Subscription types, as the official CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubType {
+    /// One consumer at a time.
+    Exclusive,
+    /// Messages spread over all consumers.
+    Shared,
+    /// One active consumer, the others standing by.
+    Failover,
+    /// Messages spread by key.
+    #[value(name = "key_shared", alias = "key-shared")]
+    KeyShared,
+}
+
+impl From<SubType> for SubscriptionType {
+    fn from(t: SubType) -> Self {
+        match t {
+            SubType::Exclusive => SubscriptionType::Exclusive,
+            SubType::Shared => SubscriptionType::Shared,
+            SubType::Failover => SubscriptionType::Failover,
+            SubType::KeyShared => SubscriptionType::KeyShared,
+        }
+    }
+}
+
+/// Initial positions of a new subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Initial {
+    /// The first message kept on the topic.
+    Earliest,
+    /// After the last message.
+    Latest,
+}
+
+impl From<Initial> for InitialPosition {
+    fn from(p: Initial) -> Self {
+        match p {
+            Initial::Earliest => InitialPosition::Earliest,
+            Initial::Latest => InitialPosition::Latest,
+        }
+    }
+}
+
+/// One message as a JSON object on one line (no newline): `payload` when the payload is UTF-8,
+/// else `payload_base64`; the same for `ordering_key`/`ordering_key_base64`; `null` for what
+/// the message does not have.
+pub fn message_json(msg: &Message) -> String {
+    let mut o = json::Object::new();
+    o.string("message_id", &msg.id().to_string())
+        .string("topic", msg.topic());
+    match msg.payload_str() {
+        Some(text) => o.string("payload", text),
+        None => o.string("payload_base64", &json::base64(msg.payload())),
+    };
+    o.string_map("properties", msg.properties())
+        .opt_string("key", msg.partition_key());
+    match msg.ordering_key() {
+        None => o.null("ordering_key"),
+        Some(k) => match std::str::from_utf8(k) {
+            Ok(text) => o.string("ordering_key", text),
+            Err(_) => o.string("ordering_key_base64", &json::base64(k)),
+        },
+    };
+    o.opt_number("event_time", msg.event_time())
+        .number("publish_time", msg.publish_time())
+        .string("producer_name", msg.producer_name())
+        .number("redelivery_count", u64::from(msg.redelivery_count()));
+    o.finish()
+}
+
+/// Runs `consume`.
+pub async fn run(args: ConsumeArgs) -> CliResult<()> {
+    let client = args.connect.client()?;
+    let mut consumer = client
+        .consumer(args.topic.as_str())
+        .subscription(args.subscription.as_str())
+        .subscription_type(args.sub_type.into())
+        .initial_position(args.initial.into())
+        .subscribe()
+        .await
+        .map_err(context(format_args!(
+            "cannot subscribe to {} as {}",
+            args.topic, args.subscription
+        )))?;
+    let result = receive_loop(&args, &mut consumer).await;
+    // Closing sends nothing that matters for the result: the acks went out before it.
+    if let Err(e) = consumer.close().await {
+        tracing::warn!("closing the consumer failed: {e}");
+    }
+    let _ = client.close().await;
+    result
+}
+
+async fn receive_loop(args: &ConsumeArgs, consumer: &mut pulsar_wire::Consumer) -> CliResult<()> {
+    let mut received = 0u64;
+    while args.count == 0 || received < args.count {
+        let msg = if args.timeout.is_zero() {
+            consumer.receive().await
+        } else {
+            match consumer.receive_timeout(args.timeout).await {
+                Ok(Some(msg)) => Ok(msg),
+                Ok(None) => {
+                    let of = if args.count == 0 {
+                        String::new()
+                    } else {
+                        format!(" of {}", args.count)
+                    };
+                    return Err(CliError(format!(
+                        "timed out after {} waiting for a message on {} (received {received}{of})",
+                        secs(args.timeout),
+                        args.topic
+                    )));
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .map_err(context("receiving failed"))?;
+        let line = if args.json {
+            message_json(&msg)
+        } else {
+            String::from_utf8_lossy(msg.payload()).into_owned()
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError(format!("cannot write to stdout: {e}")))?;
+        drop(out);
+        consumer
+            .ack(&msg)
+            .await
+            .map_err(context(format_args!("acknowledging {} failed", msg.id())))?;
+        received += 1;
+    }
+    Ok(())
+}

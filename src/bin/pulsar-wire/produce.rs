@@ -1,0 +1,331 @@
+//! `pulsar-wire produce`: sends messages, many in flight, and prints a summary.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use pulsar_wire::{Error, MessageId, ProducerMessage, SendReceipt};
+use tokio::sync::mpsc;
+
+use crate::common::{context, CliError, CliResult, ConnectArgs};
+
+/// What `{i}` in a message text, key or property value becomes: the message's index.
+const INDEX: &str = "{i}";
+
+/// `pulsar-wire produce`.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("payload").required(true).args(["message", "size"])))]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// The topic, e.g. persistent://public/default/my-topic (or just my-topic).
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+
+    /// The message text; `{i}` becomes the message's index (0-based).
+    #[arg(short = 'm', long = "message", value_name = "TEXT")]
+    pub message: Option<String>,
+
+    /// Send payloads of this many bytes instead of a text.
+    #[arg(long, value_name = "BYTES")]
+    pub size: Option<usize>,
+
+    /// How many messages to send.
+    #[arg(
+        short = 'n',
+        long = "num-messages",
+        value_name = "COUNT",
+        default_value_t = 1
+    )]
+    pub count: u64,
+
+    /// A message property (repeatable); `{i}` in the value becomes the message's index.
+    #[arg(long = "property", short = 'p', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+
+    /// The message key (routes to a partition); `{i}` becomes the message's index.
+    #[arg(long, short = 'k', value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// The ordering key (Key_Shared ordering); `{i}` becomes the message's index.
+    #[arg(long, value_name = "KEY")]
+    pub ordering_key: Option<String>,
+
+    /// Send at most this many messages per second (default: as fast as possible).
+    #[arg(long, short = 'r', value_name = "MSGS_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Disable batching (accepted for compatibility: the client does not batch yet).
+    #[arg(long)]
+    pub no_batching: bool,
+
+    /// Compression codec; only `none` is supported yet.
+    #[arg(long, value_enum, value_name = "CODEC", default_value_t = Compression::None)]
+    pub compression: Compression,
+
+    /// Print the id of every message sent (and every failure, on stderr).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// The compression codecs of the official clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// LZ4.
+    Lz4,
+    /// zlib.
+    Zlib,
+    /// Zstandard.
+    Zstd,
+    /// Snappy.
+    Snappy,
+}
+
+/// Parses `key=value`.
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// Parses a rate: a number of messages per second, zero meaning no limit.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a number of messages per second")),
+    }
+}
+
+/// `template` with `{i}` replaced by `i`.
+fn fill(template: &str, i: u64) -> String {
+    if template.contains(INDEX) {
+        template.replace(INDEX, &i.to_string())
+    } else {
+        template.to_string()
+    }
+}
+
+/// Makes message `i` from the options.
+#[derive(Debug)]
+struct Messages {
+    /// The payload when it is the same for every message.
+    fixed: Option<Bytes>,
+    text: Option<String>,
+    properties: Vec<(String, String)>,
+    key: Option<String>,
+    ordering_key: Option<String>,
+}
+
+impl Messages {
+    fn new(args: &ProduceArgs) -> Self {
+        let fixed = match (&args.message, args.size) {
+            (Some(text), _) if !text.contains(INDEX) => Some(Bytes::from(text.clone())),
+            (Some(_), _) => None,
+            // Printable, so that `consume` shows it as text.
+            (None, Some(size)) => Some(Bytes::from(
+                (0..size)
+                    .map(|j| b"0123456789abcdefghijklmnopqrstuvwxyz"[j % 36])
+                    .collect::<Vec<u8>>(),
+            )),
+            (None, None) => Some(Bytes::new()),
+        };
+        Messages {
+            fixed,
+            text: args.message.clone(),
+            properties: args.properties.clone(),
+            key: args.key.clone(),
+            ordering_key: args.ordering_key.clone(),
+        }
+    }
+
+    fn make(&self, i: u64) -> ProducerMessage {
+        let payload = match (&self.fixed, &self.text) {
+            (Some(p), _) => p.clone(),
+            (None, Some(text)) => Bytes::from(fill(text, i)),
+            (None, None) => Bytes::new(),
+        };
+        let mut msg = ProducerMessage::new(payload);
+        for (k, v) in &self.properties {
+            msg = msg.property(k.clone(), fill(v, i));
+        }
+        if let Some(key) = &self.key {
+            msg = msg.partition_key(fill(key, i));
+        }
+        if let Some(key) = &self.ordering_key {
+            msg = msg.ordering_key(fill(key, i));
+        }
+        msg
+    }
+}
+
+/// What the receipts said.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: u64,
+    bytes: u64,
+    failed: u64,
+    first_error: Option<(u64, Error)>,
+}
+
+impl Tally {
+    fn fail(&mut self, i: u64, e: Error, verbose: bool) {
+        if verbose {
+            let _ = writeln!(std::io::stderr().lock(), "message {i} failed: {e}");
+        }
+        self.failed += 1;
+        self.first_error.get_or_insert((i, e));
+    }
+}
+
+/// One queued send: its index, its payload size and its receipt.
+type Pending = (u64, usize, SendReceipt);
+
+/// Awaits the receipts in the order of the sends, printing ids with `verbose`.
+async fn collect(mut rx: mpsc::UnboundedReceiver<Pending>, verbose: bool) -> Tally {
+    let mut tally = Tally::default();
+    let mut stdout_ok = true;
+    while let Some((i, size, receipt)) = rx.recv().await {
+        match receipt.await {
+            Ok(id) => {
+                tally.sent += 1;
+                tally.bytes += size as u64;
+                if verbose && stdout_ok {
+                    stdout_ok = print_id(&mut std::io::stdout().lock(), id).is_ok();
+                }
+            }
+            Err(e) => tally.fail(i, e, verbose),
+        }
+    }
+    let _ = std::io::stdout().flush();
+    tally
+}
+
+fn print_id(out: &mut impl std::io::Write, id: MessageId) -> std::io::Result<()> {
+    writeln!(out, "{id}")
+}
+
+/// Runs `produce`.
+pub async fn run(args: ProduceArgs) -> CliResult<()> {
+    if args.compression != Compression::None {
+        let name = args
+            .compression
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        return Err(CliError(format!(
+            "--compression {name} is not supported yet: this client sends uncompressed \
+             messages only (use --compression none)"
+        )));
+    }
+    let client = args.connect.client()?;
+    let producer = client
+        .producer(args.topic.as_str())
+        .block_if_queue_full(true)
+        .create()
+        .await
+        .map_err(context(format_args!(
+            "cannot create a producer on {}",
+            args.topic
+        )))?;
+    let messages = Messages::new(&args);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let collector = tokio::spawn(collect(rx, args.verbose));
+    let start = Instant::now();
+    let rate = args.rate.filter(|r| *r > 0.0);
+    let mut stopped = None;
+    for i in 0..args.count {
+        if let Some(rate) = rate {
+            // Message i is due i / rate seconds after the start.
+            if let Some(due) = Duration::try_from_secs_f64(i as f64 / rate)
+                .ok()
+                .and_then(|d| start.checked_add(d))
+            {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let msg = messages.make(i);
+        let size = msg.payload.len();
+        match producer.send_async(msg).await {
+            Ok(receipt) => {
+                if tx.send((i, size, receipt)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                // The producer cannot take more (closed, message too large): stop sending.
+                stopped = Some((i, e));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let mut tally = collector
+        .await
+        .map_err(|e| CliError(format!("the receipt task failed: {e}")))?;
+    let elapsed = start.elapsed();
+    let not_sent = match stopped {
+        Some((i, e)) => {
+            tally.fail(i, e, args.verbose);
+            args.count - i - 1
+        }
+        None => 0,
+    };
+    let summary = writeln!(
+        std::io::stdout().lock(),
+        "produced {} messages ({} bytes) in {:.3} s, {} failed",
+        tally.sent,
+        tally.bytes,
+        elapsed.as_secs_f64(),
+        tally.failed
+    );
+    if let Err(e) = producer.close().await {
+        tracing::warn!("closing the producer failed: {e}");
+    }
+    let _ = client.close().await;
+    match tally.first_error {
+        None => summary.map_err(|e| CliError(format!("cannot write to stdout: {e}"))),
+        Some((i, e)) => {
+            let mut text = format!(
+                "{} of {} messages failed (first: message {i}: {e})",
+                tally.failed, args.count
+            );
+            if not_sent > 0 {
+                text.push_str(&format!("; stopped, {not_sent} messages not sent"));
+            }
+            Err(CliError(text))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_templates() {
+        assert_eq!(fill("msg-{i}", 7), "msg-7");
+        assert_eq!(fill("{i}/{i}", 12), "12/12");
+        assert_eq!(fill("plain", 3), "plain");
+    }
+
+    #[test]
+    fn properties_parse() {
+        assert_eq!(parse_property("k=v=w"), Ok(("k".into(), "v=w".into())));
+        assert_eq!(parse_property("k="), Ok(("k".into(), String::new())));
+        assert!(parse_property("=v").is_err());
+        assert!(parse_property("kv").is_err());
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("NaN").is_err());
+    }
+}

@@ -1,0 +1,783 @@
+//! The `pulsar-wire` binary against the test broker: produce with templating, properties and
+//! keys, consume as JSON, payload sizes, and the one-line errors of every failure mode (timeout,
+//! bad URL, unreachable broker, bad topic, authentication, unsupported options). Also runs the
+//! quickstart example.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_pulsar-wire");
+
+/// Runs the binary with `args`, killing it (and failing the test) after `limit`.
+fn run(args: &[&str], limit: Duration) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    run_command(cmd, limit)
+}
+
+fn run_command(mut cmd: Command, limit: Duration) -> Output {
+    cmd.env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the command");
+    let mut stdout = child.stdout.take().expect("stdout pipe");
+    let mut stderr = child.stderr.take().expect("stderr pipe");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err_reader.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} still ran after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Asserts a clean failure: exit code 1, exactly one `error: ` line on stderr, no panic, no
+/// backtrace. Returns that line.
+fn failed(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{stderr}",
+        out.status,
+        text(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
+    assert!(!stderr.contains("backtrace"), "a backtrace:\n{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "want one error line, stderr:\n{stderr}");
+    errors[0].to_string()
+}
+
+/// A loopback port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr").port()
+}
+
+#[test]
+fn produce_then_consume_as_json() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("cli-json");
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "-m",
+            "msg-{i} \"quoted\"",
+            "-n",
+            "5",
+            "--property",
+            "k=v{i}",
+            "--property",
+            "fixed=yes",
+            "--key",
+            "key-{i}",
+            "--ordering-key",
+            "ok-{i}",
+            "--no-batching",
+            "--compression",
+            "none",
+            "--verbose",
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "5 ids and the summary:\n{stdout}");
+    let produced_ids: Vec<String> = lines[..5].iter().map(|s| s.to_string()).collect();
+    for id in &produced_ids {
+        assert_message_id_shape(id);
+    }
+    assert!(
+        lines[5].starts_with("produced 5 messages (")
+            && lines[5].ends_with(", 0 failed")
+            && lines[5].contains(" s, "),
+        "summary: {}",
+        lines[5]
+    );
+    let bytes: usize = (0..5).map(|i| format!("msg-{i} \"quoted\"").len()).sum();
+    assert!(
+        lines[5].contains(&format!("({bytes} bytes)")),
+        "{}",
+        lines[5]
+    );
+
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "--subscription",
+            "cli-sub",
+            "--type",
+            "shared",
+            "--initial",
+            "earliest",
+            "-n",
+            "5",
+            "--timeout",
+            "20",
+            "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    for (i, line) in lines.iter().enumerate() {
+        let v = json::parse(line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}"));
+        let id = v
+            .get("message_id")
+            .and_then(json::Value::as_str)
+            .expect("message_id");
+        assert_message_id_shape(id);
+        assert_eq!(id, produced_ids[i], "ids in the order sent");
+        assert_eq!(v.str_at("topic"), Some(topic.as_str()));
+        assert_eq!(
+            v.str_at("payload"),
+            Some(format!("msg-{i} \"quoted\"").as_str())
+        );
+        assert!(v.get("payload_base64").is_none(), "{line}");
+        let props = v.get("properties").expect("properties");
+        assert_eq!(props.str_at("k"), Some(format!("v{i}").as_str()));
+        assert_eq!(props.str_at("fixed"), Some("yes"));
+        assert_eq!(props.len(), Some(2), "{line}");
+        assert_eq!(v.str_at("key"), Some(format!("key-{i}").as_str()));
+        assert_eq!(v.str_at("ordering_key"), Some(format!("ok-{i}").as_str()));
+        assert_eq!(v.get("event_time"), Some(&json::Value::Null));
+        assert!(v.num_at("publish_time").is_some_and(|t| t > 0.0), "{line}");
+        assert!(
+            v.str_at("producer_name").is_some_and(|n| !n.is_empty()),
+            "{line}"
+        );
+        assert_eq!(v.num_at("redelivery_count"), Some(0.0));
+    }
+
+    // Everything was acknowledged: the subscription has nothing left.
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "--subscription",
+            "cli-sub",
+            "--type",
+            "shared",
+            "--timeout",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    let line = failed(&out);
+    assert!(line.contains("timed out"), "{line}");
+    assert_eq!(text(&out.stdout), "");
+}
+
+/// `ledger:entry:partition:batch_index`, four integers.
+fn assert_message_id_shape(id: &str) {
+    let parts: Vec<&str> = id.split(':').collect();
+    assert_eq!(parts.len(), 4, "message id {id:?}");
+    for p in &parts {
+        assert!(p.parse::<i64>().is_ok(), "message id {id:?}");
+    }
+    assert!(
+        parts[0].parse::<u64>().is_ok() && parts[1].parse::<u64>().is_ok(),
+        "{id:?}"
+    );
+}
+
+#[test]
+fn produce_sized_payloads_and_consume_them_as_text() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("cli-size");
+    let out = run(
+        &[
+            "produce", "--url", url, "--topic", &topic, "--size", "1000", "-n", "200",
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = ok(&out);
+    assert!(
+        stdout.starts_with("produced 200 messages (200000 bytes) in ")
+            && stdout.trim_end().ends_with(", 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "no ids without --verbose: {stdout}"
+    );
+
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "-s",
+            "sub",
+            "-t",
+            "shared",
+            "--initial",
+            "earliest",
+            "-n",
+            "200",
+            "--timeout",
+            "20",
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 200);
+    assert!(lines.iter().all(|l| l.len() == 1000), "1000-byte payloads");
+}
+
+#[test]
+fn produce_at_a_rate_takes_about_that_long() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("cli-rate");
+    let start = Instant::now();
+    let out = run(
+        &[
+            "produce", "--url", url, "--topic", &topic, "-m", "r{i}", "-n", "11", "--rate", "20",
+        ],
+        Duration::from_secs(60),
+    );
+    ok(&out);
+    // 11 messages at 20/s: the last one is due 0.5 s after the first.
+    assert!(
+        start.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn consume_timeout_fails_with_one_error_line() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("cli-timeout");
+    let start = Instant::now();
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "-s",
+            "sub",
+            "--timeout",
+            "1",
+            "-n",
+            "3",
+        ],
+        Duration::from_secs(60),
+    );
+    let line = failed(&out);
+    assert!(
+        line.contains("timed out after 1 s") && line.contains("received 0 of 3"),
+        "{line}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn bad_urls_fail_with_one_error_line() {
+    for url in [
+        "http://localhost:8080",
+        "localhost:6650",
+        "pulsar://",
+        "pulsar://host:notaport",
+    ] {
+        let out = run(
+            &["produce", "--url", url, "--topic", "t", "-m", "x"],
+            Duration::from_secs(30),
+        );
+        let line = failed(&out);
+        assert!(line.contains("URL"), "{url}: {line}");
+    }
+}
+
+#[test]
+fn an_unreachable_broker_fails_within_the_operation_timeout() {
+    let url = format!("pulsar://127.0.0.1:{}", closed_port());
+    let start = Instant::now();
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "-m",
+            "x",
+            "--operation-timeout",
+            "2",
+        ],
+        Duration::from_secs(30),
+    );
+    let line = failed(&out);
+    assert!(line.contains("cannot connect"), "{line}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "-s",
+            "sub",
+            "--operation-timeout",
+            "1",
+        ],
+        Duration::from_secs(30),
+    );
+    let line = failed(&out);
+    assert!(
+        line.contains("cannot subscribe") && line.contains("cannot connect"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_topic_names_fail_with_one_error_line() {
+    let url = support::broker().url();
+    for topic in [
+        "persistent://public/default",
+        "bogus://public/default/t",
+        "public//t",
+    ] {
+        let out = run(
+            &["produce", "--url", url, "--topic", topic, "-m", "x"],
+            Duration::from_secs(30),
+        );
+        let line = failed(&out);
+        assert!(line.contains("topic"), "{topic}: {line}");
+        let out = run(
+            &["consume", "--url", url, "--topic", topic, "-s", "sub"],
+            Duration::from_secs(30),
+        );
+        let line = failed(&out);
+        assert!(line.contains("topic"), "{topic}: {line}");
+    }
+}
+
+#[test]
+fn compression_is_refused_until_supported() {
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--topic",
+            "t",
+            "-m",
+            "x",
+            "--compression",
+            "zstd",
+        ],
+        Duration::from_secs(30),
+    );
+    let line = failed(&out);
+    assert!(line.contains("not supported yet"), "{line}");
+}
+
+#[test]
+fn an_unreadable_token_file_fails_with_one_error_line() {
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--token-file",
+            "/nonexistent/pulsar-wire/token",
+            "--topic",
+            "t",
+            "-m",
+            "x",
+        ],
+        Duration::from_secs(30),
+    );
+    let line = failed(&out);
+    assert!(line.contains("token file"), "{line}");
+}
+
+/// A peer that answers every CONNECT with ERROR AuthenticationError, as Apache Pulsar does for a
+/// bad token (pulsar-lite does not check tokens).
+fn refusing_broker() -> u16 {
+    use bytes::BytesMut;
+    use pulsar_wire::wire::{self, proto, DEFAULT_MAX_FRAME_SIZE};
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let refusal = proto::BaseCommand {
+        r#type: proto::base_command::Type::Error as i32,
+        error: Some(proto::CommandError {
+            request_id: 0,
+            error: proto::ServerError::AuthenticationError as i32,
+            message: "Failed to authenticate: invalid token".into(),
+        }),
+        ..Default::default()
+    };
+    let mut frame = BytesMut::new();
+    wire::encode_command(&refusal, &mut frame, DEFAULT_MAX_FRAME_SIZE).expect("encode");
+    let frame = frame.freeze();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream): Result<TcpStream, _> = stream else {
+                continue;
+            };
+            let frame = frame.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                // The CONNECT frame (one read is enough for it on loopback).
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(&frame);
+                let _ = stream.flush();
+                std::thread::sleep(Duration::from_millis(50));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_authentication_failure_fails_with_one_error_line() {
+    let url = format!("pulsar://127.0.0.1:{}", refusing_broker());
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            &url,
+            "--token",
+            "bad-token",
+            "--topic",
+            "t",
+            "-m",
+            "x",
+            "--operation-timeout",
+            "2",
+        ],
+        Duration::from_secs(30),
+    );
+    let line = failed(&out);
+    assert!(line.contains("AuthenticationError"), "{line}");
+}
+
+#[test]
+fn the_quickstart_example_runs_against_the_broker() {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "--quiet", "--example", "quickstart"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PULSAR_URL", support::broker().url())
+        .env("PULSAR_TOPIC", support::unique_topic("quickstart"))
+        .env_remove("PULSAR_TOKEN");
+    let out = run_command(cmd, Duration::from_secs(600));
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("Received message 'Hello python client, this is a msg.' id='"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Received message 'Hello python client, this is a async msg.' id='"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Message published: result:Ok msg_id:"),
+        "{stdout}"
+    );
+}
+
+/// Just enough JSON to check `consume --json` (RFC 8259 values, strict).
+mod json {
+    /// A JSON value; objects keep their members in order.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Number(f64),
+        String(String),
+        Array(Vec<Value>),
+        Object(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        pub fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::String(s) => Some(s),
+                _ => None,
+            }
+        }
+
+        pub fn str_at(&self, key: &str) -> Option<&str> {
+            self.get(key).and_then(Value::as_str)
+        }
+
+        pub fn num_at(&self, key: &str) -> Option<f64> {
+            match self.get(key) {
+                Some(Value::Number(n)) => Some(*n),
+                _ => None,
+            }
+        }
+
+        pub fn len(&self) -> Option<usize> {
+            match self {
+                Value::Object(m) => Some(m.len()),
+                Value::Array(a) => Some(a.len()),
+                _ => None,
+            }
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Value, String> {
+        let mut p = Parser {
+            s: s.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing data at {}", p.i));
+        }
+        Ok(v)
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.i < self.s.len() && b" \t\r\n".contains(&self.s[self.i]) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Result<(), String> {
+            self.ws();
+            if self.s.get(self.i) == Some(&c) {
+                self.i += 1;
+                Ok(())
+            } else {
+                Err(format!("expected {:?} at {}", c as char, self.i))
+            }
+        }
+
+        fn lit(&mut self, word: &str, v: Value) -> Result<Value, String> {
+            if self.s[self.i..].starts_with(word.as_bytes()) {
+                self.i += word.len();
+                Ok(v)
+            } else {
+                Err(format!("bad literal at {}", self.i))
+            }
+        }
+
+        fn value(&mut self) -> Result<Value, String> {
+            self.ws();
+            match self.s.get(self.i) {
+                Some(b'n') => self.lit("null", Value::Null),
+                Some(b't') => self.lit("true", Value::Bool(true)),
+                Some(b'f') => self.lit("false", Value::Bool(false)),
+                Some(b'"') => self.string().map(Value::String),
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut items = Vec::new();
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b']') {
+                        self.i += 1;
+                        return Ok(Value::Array(items));
+                    }
+                    loop {
+                        items.push(self.value()?);
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                return Ok(Value::Array(items));
+                            }
+                            _ => return Err(format!("bad array at {}", self.i)),
+                        }
+                    }
+                }
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut members = Vec::new();
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b'}') {
+                        self.i += 1;
+                        return Ok(Value::Object(members));
+                    }
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        self.eat(b':')?;
+                        let v = self.value()?;
+                        if members.iter().any(|(m, _)| *m == k) {
+                            return Err(format!("duplicate key {k:?}"));
+                        }
+                        members.push((k, v));
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                return Ok(Value::Object(members));
+                            }
+                            _ => return Err(format!("bad object at {}", self.i)),
+                        }
+                    }
+                }
+                Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                    let start = self.i;
+                    while self.i < self.s.len() && b"+-.eE0123456789".contains(&self.s[self.i]) {
+                        self.i += 1;
+                    }
+                    let text =
+                        std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                    text.parse()
+                        .map(Value::Number)
+                        .map_err(|_| format!("bad number {text:?}"))
+                }
+                _ => Err(format!("unexpected input at {}", self.i)),
+            }
+        }
+
+        fn hex4(&mut self) -> Result<u32, String> {
+            let h = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+            let h = std::str::from_utf8(h).map_err(|e| e.to_string())?;
+            self.i += 4;
+            u32::from_str_radix(h, 16).map_err(|e| e.to_string())
+        }
+
+        fn string(&mut self) -> Result<String, String> {
+            if self.s.get(self.i) != Some(&b'"') {
+                return Err(format!("expected a string at {}", self.i));
+            }
+            self.i += 1;
+            let mut out = String::new();
+            loop {
+                let start = self.i;
+                while self.i < self.s.len() && self.s[self.i] != b'"' && self.s[self.i] != b'\\' {
+                    if self.s[self.i] < 0x20 {
+                        return Err(format!("raw control character at {}", self.i));
+                    }
+                    self.i += 1;
+                }
+                out.push_str(
+                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?,
+                );
+                match self.s.get(self.i) {
+                    Some(b'"') => {
+                        self.i += 1;
+                        return Ok(out);
+                    }
+                    Some(b'\\') => {
+                        self.i += 1;
+                        let c = *self.s.get(self.i).ok_or("unterminated escape")?;
+                        self.i += 1;
+                        match c {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'/' => out.push('/'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            b'n' => out.push('\n'),
+                            b'r' => out.push('\r'),
+                            b't' => out.push('\t'),
+                            b'u' => {
+                                let mut cp = self.hex4()?;
+                                if (0xd800..0xdc00).contains(&cp) {
+                                    if !self.s[self.i..].starts_with(b"\\u") {
+                                        return Err("lone surrogate".into());
+                                    }
+                                    self.i += 2;
+                                    let lo = self.hex4()?;
+                                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                                }
+                                out.push(char::from_u32(cp).ok_or("bad code point")?);
+                            }
+                            _ => return Err(format!("bad escape at {}", self.i)),
+                        }
+                    }
+                    _ => return Err("unterminated string".into()),
+                }
+            }
+        }
+    }
+}
