@@ -30,6 +30,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     keepalive: Duration,
     max_lookup_redirects: u32,
+    memory_limit: usize,
 }
 
 impl ClientBuilder {
@@ -78,6 +79,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The most payload bytes all producers of this client may hold awaiting receipts (like the
+    /// Java client's `memoryLimitBytes`, 64 MiB by default); 0 means no limit. A send past the
+    /// limit waits or fails with [`Error::MemoryLimitExceeded`], as the producer's
+    /// block-if-queue-full setting says.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// Checks the settings and makes the client. Connections open on first use.
     pub fn build(self) -> Result<PulsarClient> {
         let service = ServiceUrl::parse(&self.url)?;
@@ -104,6 +114,7 @@ impl ClientBuilder {
                 max_lookup_redirects: self.max_lookup_redirects,
                 ids: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
+                memory_limit: MemoryLimit::new(self.memory_limit),
             }),
         })
     }
@@ -135,6 +146,54 @@ pub(crate) struct ClientInner {
     max_lookup_redirects: u32,
     ids: AtomicU64,
     closed: AtomicBool,
+    pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
+}
+
+/// The client-wide budget of payload bytes awaiting receipts.
+#[derive(Debug)]
+pub(crate) struct MemoryLimit {
+    limit: usize,
+    bytes: Arc<tokio::sync::Semaphore>,
+}
+
+impl MemoryLimit {
+    fn new(limit: usize) -> Option<Arc<Self>> {
+        // The semaphore counts in bytes; a single reservation is capped at the limit (u32).
+        let limit = limit.min(u32::MAX as usize);
+        (limit > 0).then(|| {
+            Arc::new(MemoryLimit {
+                limit,
+                bytes: Arc::new(tokio::sync::Semaphore::new(limit)),
+            })
+        })
+    }
+
+    /// Reserves `size` bytes until the returned permit drops; a message larger than the whole
+    /// limit reserves all of it.
+    pub(crate) async fn reserve(
+        &self,
+        size: usize,
+        block: bool,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let n = size.min(self.limit).max(1) as u32;
+        if block {
+            self.bytes
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map_err(|_| Error::Closed("client"))
+        } else {
+            self.bytes
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|_| Error::MemoryLimitExceeded(self.limit))
+        }
+    }
+
+    /// Bytes reserved now.
+    pub(crate) fn used(&self) -> usize {
+        self.limit - self.bytes.available_permits()
+    }
 }
 
 impl PulsarClient {
@@ -148,6 +207,7 @@ impl PulsarClient {
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(30),
             max_lookup_redirects: 20,
+            memory_limit: 64 * 1024 * 1024,
         }
     }
 
@@ -182,6 +242,11 @@ impl PulsarClient {
         } else {
             (0..n).map(|i| topic.partition(i)).collect()
         })
+    }
+
+    /// Payload bytes of this client's producers awaiting receipts (0 without a memory limit).
+    pub fn pending_memory(&self) -> usize {
+        self.inner.memory_limit.as_ref().map_or(0, |m| m.used())
     }
 
     /// How many broker connections are open (for monitoring and tests).

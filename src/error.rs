@@ -260,6 +260,9 @@ pub enum Error {
     /// The producer's queue of pending messages is full and the producer fails fast.
     #[error("the producer queue is full ({0} pending messages): wait for receipts, or enable block-if-queue-full")]
     ProducerQueueFull(usize),
+    /// The client's memory limit for pending sends is reached and the producer fails fast.
+    #[error("the client memory limit of {0} bytes for pending messages is reached: wait for receipts, raise the limit, or enable block-if-queue-full")]
+    MemoryLimitExceeded(usize),
     /// The message is larger than the max message size.
     #[error("message of {size} bytes exceeds the max message size of {max} bytes (enable chunking or send smaller messages)")]
     MessageTooLarge {

@@ -69,6 +69,12 @@ impl Consumer {
         !self.children.is_empty() && self.children.iter().all(|c| c.reached_end())
     }
 
+    /// Messages received from the broker and not yet taken by the application. Flow control
+    /// keeps it at most the receiver queue size per partition (plus the rest of a batch).
+    pub fn queued_messages(&self) -> usize {
+        self.children.iter().map(|c| c.queued()).sum()
+    }
+
     /// Whether this consumer is the active one of a Failover subscription (on any partition).
     pub fn is_active(&self) -> bool {
         self.children.iter().any(|c| c.is_active())

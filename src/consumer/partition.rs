@@ -121,6 +121,10 @@ impl ChildHandle {
         rx.await.unwrap_or(Ok(()))
     }
 
+    pub fn queued(&self) -> usize {
+        self.shared.in_queue.load(Ordering::Acquire) as usize
+    }
+
     pub fn reached_end(&self) -> bool {
         self.shared.reached_end.load(Ordering::Acquire)
     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::builder::AccessMode;
+use crate::client::MemoryLimit;
 use crate::client::PulsarClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result, ServerErrorCode};
@@ -40,6 +41,7 @@ enum Cmd {
         msg: ProducerMessage,
         reply: oneshot::Sender<Result<MessageId>>,
         permit: OwnedSemaphorePermit,
+        memory: Option<OwnedSemaphorePermit>,
     },
     Flush(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
@@ -54,6 +56,7 @@ pub(crate) struct PartitionHandle {
     max_pending: usize,
     topic: TopicName,
     name: Arc<Mutex<String>>,
+    memory: Option<Arc<MemoryLimit>>,
 }
 
 impl PartitionHandle {
@@ -87,9 +90,18 @@ impl PartitionHandle {
                     TryAcquireError::Closed => Error::Closed("producer"),
                 })?
         };
+        let memory = match &self.memory {
+            None => None,
+            Some(limit) => Some(limit.reserve(msg.payload.len(), self.block).await?),
+        };
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Cmd::Send { msg, reply, permit })
+            .send(Cmd::Send {
+                msg,
+                reply,
+                permit,
+                memory,
+            })
             .map_err(|_| Error::Closed("producer"))?;
         Ok(rx)
     }
@@ -117,6 +129,22 @@ impl PartitionHandle {
 struct Completion {
     reply: oneshot::Sender<Result<MessageId>>,
     _permit: OwnedSemaphorePermit,
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+impl Completion {
+    /// Frees the queue slot and the memory first, then answers: whoever awaits the receipt
+    /// sees the room already made.
+    fn complete(self, result: Result<MessageId>) {
+        let Completion {
+            reply,
+            _permit,
+            _memory,
+        } = self;
+        drop(_permit);
+        drop(_memory);
+        let _ = reply.send(result);
+    }
 }
 
 /// Creates the producer on the broker, then starts its task.
@@ -127,6 +155,7 @@ pub(crate) async fn start(
     config: PartitionConfig,
 ) -> Result<PartitionHandle> {
     let producer_id = client.inner.next_id();
+    let memory = client.inner.memory_limit.clone();
     let name = Arc::new(Mutex::new(config.name.clone().unwrap_or_default()));
     let mut task = PartitionTask {
         client,
@@ -160,6 +189,7 @@ pub(crate) async fn start(
         max_pending: config.max_pending,
         topic,
         name,
+        memory,
     })
 }
 
@@ -354,11 +384,17 @@ impl PartitionTask {
 
     fn handle_command(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Send { msg, reply, permit } => self.send(
+            Cmd::Send {
+                msg,
+                reply,
+                permit,
+                memory,
+            } => self.send(
                 msg,
                 Completion {
                     reply,
                     _permit: permit,
+                    _memory: memory,
                 },
             ),
             Cmd::Flush(reply) => match self.pending.last_sequence_id() {
@@ -401,7 +437,7 @@ impl PartitionTask {
         };
         let size = msg.payload.len() + prost::Message::encoded_len(&metadata);
         if size > self.max_message_size {
-            let _ = completion.reply.send(Err(Error::MessageTooLarge {
+            completion.complete(Err(Error::MessageTooLarge {
                 size,
                 max: self.max_message_size,
             }));
@@ -417,7 +453,7 @@ impl PartitionTask {
             &mut self.buf,
             max_frame,
         ) {
-            let _ = completion.reply.send(Err(Error::Decode(e)));
+            completion.complete(Err(Error::Decode(e)));
             return;
         }
         let frame: Bytes = self.buf.split().freeze();
@@ -447,7 +483,7 @@ impl PartitionTask {
             } => match self.pending.on_receipt(sequence_id) {
                 ReceiptMatch::Completed(p) => {
                     let id = message_id.entry().with_partition(self.partition);
-                    let _ = p.completion.reply.send(Ok(id));
+                    p.completion.complete(Ok(id));
                     self.wake_flushers();
                 }
                 ReceiptMatch::Stale => {
@@ -461,7 +497,7 @@ impl PartitionTask {
             ProducerEvent::SendError { sequence_id, error } => {
                 warn!(topic = %self.topic, sequence_id, %error, "send error");
                 if let Some(p) = self.pending.remove(sequence_id) {
-                    let _ = p.completion.reply.send(Err(Error::Server {
+                    p.completion.complete(Err(Error::Server {
                         operation: "send",
                         error,
                     }));
@@ -493,14 +529,14 @@ impl PartitionTask {
         let timeout = self.config.send_timeout.unwrap_or_default();
         warn!(topic = %self.topic, count = expired.len(), "sends timed out");
         for p in expired {
-            let _ = p.completion.reply.send(Err(Error::SendTimeout(timeout)));
+            p.completion.complete(Err(Error::SendTimeout(timeout)));
         }
         self.wake_flushers();
     }
 
     fn fail_all(&mut self, e: &Error) {
         for p in self.pending.drain() {
-            let _ = p.completion.reply.send(Err(e.clone()));
+            p.completion.complete(Err(e.clone()));
         }
         self.wake_flushers();
     }
