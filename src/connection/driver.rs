@@ -202,18 +202,21 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, stream: TcpStream) {
-        let (mut rd, mut wr) = stream.into_split();
+    async fn run<S>(mut self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let reason = self.run_loop(&mut rd, &mut wr).await;
         let _ = wr.shutdown().await;
         self.shutdown(reason);
     }
 
-    async fn run_loop(
-        &mut self,
-        rd: &mut tokio::net::tcp::OwnedReadHalf,
-        wr: &mut tokio::net::tcp::OwnedWriteHalf,
-    ) -> ConnectionError {
+    async fn run_loop<R, W>(&mut self, rd: &mut R, wr: &mut W) -> ConnectionError
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         loop {
             if let Err(e) = self.flush_transmit(wr).await {
                 return e;
@@ -259,9 +262,9 @@ impl Driver {
         }
     }
 
-    async fn flush_transmit(
+    async fn flush_transmit<W: AsyncWrite + Unpin>(
         &mut self,
-        wr: &mut tokio::net::tcp::OwnedWriteHalf,
+        wr: &mut W,
     ) -> Result<(), ConnectionError> {
         while let Some(cmd) = self.core.poll_transmit() {
             encode(&cmd, &mut self.wbuf, self.max_frame_size)?;
