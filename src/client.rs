@@ -11,7 +11,7 @@ use crate::auth::{Authentication, TokenAuth};
 use crate::connection::pool::Pool;
 use crate::connection::{Connection, ConnectionConfig};
 use crate::consumer::ConsumerBuilder;
-use crate::error::{Error, Result, ServerErrorCode};
+use crate::error::{ConnectionError, Error, Result, ServerErrorCode};
 use crate::producer::ProducerBuilder;
 use crate::protocol::backoff::Backoff;
 use crate::protocol::commands;
@@ -292,6 +292,13 @@ impl ClientInner {
             let host = self.service_host()?;
             match self.pool.get(&host, &host).await {
                 Ok(conn) => return Ok(conn),
+                // A refused handshake (bad credentials, ...) will not succeed by retrying.
+                Err(ConnectionError::Handshake(e)) if !e.code.is_retriable() => {
+                    return Err(Error::Connection(ConnectionError::Handshake(e)));
+                }
+                Err(ConnectionError::Credentials(e)) => {
+                    return Err(Error::Connection(ConnectionError::Credentials(e)));
+                }
                 Err(e) => {
                     let delay = backoff.next_delay_random();
                     if tokio::time::Instant::now() + delay >= deadline {
