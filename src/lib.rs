@@ -17,6 +17,7 @@ pub mod protocol;
 pub use error::{ConnectionError, Error, Result, ServerError, ServerErrorCode};
 pub mod auth;
 pub mod client;
+pub mod compression;
 mod connection;
 pub mod consumer;
 pub mod message;

@@ -3,7 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::batch::BatchLimits;
 use super::partition::{self, PartitionConfig};
+use crate::compression::Compression;
+
+const DEFAULT_BATCHING: BatchLimits = BatchLimits {
+    max_messages: 1000,
+    max_bytes: 128 * 1024,
+    max_delay: Duration::from_millis(10),
+};
 use super::{PartitionHandle, Producer, ProducerInner};
 use crate::client::PulsarClient;
 use crate::error::{Error, Result};
@@ -59,6 +67,8 @@ impl ProducerBuilder {
                 properties: Vec::new(),
                 access_mode: AccessMode::Shared,
                 initial_sequence_id: None,
+                batching: Some(DEFAULT_BATCHING),
+                compression: Compression::None,
             },
             hashing: HashingScheme::Murmur3,
         }
@@ -106,6 +116,47 @@ impl ProducerBuilder {
     /// `id + 1`). Default: the broker's last stored id for this producer name, or −1.
     pub fn initial_sequence_id(mut self, id: u64) -> Self {
         self.config.initial_sequence_id = Some(id);
+        self
+    }
+
+    /// Turns batching on (the default) or off. Batched messages share one entry on the broker;
+    /// each keeps its own id (with its batch index) and receipt.
+    pub fn batching(mut self, enabled: bool) -> Self {
+        self.config.batching = if enabled {
+            Some(self.config.batching.unwrap_or(DEFAULT_BATCHING))
+        } else {
+            None
+        };
+        self
+    }
+
+    /// The most messages in one batch (default 1000).
+    pub fn batching_max_messages(mut self, max: usize) -> Self {
+        if let Some(b) = self.config.batching.as_mut() {
+            b.max_messages = max.max(1);
+        }
+        self
+    }
+
+    /// The most payload bytes in one batch (default 128 KiB).
+    pub fn batching_max_bytes(mut self, max: usize) -> Self {
+        if let Some(b) = self.config.batching.as_mut() {
+            b.max_bytes = max.max(1);
+        }
+        self
+    }
+
+    /// How long a batch may wait for more messages before it is sent (default 10 ms).
+    pub fn batching_max_publish_delay(mut self, delay: Duration) -> Self {
+        if let Some(b) = self.config.batching.as_mut() {
+            b.max_delay = delay;
+        }
+        self
+    }
+
+    /// Compresses payloads (whole batches) with this codec (default none).
+    pub fn compression(mut self, codec: Compression) -> Self {
+        self.config.compression = codec;
         self
     }
 

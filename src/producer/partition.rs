@@ -10,9 +10,11 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::batch::{BatchBuilder, BatchLimits};
 use super::builder::AccessMode;
 use crate::client::MemoryLimit;
 use crate::client::PulsarClient;
+use crate::compression::{self, Compression};
 use crate::connection::Connection;
 use crate::error::{Error, Result, ServerErrorCode};
 use crate::message::ProducerMessage;
@@ -33,6 +35,10 @@ pub(crate) struct PartitionConfig {
     pub properties: Vec<(String, String)>,
     pub access_mode: AccessMode,
     pub initial_sequence_id: Option<u64>,
+    /// Batching limits; `None` sends every message on its own.
+    pub batching: Option<BatchLimits>,
+    /// Payload compression.
+    pub compression: Compression,
 }
 
 #[derive(Debug)]
@@ -147,6 +153,38 @@ impl Completion {
     }
 }
 
+/// Whoever waits for one SEND: one message, or every message of a batch in index order.
+#[derive(Debug)]
+enum Completions {
+    One(Completion),
+    Batch(Vec<Completion>),
+}
+
+impl Completions {
+    fn succeed(self, id: MessageId) {
+        match self {
+            Completions::One(c) => c.complete(Ok(id)),
+            Completions::Batch(items) => {
+                let n = items.len() as i32;
+                for (i, c) in items.into_iter().enumerate() {
+                    c.complete(Ok(id.with_batch(i as i32, n)));
+                }
+            }
+        }
+    }
+
+    fn fail(self, e: &Error) {
+        match self {
+            Completions::One(c) => c.complete(Err(e.clone())),
+            Completions::Batch(items) => {
+                for c in items {
+                    c.complete(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// Creates the producer on the broker, then starts its task.
 pub(crate) async fn start(
     client: PulsarClient,
@@ -173,6 +211,11 @@ pub(crate) async fn start(
         events: None,
         max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
         pending: PendingQueue::default(),
+        batch: BatchBuilder::new(config.batching.unwrap_or(BatchLimits {
+            max_messages: 1,
+            max_bytes: 0,
+            max_delay: Duration::ZERO,
+        })),
         flush_waiters: Vec::new(),
         buf: BytesMut::new(),
         backoff: Backoff::default(),
@@ -208,7 +251,8 @@ struct PartitionTask {
     connection: Option<Connection>,
     events: Option<mpsc::UnboundedReceiver<ProducerEvent>>,
     max_message_size: usize,
-    pending: PendingQueue<Completion>,
+    pending: PendingQueue<Completions>,
+    batch: BatchBuilder<Completion>,
     flush_waiters: Vec<(u64, oneshot::Sender<Result<()>>)>,
     buf: BytesMut,
     backoff: Backoff,
@@ -344,6 +388,7 @@ impl PartitionTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
         loop {
             if let Some(reply) = self.closing.take() {
+                self.flush_batch();
                 if self.pending.is_empty() {
                     let result = self.close_on_broker().await;
                     if let Some(reply) = reply {
@@ -362,6 +407,7 @@ impl PartitionTask {
                 },
                 event = next_event(&mut self.events) => self.handle_event(event),
                 _ = sleep_until_opt(deadline) => self.expire(),
+                _ = sleep_until_opt(self.batch.deadline().map(Instant::from_std)) => self.flush_batch(),
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
@@ -397,12 +443,15 @@ impl PartitionTask {
                     _memory: memory,
                 },
             ),
-            Cmd::Flush(reply) => match self.pending.last_sequence_id() {
-                None => {
-                    let _ = reply.send(Ok(()));
+            Cmd::Flush(reply) => {
+                self.flush_batch();
+                match self.pending.last_sequence_id() {
+                    None => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(last) => self.flush_waiters.push((last, reply)),
                 }
-                Some(last) => self.flush_waiters.push((last, reply)),
-            },
+            }
             Cmd::Close(reply) => self.closing = Some(Some(reply)),
         }
     }
@@ -420,6 +469,25 @@ impl PartitionTask {
                 s
             }
         };
+        if self.config.batching.is_some() {
+            if msg.payload.len() > self.max_message_size {
+                completion.complete(Err(Error::MessageTooLarge {
+                    size: msg.payload.len(),
+                    max: self.max_message_size,
+                }));
+                return;
+            }
+            if !self.batch.fits(msg.payload.len(), self.max_message_size) {
+                self.flush_batch();
+            }
+            self.batch
+                .add(msg, sequence_id, std::time::Instant::now(), completion);
+            if self.batch.is_full() {
+                self.flush_batch();
+            }
+            return;
+        }
+        let payload = msg.payload.clone();
         let metadata = proto::MessageMetadata {
             producer_name: self.producer_name.clone().unwrap_or_default(),
             sequence_id,
@@ -432,28 +500,84 @@ impl PartitionTask {
             partition_key: msg.partition_key,
             ordering_key: msg.ordering_key,
             event_time: msg.event_time.filter(|t| *t > 0),
-            uncompressed_size: Some(msg.payload.len() as u32),
             ..Default::default()
         };
-        let size = msg.payload.len() + prost::Message::encoded_len(&metadata);
+        self.write_send(
+            metadata,
+            payload,
+            sequence_id,
+            sequence_id,
+            None,
+            Completions::One(completion),
+        );
+    }
+
+    /// Closes the open batch, if any, and sends it.
+    fn flush_batch(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        let count = batch.items.len() as i32;
+        let metadata = proto::MessageMetadata {
+            producer_name: self.producer_name.clone().unwrap_or_default(),
+            sequence_id: batch.first_sequence_id,
+            publish_time: now_millis(),
+            partition_key: batch.partition_key,
+            ordering_key: batch.ordering_key,
+            num_messages_in_batch: Some(count),
+            highest_sequence_id: Some(batch.last_sequence_id),
+            ..Default::default()
+        };
+        self.write_send(
+            metadata,
+            batch.entries,
+            batch.first_sequence_id,
+            batch.last_sequence_id,
+            Some(count),
+            Completions::Batch(batch.items),
+        );
+    }
+
+    /// Compresses, frames, writes and queues one SEND.
+    fn write_send(
+        &mut self,
+        mut metadata: proto::MessageMetadata,
+        payload: Bytes,
+        sequence_id: u64,
+        highest_sequence_id: u64,
+        num_messages: Option<i32>,
+        completions: Completions,
+    ) {
+        metadata.uncompressed_size = Some(payload.len() as u32);
+        let payload = match self.config.compression {
+            Compression::None => payload,
+            codec => {
+                metadata.compression = Some(codec.to_wire());
+                compression::compress(codec, &payload)
+            }
+        };
+        let size = payload.len() + prost::Message::encoded_len(&metadata);
         if size > self.max_message_size {
-            completion.complete(Err(Error::MessageTooLarge {
+            completions.fail(&Error::MessageTooLarge {
                 size,
                 max: self.max_message_size,
-            }));
+            });
             return;
         }
-        let command = commands::send(self.producer_id, sequence_id, None);
+        let mut command = commands::send(self.producer_id, sequence_id, num_messages);
+        if let (Some(send), true) = (command.send.as_mut(), num_messages.is_some()) {
+            send.highest_sequence_id = Some(highest_sequence_id);
+        }
         let max_frame = wire::max_frame_size_for(self.max_message_size);
         if let Err(e) = wire::encode_payload_command(
             &command,
             None,
             &metadata,
-            &msg.payload,
+            &payload,
             &mut self.buf,
             max_frame,
         ) {
-            completion.complete(Err(Error::Decode(e)));
+            completions.fail(&Error::Decode(e));
             return;
         }
         let frame: Bytes = self.buf.split().freeze();
@@ -464,13 +588,13 @@ impl PartitionTask {
         }
         self.pending.push(PendingSend {
             sequence_id,
-            highest_sequence_id: sequence_id,
+            highest_sequence_id,
             frame,
             deadline: self
                 .config
                 .send_timeout
                 .map(|t| std::time::Instant::now() + t),
-            completion,
+            completion: completions,
         });
     }
 
@@ -483,7 +607,7 @@ impl PartitionTask {
             } => match self.pending.on_receipt(sequence_id) {
                 ReceiptMatch::Completed(p) => {
                     let id = message_id.entry().with_partition(self.partition);
-                    p.completion.complete(Ok(id));
+                    p.completion.succeed(id);
                     self.wake_flushers();
                 }
                 ReceiptMatch::Stale => {
@@ -497,10 +621,10 @@ impl PartitionTask {
             ProducerEvent::SendError { sequence_id, error } => {
                 warn!(topic = %self.topic, sequence_id, %error, "send error");
                 if let Some(p) = self.pending.remove(sequence_id) {
-                    p.completion.complete(Err(Error::Server {
+                    p.completion.fail(&Error::Server {
                         operation: "send",
                         error,
-                    }));
+                    });
                     self.wake_flushers();
                 }
                 self.reattach();
@@ -529,14 +653,14 @@ impl PartitionTask {
         let timeout = self.config.send_timeout.unwrap_or_default();
         warn!(topic = %self.topic, count = expired.len(), "sends timed out");
         for p in expired {
-            p.completion.complete(Err(Error::SendTimeout(timeout)));
+            p.completion.fail(&Error::SendTimeout(timeout));
         }
         self.wake_flushers();
     }
 
     fn fail_all(&mut self, e: &Error) {
         for p in self.pending.drain() {
-            p.completion.complete(Err(e.clone()));
+            p.completion.fail(e);
         }
         self.wake_flushers();
     }
