@@ -72,7 +72,7 @@ pub(crate) async fn connect(
         logical: logical.clone(),
         physical: physical.clone(),
         tx,
-        closed: AtomicBool::new(false),
+        closed: Arc::new(AtomicBool::new(false)),
         max_message_size,
         server_version: core.server_version().unwrap_or_default().to_owned(),
     });
@@ -85,7 +85,8 @@ pub(crate) async fn connect(
         "connected"
     );
     let driver = Driver {
-        shared: shared.clone(),
+        id: shared.id,
+        closed: shared.closed.clone(),
         core,
         rx,
         rbuf,
@@ -189,8 +190,11 @@ fn reserve_for_read(rbuf: &mut BytesMut, max_frame_size: usize) -> Result<(), Co
     Ok(())
 }
 
+/// The socket task's state. It holds no sender of its own command channel, so the channel (and
+/// the task) ends when the last [`Connection`] handle is dropped.
 struct Driver {
-    shared: Arc<Shared>,
+    id: u64,
+    closed: Arc<AtomicBool>,
     core: ConnectionCore<PendingReply>,
     rx: mpsc::UnboundedReceiver<Command>,
     rbuf: BytesMut,
@@ -298,7 +302,7 @@ impl Driver {
             Command::Send(command) => {
                 if let Err(e) = wire::encode_command(&command, &mut self.wbuf, self.max_frame_size)
                 {
-                    warn!(connection = self.shared.id, error = %e, "command not sent");
+                    warn!(connection = self.id, error = %e, "command not sent");
                 }
             }
             Command::Frame(bytes) => self.wbuf.extend_from_slice(&bytes),
@@ -336,7 +340,7 @@ impl Driver {
                         let _ = tx.send(event);
                     }
                     None => debug!(
-                        connection = self.shared.id,
+                        connection = self.id,
                         producer = id,
                         ?event,
                         "event for an unknown producer"
@@ -347,7 +351,7 @@ impl Driver {
                         let _ = tx.send(event);
                     }
                     None => warn!(
-                        connection = self.shared.id,
+                        connection = self.id,
                         consumer = id,
                         "event for an unknown consumer dropped"
                     ),
@@ -359,12 +363,12 @@ impl Driver {
                         data.unwrap_or_default(),
                     ));
                     debug!(
-                        connection = self.shared.id,
+                        connection = self.id,
                         "answered an auth challenge with fresh credentials"
                     );
                 }
                 Inbound::Ignored(reason) => {
-                    warn!(connection = self.shared.id, %reason, "inbound command ignored")
+                    warn!(connection = self.id, %reason, "inbound command ignored")
                 }
                 Inbound::Connected(_) | Inbound::Nothing => {}
             }
@@ -373,10 +377,10 @@ impl Driver {
     }
 
     fn shutdown(mut self, reason: ConnectionError) {
-        self.shared.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::Release);
         match &reason {
-            ConnectionError::Closed => debug!(connection = self.shared.id, "connection closed"),
-            other => warn!(connection = self.shared.id, reason = %other, "connection lost"),
+            ConnectionError::Closed => debug!(connection = self.id, "connection closed"),
+            other => warn!(connection = self.id, reason = %other, "connection lost"),
         }
         for (reply, _) in self.core.close() {
             let _ = reply.tx.send(Err(Error::Connection(reason.clone())));

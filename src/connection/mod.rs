@@ -65,7 +65,7 @@ struct Shared {
     logical: BrokerAddress,
     physical: BrokerAddress,
     tx: mpsc::UnboundedSender<Command>,
-    closed: AtomicBool,
+    closed: Arc<AtomicBool>,
     max_message_size: usize,
     server_version: String,
 }
