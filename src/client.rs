@@ -227,6 +227,11 @@ impl PulsarClient {
         ConsumerBuilder::new(self.clone(), topic.into())
     }
 
+    /// Starts building a reader on `topic`.
+    pub fn reader(&self, topic: impl Into<String>) -> crate::reader::ReaderBuilder {
+        crate::reader::ReaderBuilder::new(self.clone(), topic.into())
+    }
+
     /// The number of partitions of a topic (0 for a non-partitioned topic).
     pub async fn partitions(&self, topic: &str) -> Result<u32> {
         let topic = TopicName::parse(topic)?;

@@ -22,6 +22,7 @@ mod connection;
 pub mod consumer;
 pub mod message;
 pub mod producer;
+pub mod reader;
 pub mod url;
 
 pub use auth::{Authentication, TokenAuth};
@@ -29,4 +30,5 @@ pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{Consumer, ConsumerBuilder, InitialPosition, SubscriptionType};
 pub use message::{Message, ProducerMessage};
 pub use producer::{AccessMode, Producer, ProducerBuilder, SendReceipt};
+pub use reader::{Reader, ReaderBuilder};
 pub use wire::MessageId;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::partition::{self, ChildConfig};
+use super::partition::{self, ChildConfig, StartPosition};
 use super::Consumer;
 use crate::client::PulsarClient;
 use crate::error::{Error, Result};
@@ -97,6 +97,7 @@ impl ConsumerBuilder {
                 nack_delay: Duration::from_secs(60),
                 priority_level: None,
                 properties: Vec::new(),
+                start: None,
             },
         }
     }
@@ -152,6 +153,12 @@ impl ConsumerBuilder {
     /// Adds a consumer property.
     pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Makes this a reader's subscription: non-durable, starting at `start`.
+    pub(crate) fn reader_start(mut self, start: StartPosition) -> Self {
+        self.config.start = Some(start);
         self
     }
 

@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 
+pub(crate) use builder::random_name;
 pub use builder::{ConsumerBuilder, InitialPosition, SubscriptionType};
-pub(crate) use partition::{ChildHandle, Delivery};
+pub(crate) use partition::{ChildHandle, Delivery, StartPosition};
 
 use crate::error::{Error, Result};
 use crate::message::Message;

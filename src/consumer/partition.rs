@@ -35,6 +35,31 @@ pub(crate) struct ChildConfig {
     pub nack_delay: Duration,
     pub priority_level: Option<i32>,
     pub properties: Vec<(String, String)>,
+    /// For readers: a non-durable subscription starting at this id (inclusive or not). After a
+    /// reconnect it resumes after the last message handed to the application.
+    pub start: Option<StartPosition>,
+}
+
+/// Where a non-durable subscription (a reader) starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StartPosition {
+    pub id: MessageId,
+    pub inclusive: bool,
+}
+
+impl StartPosition {
+    /// Whether a message with this id comes before the start and must be skipped.
+    fn skips(&self, id: &MessageId) -> bool {
+        if self.id == MessageId::EARLIEST || self.id.ledger_id == i64::MAX {
+            return false;
+        }
+        let key = |m: &MessageId| (m.ledger_id, m.entry_id, m.batch_index.max(-1));
+        if self.inclusive {
+            key(id) < key(&self.id)
+        } else {
+            key(id) <= key(&self.id)
+        }
+    }
 }
 
 /// A message on its way to the application, stamped with the connection epoch it came on.
@@ -65,6 +90,8 @@ struct ChildShared {
     in_queue: AtomicU32,
     reached_end: AtomicBool,
     active: AtomicBool,
+    /// The last message handed to the application (readers resume after it).
+    last_dequeued: std::sync::Mutex<Option<MessageId>>,
 }
 
 /// The handle on one partition's task.
@@ -81,8 +108,18 @@ fn closed() -> Error {
 impl ChildHandle {
     /// Accepts a delivery taken by the application: `None` if it is stale. Counts the permit.
     pub fn accept(&self, d: Delivery) -> Option<Message> {
-        if d.epoch != self.shared.epoch.load(Ordering::Acquire) {
-            return None;
+        {
+            // The epoch check and the last-dequeued update happen under the lock the task
+            // takes to bump the epoch, so a reader never resumes before a message it handed out.
+            let mut last = self
+                .shared
+                .last_dequeued
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if d.epoch != self.shared.epoch.load(Ordering::Acquire) {
+                return None;
+            }
+            *last = Some(d.msg.id);
         }
         self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
         if let Some(permits) = self.shared.flow.on_consumed(1) {
@@ -149,6 +186,7 @@ pub(crate) async fn start(
         in_queue: AtomicU32::new(0),
         reached_end: AtomicBool::new(false),
         active: AtomicBool::new(false),
+        last_dequeued: std::sync::Mutex::new(None),
     });
     let consumer_id = client.inner.next_id();
     let mut task = ChildTask {
@@ -168,6 +206,7 @@ pub(crate) async fn start(
         backoff: Backoff::default(),
         reconnect_at: None,
         max_frame_size: wire::DEFAULT_MAX_FRAME_SIZE,
+        filter: None,
     };
     task.attach().await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -192,6 +231,8 @@ struct ChildTask {
     backoff: Backoff,
     reconnect_at: Option<Instant>,
     max_frame_size: usize,
+    /// Readers: messages before this position are dropped (the broker may resend them).
+    filter: Option<StartPosition>,
 }
 
 async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ConsumerEvent>>) -> ConsumerEvent {
@@ -230,6 +271,11 @@ fn is_permanent(e: &Error) -> bool {
 impl ChildTask {
     /// Makes queued deliveries stale; returns how many there were (their permits come back).
     fn bump_epoch(&mut self) -> u32 {
+        let _guard = self
+            .shared
+            .last_dequeued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         self.shared.epoch.fetch_add(1, Ordering::AcqRel);
         self.acks.clear();
         self.shared.in_queue.swap(0, Ordering::AcqRel)
@@ -249,6 +295,18 @@ impl ChildTask {
         let conn = inner.lookup(&self.topic).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         conn.register_consumer(self.consumer_id, tx)?;
+        // What is queued now came on the old connection: the broker sends it again. A reader
+        // resumes after the last message it handed out: no duplicate, no gap.
+        self.bump_epoch();
+        let last = self.shared.last_dequeued.lock().map_or(None, |l| *l);
+        let start = match (self.config.start, last) {
+            (Some(_), Some(id)) => Some(StartPosition {
+                id,
+                inclusive: false,
+            }),
+            (start, _) => start,
+        };
+        self.filter = start;
         let request_id = inner.next_id();
         let args = SubscribeArgs {
             topic: self.topic.full_name().to_owned(),
@@ -257,8 +315,12 @@ impl ChildTask {
             consumer_id: self.consumer_id,
             consumer_name: self.config.consumer_name.clone(),
             priority_level: self.config.priority_level,
-            durable: true,
-            start_message_id: None,
+            durable: start.is_none(),
+            start_message_id: start.map(|s| {
+                let mut id = s.id.to_proto();
+                id.batch_size = None;
+                id
+            }),
             initial_position: match self.config.initial_position {
                 InitialPosition::Latest => 0,
                 InitialPosition::Earliest => 1,
@@ -283,7 +345,6 @@ impl ChildTask {
             conn.unregister_consumer(self.consumer_id);
             return Err(e);
         }
-        self.bump_epoch();
         let permits = self.shared.flow.initial_permits();
         conn.send(commands::flow(self.consumer_id, permits))?;
         self.max_frame_size = wire::max_frame_size_for(conn.max_message_size());
@@ -473,6 +534,16 @@ impl ChildTask {
         let entry = MessageId::from_proto(&command.message_id)
             .entry()
             .with_partition(self.partition);
+        if let Some(filter) = self.filter {
+            // A whole entry before the start (a batch's last index decides).
+            let last_index = payload.metadata.num_messages_in_batch.map_or(-1, |n| n - 1);
+            if filter.skips(&entry.with_batch(last_index, 0)) {
+                self.return_permits(
+                    payload.metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32
+                );
+                return;
+            }
+        }
         let redelivery_count = command.redelivery_count.unwrap_or(0);
         // A broker that ignores flow control cannot make the queue grow without bound.
         let limit = self
@@ -527,6 +598,12 @@ impl ChildTask {
                 }
             };
             if !is_unacked(&command.ack_set, i) || single.metadata.compacted_out == Some(true) {
+                continue;
+            }
+            if self
+                .filter
+                .is_some_and(|f| f.skips(&entry.with_batch(i as i32, count as i32)))
+            {
                 continue;
             }
             let sm = single.metadata;
