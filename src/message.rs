@@ -32,6 +32,11 @@ pub struct ProducerMessage {
     /// A sequence id chosen by the application (for broker deduplication); `None`: the producer
     /// assigns the next one.
     pub sequence_id: Option<u64>,
+    /// Deliver no earlier than this time (ms since the epoch); such messages are never batched.
+    pub deliver_at: Option<u64>,
+    /// The clusters to replicate to, overriding the namespace's; `["__local__"]` disables
+    /// replication. Such messages are never batched.
+    pub replicate_to: Option<Vec<String>>,
 }
 
 impl ProducerMessage {
@@ -70,6 +75,33 @@ impl ProducerMessage {
     /// Sets the sequence id.
     pub fn sequence_id(mut self, id: u64) -> Self {
         self.sequence_id = Some(id);
+        self
+    }
+
+    /// Delivers the message no earlier than `millis` (ms since the epoch).
+    pub fn deliver_at(mut self, millis: u64) -> Self {
+        self.deliver_at = Some(millis);
+        self
+    }
+
+    /// Delivers the message no earlier than `delay` from now.
+    pub fn deliver_after(self, delay: std::time::Duration) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.deliver_at(now.saturating_add(delay.as_millis() as u64))
+    }
+
+    /// Replicates the message to these clusters only.
+    pub fn replication_clusters(mut self, clusters: Vec<String>) -> Self {
+        self.replicate_to = Some(clusters);
+        self
+    }
+
+    /// Keeps the message in the local cluster (no geo-replication).
+    pub fn disable_replication(mut self) -> Self {
+        self.replicate_to = Some(vec!["__local__".to_owned()]);
         self
     }
 }

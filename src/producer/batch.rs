@@ -126,6 +126,71 @@ impl<T> BatchBuilder<T> {
     }
 }
 
+/// The open batches of a producer: one, or one per key (the key-based batcher, for Key_Shared
+/// subscriptions, where the broker dispatches a whole entry on its first message's key).
+#[derive(Debug)]
+pub(crate) struct Batchers<T> {
+    limits: BatchLimits,
+    by_key: bool,
+    batches: std::collections::HashMap<Option<Bytes>, BatchBuilder<T>>,
+}
+
+impl<T> Batchers<T> {
+    pub fn new(limits: BatchLimits, by_key: bool) -> Self {
+        Batchers {
+            limits,
+            by_key,
+            batches: std::collections::HashMap::new(),
+        }
+    }
+
+    fn key_of(&self, msg: &ProducerMessage) -> Option<Bytes> {
+        if !self.by_key {
+            return None;
+        }
+        msg.ordering_key.clone().or_else(|| {
+            msg.partition_key
+                .as_ref()
+                .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+        })
+    }
+
+    /// When the oldest open batch must be closed by its delay.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.batches.values().filter_map(|b| b.deadline()).min()
+    }
+
+    /// Whether `msg` does not fit its batch, which must be closed first.
+    pub fn must_flush_before(&self, msg: &ProducerMessage, max_message_size: usize) -> bool {
+        self.batches
+            .get(&self.key_of(msg))
+            .is_some_and(|b| !b.fits(msg.payload.len(), max_message_size))
+    }
+
+    /// Adds a message to its batch; returns whether that batch is now full.
+    pub fn add(&mut self, msg: ProducerMessage, sequence_id: u64, now: Instant, item: T) -> bool {
+        let key = self.key_of(&msg);
+        let limits = self.limits;
+        let batch = self
+            .batches
+            .entry(key)
+            .or_insert_with(|| BatchBuilder::new(limits));
+        batch.add(msg, sequence_id, now, item);
+        batch.is_full()
+    }
+
+    /// Closes every open batch, oldest first (so SENDs keep sequence-id order).
+    pub fn take_all(&mut self) -> Vec<Batch<T>> {
+        let mut out: Vec<Batch<T>> = self.batches.values_mut().filter_map(|b| b.take()).collect();
+        out.sort_by_key(|b| b.first_sequence_id);
+        if self.batches.len() > 64 {
+            // Forget idle keys so a stream of distinct keys does not grow the map.
+            self.batches.clear();
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +234,33 @@ mod tests {
         assert_eq!(parsed[1].payload, Bytes::from("bb"));
         assert_eq!(parsed[1].metadata.event_time, Some(5));
         assert_eq!(parsed[1].metadata.sequence_id, Some(8));
+    }
+
+    #[test]
+    fn the_key_based_batcher_keeps_one_batch_per_key_and_closes_them_in_order() {
+        let now = Instant::now();
+        let mut b = Batchers::new(limits(3, 1 << 20), true);
+        assert!(!b.add(ProducerMessage::new("a0").partition_key("a"), 0, now, 0));
+        assert!(!b.add(ProducerMessage::new("b1").partition_key("b"), 1, now, 1));
+        assert!(!b.add(ProducerMessage::new("a2").partition_key("a"), 2, now, 2));
+        // "b3" has ordering key "a": it joins a's batch (the ordering key wins), which is full.
+        assert!(b.add(ProducerMessage::new("b3").ordering_key("a"), 3, now, 3));
+        let batches = b.take_all();
+        let keys: Vec<(Option<String>, Vec<i32>)> = batches
+            .into_iter()
+            .map(|x| (x.partition_key, x.items))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (Some("a".into()), vec![0, 2, 3]),
+                (Some("b".into()), vec![1])
+            ]
+        );
+        let mut single = Batchers::new(limits(3, 1 << 20), false);
+        single.add(ProducerMessage::new("x").partition_key("a"), 0, now, 0);
+        single.add(ProducerMessage::new("y").partition_key("b"), 1, now, 1);
+        assert_eq!(single.take_all().len(), 1);
     }
 
     #[test]

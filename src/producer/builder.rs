@@ -69,6 +69,7 @@ impl ProducerBuilder {
                 initial_sequence_id: None,
                 batching: Some(DEFAULT_BATCHING),
                 compression: Compression::None,
+                key_based_batching: false,
             },
             hashing: HashingScheme::Murmur3,
         }
@@ -151,6 +152,14 @@ impl ProducerBuilder {
         if let Some(b) = self.config.batching.as_mut() {
             b.max_delay = delay;
         }
+        self
+    }
+
+    /// Batches by key: one batch per ordering key (or key), so that every entry holds one key
+    /// and Key_Shared consumers get each key's messages (the official clients' `KeyBased`
+    /// batcher).
+    pub fn key_based_batching(mut self, enabled: bool) -> Self {
+        self.config.key_based_batching = enabled;
         self
     }
 

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::batch::{BatchBuilder, BatchLimits};
+use super::batch::{Batch, BatchLimits, Batchers};
 use super::builder::AccessMode;
 use crate::client::MemoryLimit;
 use crate::client::PulsarClient;
@@ -39,6 +39,8 @@ pub(crate) struct PartitionConfig {
     pub batching: Option<BatchLimits>,
     /// Payload compression.
     pub compression: Compression,
+    /// One batch per key (for Key_Shared consumers) instead of one batch.
+    pub key_based_batching: bool,
 }
 
 #[derive(Debug)]
@@ -211,11 +213,14 @@ pub(crate) async fn start(
         events: None,
         max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
         pending: PendingQueue::default(),
-        batch: BatchBuilder::new(config.batching.unwrap_or(BatchLimits {
-            max_messages: 1,
-            max_bytes: 0,
-            max_delay: Duration::ZERO,
-        })),
+        batchers: Batchers::new(
+            config.batching.unwrap_or(BatchLimits {
+                max_messages: 1,
+                max_bytes: 0,
+                max_delay: Duration::ZERO,
+            }),
+            config.key_based_batching,
+        ),
         flush_waiters: Vec::new(),
         buf: BytesMut::new(),
         backoff: Backoff::default(),
@@ -252,7 +257,7 @@ struct PartitionTask {
     events: Option<mpsc::UnboundedReceiver<ProducerEvent>>,
     max_message_size: usize,
     pending: PendingQueue<Completions>,
-    batch: BatchBuilder<Completion>,
+    batchers: Batchers<Completion>,
     flush_waiters: Vec<(u64, oneshot::Sender<Result<()>>)>,
     buf: BytesMut,
     backoff: Backoff,
@@ -388,7 +393,7 @@ impl PartitionTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
         loop {
             if let Some(reply) = self.closing.take() {
-                self.flush_batch();
+                self.flush_batches();
                 if self.pending.is_empty() {
                     let result = self.close_on_broker().await;
                     if let Some(reply) = reply {
@@ -407,7 +412,7 @@ impl PartitionTask {
                 },
                 event = next_event(&mut self.events) => self.handle_event(event),
                 _ = sleep_until_opt(deadline) => self.expire(),
-                _ = sleep_until_opt(self.batch.deadline().map(Instant::from_std)) => self.flush_batch(),
+                _ = sleep_until_opt(self.batchers.deadline().map(Instant::from_std)) => self.flush_batches(),
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
@@ -444,7 +449,7 @@ impl PartitionTask {
                 },
             ),
             Cmd::Flush(reply) => {
-                self.flush_batch();
+                self.flush_batches();
                 match self.pending.last_sequence_id() {
                     None => {
                         let _ = reply.send(Ok(()));
@@ -469,7 +474,8 @@ impl PartitionTask {
                 s
             }
         };
-        if self.config.batching.is_some() {
+        let batchable = msg.deliver_at.is_none() && msg.replicate_to.is_none();
+        if self.config.batching.is_some() && batchable {
             if msg.payload.len() > self.max_message_size {
                 completion.complete(Err(Error::MessageTooLarge {
                     size: msg.payload.len(),
@@ -477,16 +483,19 @@ impl PartitionTask {
                 }));
                 return;
             }
-            if !self.batch.fits(msg.payload.len(), self.max_message_size) {
-                self.flush_batch();
+            if self.batchers.must_flush_before(&msg, self.max_message_size) {
+                self.flush_batches();
             }
-            self.batch
+            let full = self
+                .batchers
                 .add(msg, sequence_id, std::time::Instant::now(), completion);
-            if self.batch.is_full() {
-                self.flush_batch();
+            if full {
+                self.flush_batches();
             }
             return;
         }
+        // Sent on its own: what is batched so far goes first, to keep the order.
+        self.flush_batches();
         let payload = msg.payload.clone();
         let metadata = proto::MessageMetadata {
             producer_name: self.producer_name.clone().unwrap_or_default(),
@@ -500,6 +509,8 @@ impl PartitionTask {
             partition_key: msg.partition_key,
             ordering_key: msg.ordering_key,
             event_time: msg.event_time.filter(|t| *t > 0),
+            deliver_at_time: msg.deliver_at.map(|t| t as i64),
+            replicate_to: msg.replicate_to.unwrap_or_default(),
             ..Default::default()
         };
         self.write_send(
@@ -512,11 +523,14 @@ impl PartitionTask {
         );
     }
 
-    /// Closes the open batch, if any, and sends it.
-    fn flush_batch(&mut self) {
-        let Some(batch) = self.batch.take() else {
-            return;
-        };
+    /// Closes the open batches and sends them.
+    fn flush_batches(&mut self) {
+        for batch in self.batchers.take_all() {
+            self.send_batch(batch);
+        }
+    }
+
+    fn send_batch(&mut self, batch: Batch<Completion>) {
         let count = batch.items.len() as i32;
         let metadata = proto::MessageMetadata {
             producer_name: self.producer_name.clone().unwrap_or_default(),
