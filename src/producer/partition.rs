@@ -43,6 +43,8 @@ pub(crate) struct PartitionConfig {
     pub key_based_batching: bool,
 }
 
+// Sends dominate; boxing the message would add an allocation per send.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Cmd {
     Send {
