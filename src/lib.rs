@@ -29,6 +29,8 @@ pub use auth::{Authentication, TokenAuth};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{Consumer, ConsumerBuilder, InitialPosition, SubscriptionType};
 pub use message::{Message, ProducerMessage};
-pub use producer::{AccessMode, Producer, ProducerBuilder, SendReceipt};
+pub use producer::{
+    AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt,
+};
 pub use reader::{Reader, ReaderBuilder};
 pub use wire::MessageId;

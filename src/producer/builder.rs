@@ -12,7 +12,11 @@ const DEFAULT_BATCHING: BatchLimits = BatchLimits {
     max_bytes: 128 * 1024,
     max_delay: Duration::from_millis(10),
 };
-use super::{PartitionHandle, Producer, ProducerInner};
+use std::sync::atomic::AtomicUsize;
+use std::sync::RwLock;
+use std::time::Instant;
+
+use super::{PartitionHandle, Producer, ProducerInner, RoutingMode};
 use crate::client::PulsarClient;
 use crate::error::{Error, Result};
 use crate::protocol::hash::HashingScheme;
@@ -52,6 +56,7 @@ pub struct ProducerBuilder {
     topic: String,
     config: PartitionConfig,
     hashing: HashingScheme,
+    routing: RoutingMode,
 }
 
 impl ProducerBuilder {
@@ -72,7 +77,14 @@ impl ProducerBuilder {
                 key_based_batching: false,
             },
             hashing: HashingScheme::Murmur3,
+            routing: RoutingMode::RoundRobin,
         }
+    }
+
+    /// How messages are spread over partitions (default: round robin, keys by hash).
+    pub fn routing_mode(mut self, mode: RoutingMode) -> Self {
+        self.routing = mode;
+        self
     }
 
     /// The producer name (default: the broker chooses a unique one).
@@ -196,8 +208,32 @@ impl ProducerBuilder {
                 partition::start(self.client.clone(), t, index, self.config.clone()).await?;
             handles.push(handle);
         }
-        Ok(Producer {
-            inner: Arc::new(ProducerInner::new(topic, handles, self.hashing)),
-        })
+        let n = handles.len().max(1);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let start = usize::from_str_radix(&crate::consumer::random_name(4), 36).unwrap_or(0) % n;
+        let inner = Arc::new(ProducerInner {
+            topic,
+            partitioned: partitions > 0,
+            partitions: RwLock::new(handles),
+            hashing: self.hashing,
+            routing: self.routing,
+            round_robin: AtomicUsize::new(0),
+            start,
+            switch_every: self
+                .config
+                .batching
+                .map(|b| (b.max_delay * 10).max(Duration::from_millis(1))),
+            created: Instant::now(),
+            _watcher: (partitions > 0).then_some(stop),
+        });
+        if partitions > 0 {
+            tokio::spawn(super::watch_partitions(
+                Arc::downgrade(&inner),
+                self.client.clone(),
+                self.config.clone(),
+                stopped,
+            ));
+        }
+        Ok(Producer { inner })
     }
 }

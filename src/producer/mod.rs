@@ -12,8 +12,9 @@ mod partition;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -50,32 +51,111 @@ pub struct Producer {
     inner: Arc<ProducerInner>,
 }
 
+/// How messages are spread over the partitions of a partitioned topic.
+#[derive(Debug, Clone, Default)]
+pub enum RoutingMode {
+    /// Keyed messages go where the key hashes; the others rotate over the partitions. With
+    /// batching on, the rotation moves on once per ten batch delays (as the Java client), so
+    /// that consecutive messages fill one partition's batch.
+    #[default]
+    RoundRobin,
+    /// Keyed messages go where the key hashes; the others all go to one partition, chosen at
+    /// random when the producer is created.
+    SinglePartition,
+    /// The router decides for every message.
+    Custom(Arc<dyn MessageRouter>),
+}
+
+/// Chooses the partition of each message ([`RoutingMode::Custom`]).
+pub trait MessageRouter: Send + Sync + std::fmt::Debug {
+    /// The partition (0-based, below `partitions`) for `msg`.
+    fn choose_partition(&self, msg: &ProducerMessage, partitions: u32) -> u32;
+}
+
 #[derive(Debug)]
 struct ProducerInner {
     topic: TopicName,
-    partitions: Vec<PartitionHandle>,
+    partitioned: bool,
+    partitions: RwLock<Vec<PartitionHandle>>,
     hashing: HashingScheme,
+    routing: RoutingMode,
     round_robin: AtomicUsize,
+    /// Random start of the rotation, and the SinglePartition choice.
+    start: usize,
+    /// How long the batch-aware rotation stays on one partition (None: per message).
+    switch_every: Option<Duration>,
+    created: Instant,
+    /// Dropped with the producer: stops the partition watcher at once.
+    _watcher: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ProducerInner {
-    fn new(topic: TopicName, partitions: Vec<PartitionHandle>, hashing: HashingScheme) -> Self {
-        ProducerInner {
-            topic,
-            partitions,
-            hashing,
-            round_robin: AtomicUsize::new(0),
-        }
+    fn handles(&self) -> Vec<PartitionHandle> {
+        self.partitions
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    fn route(&self, msg: &ProducerMessage) -> &PartitionHandle {
-        let n = self.partitions.len();
-        let index = match (&msg.partition_key, n) {
-            (_, 0 | 1) => 0,
-            (Some(key), n) => partition_for_key(key, n as u32, self.hashing) as usize,
-            (None, n) => self.round_robin.fetch_add(1, Ordering::Relaxed) % n,
+    fn route(&self, msg: &ProducerMessage) -> Option<PartitionHandle> {
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        let n = partitions.len();
+        if n <= 1 {
+            return partitions.first().cloned();
+        }
+        let index = match (&self.routing, &msg.partition_key) {
+            (RoutingMode::Custom(router), _) => router.choose_partition(msg, n as u32) as usize,
+            (_, Some(key)) => partition_for_key(key, n as u32, self.hashing) as usize,
+            (RoutingMode::SinglePartition, None) => self.start,
+            (RoutingMode::RoundRobin, None) => match self.switch_every {
+                Some(every) => {
+                    let ticks = self.created.elapsed().as_micros() / every.as_micros().max(1);
+                    (ticks as usize).wrapping_add(self.start)
+                }
+                None => self
+                    .round_robin
+                    .fetch_add(1, Ordering::Relaxed)
+                    .wrapping_add(self.start),
+            },
         };
-        &self.partitions[index.min(n.saturating_sub(1))]
+        partitions.get(index % n).cloned()
+    }
+}
+
+/// Checks the partition count every minute and adds producers for new partitions.
+async fn watch_partitions(
+    inner: std::sync::Weak<ProducerInner>,
+    client: crate::client::PulsarClient,
+    config: partition::PartitionConfig,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = &mut stop => return,
+        }
+        let Some(producer) = inner.upgrade() else {
+            return;
+        };
+        let Ok(n) = client.inner.partitioned_metadata(&producer.topic).await else {
+            continue;
+        };
+        let have = producer.handles().len() as u32;
+        for i in have..n {
+            let topic = producer.topic.partition(i);
+            match partition::start(client.clone(), topic, Some(i as i32), config.clone()).await {
+                Ok(handle) => {
+                    if let Ok(mut p) = producer.partitions.write() {
+                        p.push(handle);
+                    }
+                    tracing::info!(topic = %producer.topic, partition = i, "producing to a new partition");
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %producer.topic, partition = i, error = %e, "cannot produce to a new partition yet");
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -87,16 +167,17 @@ impl Producer {
 
     /// The number of partitions (0 for a non-partitioned topic).
     pub fn partitions(&self) -> usize {
-        match self.inner.partitions.len() {
-            1 if !self.inner.partitions[0].is_partition() => 0,
-            n => n,
+        if self.inner.partitioned {
+            self.inner.handles().len()
+        } else {
+            0
         }
     }
 
     /// The producer's name (the first partition's; the broker's choice when none was given).
     pub fn name(&self) -> String {
         self.inner
-            .partitions
+            .handles()
             .first()
             .map(|p| p.name())
             .unwrap_or_default()
@@ -113,7 +194,7 @@ impl Producer {
     /// of the sends (per partition).
     pub async fn send_async(&self, msg: impl Into<ProducerMessage>) -> Result<SendReceipt> {
         let msg = msg.into();
-        let partition = self.inner.route(&msg);
+        let partition = self.inner.route(&msg).ok_or(Error::Closed("producer"))?;
         let rx = partition.enqueue(msg).await?;
         Ok(SendReceipt { rx })
     }
@@ -136,7 +217,7 @@ impl Producer {
 
     /// Waits until every message queued before this call has its receipt or its error.
     pub async fn flush(&self) -> Result<()> {
-        for p in &self.inner.partitions {
+        for p in &self.inner.handles() {
             p.flush().await?;
         }
         Ok(())
@@ -146,7 +227,7 @@ impl Producer {
     /// [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
         let mut first_error = None;
-        for p in &self.inner.partitions {
+        for p in &self.inner.handles() {
             if let Err(e) = p.close().await {
                 first_error.get_or_insert(e);
             }

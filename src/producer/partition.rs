@@ -64,16 +64,11 @@ pub(crate) struct PartitionHandle {
     permits: Arc<Semaphore>,
     block: bool,
     max_pending: usize,
-    topic: TopicName,
     name: Arc<Mutex<String>>,
     memory: Option<Arc<MemoryLimit>>,
 }
 
 impl PartitionHandle {
-    pub fn is_partition(&self) -> bool {
-        self.topic.is_partition()
-    }
-
     pub fn name(&self) -> String {
         self.name
             .lock()
@@ -237,7 +232,6 @@ pub(crate) async fn start(
         permits: Arc::new(Semaphore::new(config.max_pending)),
         block: config.block_if_queue_full,
         max_pending: config.max_pending,
-        topic,
         name,
         memory,
     })
