@@ -9,6 +9,7 @@ use tracing::debug;
 
 use crate::auth::{Authentication, TokenAuth};
 use crate::connection::pool::Pool;
+use crate::connection::tls::{self, TlsOptions};
 use crate::connection::{Connection, ConnectionConfig};
 use crate::consumer::ConsumerBuilder;
 use crate::error::{ConnectionError, Error, Result, ServerErrorCode};
@@ -31,6 +32,7 @@ pub struct ClientBuilder {
     keepalive: Duration,
     max_lookup_redirects: u32,
     memory_limit: usize,
+    tls: TlsOptions,
 }
 
 impl ClientBuilder {
@@ -88,6 +90,45 @@ impl ClientBuilder {
         self
     }
 
+    /// For `pulsar+ssl://`: the PEM file of the CA certificates that signed the brokers'
+    /// certificates (like the official clients' `tlsTrustCertsFilePath`). Without it the
+    /// system's trusted roots are used. [`build`](Self::build) reads the file and fails with
+    /// [`Error::InvalidConfig`] when it cannot be read or holds no certificate.
+    pub fn tls_trust_certs_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.trust_certs_file = Some(path.into());
+        self
+    }
+
+    /// **Dangerous.** With `true`, any broker certificate is accepted: neither the chain nor the
+    /// host name is checked, so anyone on the network path can impersonate the broker and read
+    /// or change everything, tokens included. The traffic is still encrypted. For tests only;
+    /// off by default (like the official clients' `tlsAllowInsecureConnection`).
+    pub fn tls_allow_insecure_connection(mut self, allow: bool) -> Self {
+        self.tls.allow_insecure_connection = allow;
+        self
+    }
+
+    /// Whether the broker certificate must name the host connected to (on by default; the
+    /// Java client's `enableTlsHostnameVerification` is off by default). With `false`, the
+    /// certificate chain is still verified against the trusted CAs, but a certificate for
+    /// another name is accepted.
+    pub fn tls_validate_hostname(mut self, validate: bool) -> Self {
+        self.tls.validate_hostname = validate;
+        self
+    }
+
+    /// A client certificate for brokers that require one (mutual TLS, the official clients'
+    /// `AuthenticationTls`): a PEM file with the certificate chain (the client's certificate
+    /// first) and a PEM file with its private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn tls_certificate_and_key(
+        mut self,
+        cert_pem_path: impl Into<std::path::PathBuf>,
+        key_pem_path: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.certificate_and_key = Some((cert_pem_path.into(), key_pem_path.into()));
+        self
+    }
+
     /// Checks the settings and makes the client. Connections open on first use.
     pub fn build(self) -> Result<PulsarClient> {
         let service = ServiceUrl::parse(&self.url)?;
@@ -99,11 +140,18 @@ impl ClientBuilder {
                 "the keepalive interval must be at least 100 ms".into(),
             ));
         }
+        // Built once (files read, roots loaded) and shared by every connection.
+        let tls = if service.tls() || self.tls.is_customized() {
+            Some(tls::client_config(&self.tls)?)
+        } else {
+            None
+        };
         let pool = Pool::new(ConnectionConfig {
             connect_timeout: self.connect_timeout,
             keepalive: self.keepalive,
             auth: self.auth,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            tls,
         });
         Ok(PulsarClient {
             inner: Arc::new(ClientInner {
@@ -208,6 +256,7 @@ impl PulsarClient {
             keepalive: Duration::from_secs(30),
             max_lookup_redirects: 20,
             memory_limit: 64 * 1024 * 1024,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -371,6 +420,8 @@ impl ClientInner {
             .await?;
         for _ in 0..=self.max_lookup_redirects {
             let r = resp.lookup_topic_response.unwrap_or_default();
+            let proxy = r.proxy_through_service_url.unwrap_or(false);
+            let lookup_type = LookupType::try_from(r.response.unwrap_or(0));
             let url = if tls {
                 r.broker_service_url_tls
                     .clone()
@@ -384,17 +435,33 @@ impl ClientInner {
                 )))
             })?;
             let logical = BrokerAddress::parse(&url)?;
-            let physical = if r.proxy_through_service_url.unwrap_or(false) {
-                conn.logical().clone()
+            let target = if tls && !logical.tls && !proxy {
+                // A TLS service URL, and a lookup answer without a TLS URL (no
+                // `brokerServiceUrlTls`): pulsar-lite, or a single broker behind a TLS
+                // terminator, advertises only its plain address. Going there would drop TLS
+                // (and bypass the terminator), so the client stays on the connection's own
+                // (TLS) address, taking the answer to name the broker that connection already
+                // reaches. A redirect elsewhere cannot be followed without TLS: it fails.
+                if matches!(lookup_type, Ok(LookupType::Redirect)) {
+                    return Err(Error::Connection(ConnectionError::Protocol(format!(
+                        "lookup of {name} redirected to {logical}, which has no TLS URL: with \
+                         a pulsar+ssl:// service URL the brokers must advertise \
+                         brokerServiceUrlTls"
+                    ))));
+                }
+                conn.clone()
             } else {
-                logical.clone()
+                let physical = if proxy {
+                    conn.logical().clone()
+                } else {
+                    logical.clone()
+                };
+                self.pool
+                    .get(&logical, &physical)
+                    .await
+                    .map_err(Error::Connection)?
             };
-            let target = self
-                .pool
-                .get(&logical, &physical)
-                .await
-                .map_err(Error::Connection)?;
-            match LookupType::try_from(r.response.unwrap_or(0)) {
+            match lookup_type {
                 Ok(LookupType::Connect) => return Ok(target),
                 Ok(LookupType::Redirect) => {
                     let id = self.next_id();

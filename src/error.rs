@@ -187,6 +187,10 @@ pub enum ConnectionError {
     /// The authentication provider could not produce credentials.
     #[error("cannot get credentials: {0}")]
     Credentials(String),
+    /// The TLS handshake (`pulsar+ssl://`) failed: the message says what to check (the
+    /// trusted CA, the host name, the client certificate, whether the port speaks TLS).
+    #[error("TLS error: {0}")]
+    Tls(String),
     /// Reading or writing the socket failed.
     #[error("connection I/O error: {0}")]
     Io(String),

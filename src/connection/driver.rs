@@ -39,23 +39,33 @@ pub(crate) async fn connect(
     physical: &BrokerAddress,
     config: &ConnectionConfig,
 ) -> Result<Connection, ConnectionError> {
-    if physical.tls {
-        return Err(ConnectionError::Connect {
-            addr: physical.to_string(),
-            reason: "pulsar+ssl:// (TLS) is not supported by this build yet".into(),
-        });
-    }
+    use super::tls::{self, MaybeTlsStream};
     let addr = physical.host_port();
     let attempt = async {
-        let stream = TcpStream::connect(&addr)
+        let tcp = TcpStream::connect(&addr)
             .await
             .map_err(|e| ConnectionError::Connect {
                 addr: addr.clone(),
                 reason: e.to_string(),
             })?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         let proxy_to = (logical != physical).then(|| logical.host_port());
-        handshake(stream, proxy_to, config).await
+        if !physical.tls {
+            return handshake(MaybeTlsStream::Plain(tcp), proxy_to, config).await;
+        }
+        let tls_config = config.tls.clone().ok_or_else(|| {
+            ConnectionError::Tls(format!(
+                "{physical} needs TLS but the client has no TLS configuration \
+                 (use a pulsar+ssl:// service URL)"
+            ))
+        })?;
+        let stream = tls::connect(tcp, physical, tls_config).await?;
+        // A broker that refuses the client certificate may say so only on the first read
+        // (TLS 1.3): report that as the TLS error it is, not as an I/O error.
+        let failure = stream.failure();
+        handshake(MaybeTlsStream::Tls(stream), proxy_to, config)
+            .await
+            .map_err(|e| failure.get().cloned().unwrap_or(e))
     };
     let (stream, rbuf, core) = tokio::time::timeout(config.connect_timeout, attempt)
         .await

@@ -3,6 +3,7 @@
 
 pub(crate) mod driver;
 pub(crate) mod pool;
+pub(crate) mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub(crate) struct ConnectionConfig {
     pub keepalive: Duration,
     pub auth: Option<Arc<dyn Authentication>>,
     pub max_frame_size: usize,
+    /// The rustls configuration for `pulsar+ssl://` addresses, built once by the client (None
+    /// when the client has no TLS service URL and no TLS option).
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// A reply handle for one request.
