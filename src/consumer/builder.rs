@@ -98,6 +98,12 @@ impl ConsumerBuilder {
                 priority_level: None,
                 properties: Vec::new(),
                 start: None,
+                ack_group_delay: Duration::from_millis(100),
+                ack_group_max: 1000,
+                batch_index_ack: false,
+                ack_receipts: false,
+                nack_backoff: None,
+                ack_timeout: None,
             },
         }
     }
@@ -141,6 +147,48 @@ impl ConsumerBuilder {
     /// How long after a negative ack the message is redelivered (at least 100 ms).
     pub fn negative_ack_redelivery_delay(mut self, delay: Duration) -> Self {
         self.config.nack_delay = delay.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Groups acks for this long (default 100 ms, as the official clients); zero sends each
+    /// ack at once. Pending acks are always sent before close.
+    pub fn ack_group_time(mut self, delay: Duration) -> Self {
+        self.config.ack_group_delay = delay;
+        self
+    }
+
+    /// Sends grouped acks as soon as this many are pending (default 1000).
+    pub fn ack_group_max_size(mut self, max: usize) -> Self {
+        self.config.ack_group_max = max;
+        self
+    }
+
+    /// Acknowledges single messages of a batch on the broker, so that acking one message does
+    /// not leave the broker to redeliver the whole batch (needs the broker's
+    /// `acknowledgmentAtBatchIndexLevelEnabled`). Off by default, as in the official clients.
+    pub fn batch_index_ack(mut self, enabled: bool) -> Self {
+        self.config.batch_index_ack = enabled;
+        self
+    }
+
+    /// Makes [`Consumer::ack`] wait for the broker's confirmation (ACK_RESPONSE) and report its
+    /// real result. Off by default.
+    pub fn ack_receipts(mut self, enabled: bool) -> Self {
+        self.config.ack_receipts = enabled;
+        self
+    }
+
+    /// Grows the negative-ack delay with the redelivery count: `min × 2^count`, at most `max`
+    /// (instead of the fixed delay).
+    pub fn negative_ack_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.config.nack_backoff = Some((min.max(Duration::from_millis(100)), max.max(min)));
+        self
+    }
+
+    /// Redelivers messages the application received but did not acknowledge within `timeout`
+    /// (at least 1 s). Off by default, as in the official clients.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ack_timeout = Some(timeout.max(Duration::from_secs(1)));
         self
     }
 

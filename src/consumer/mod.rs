@@ -117,7 +117,7 @@ impl Consumer {
 
     /// Acknowledges a message: the broker will not deliver it again on this subscription.
     pub async fn ack(&self, msg: &Message) -> Result<()> {
-        self.child(msg)?.ack(msg.id, false)
+        self.child(msg)?.ack(msg.id, false).await
     }
 
     /// Acknowledges a message and everything before it on its topic (partition). Not allowed on
@@ -129,13 +129,13 @@ impl Consumer {
                     .into(),
             ));
         }
-        self.child(msg)?.ack(msg.id, true)
+        self.child(msg)?.ack(msg.id, true).await
     }
 
     /// Negatively acknowledges a message: the broker redelivers it (its whole batch) after the
     /// negative-ack delay, with its redelivery count raised.
     pub async fn nack(&self, msg: &Message) -> Result<()> {
-        self.child(msg)?.nack(msg.id)
+        self.child(msg)?.nack(msg.id, msg.redelivery_count)
     }
 
     /// Asks the broker to redeliver every message received and not yet acknowledged.

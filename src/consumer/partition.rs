@@ -16,7 +16,9 @@ use crate::client::PulsarClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result, ServerErrorCode};
 use crate::message::Message;
-use crate::protocol::acks::{is_unacked, BatchAckTracker};
+use crate::protocol::acks::{
+    cumulative_ack_set, is_unacked, AckGroup, AckProgress, BatchAckTracker,
+};
 use crate::protocol::backoff::Backoff;
 use crate::protocol::commands::{self, SubscribeArgs};
 use crate::protocol::connection::ConsumerEvent;
@@ -38,6 +40,17 @@ pub(crate) struct ChildConfig {
     /// For readers: a non-durable subscription starting at this id (inclusive or not). After a
     /// reconnect it resumes after the last message handed to the application.
     pub start: Option<StartPosition>,
+    /// Acks are grouped for this long, or until this many are pending.
+    pub ack_group_delay: Duration,
+    pub ack_group_max: usize,
+    /// Acknowledge single messages of batches on the broker (`ack_set`).
+    pub batch_index_ack: bool,
+    /// Ask the broker to confirm every ack (ACK with a request id, ACK_RESPONSE).
+    pub ack_receipts: bool,
+    /// Negative-ack delay growing with the redelivery count: min, max.
+    pub nack_backoff: Option<(Duration, Duration)>,
+    /// Redeliver messages not acknowledged this long after the application received them.
+    pub ack_timeout: Option<Duration>,
 }
 
 /// Where a non-durable subscription (a reader) starts.
@@ -73,8 +86,17 @@ pub(crate) struct Delivery {
 #[derive(Debug)]
 enum Cmd {
     Flow(u32),
-    Ack { id: MessageId, cumulative: bool },
-    Nack(MessageId),
+    Ack {
+        id: MessageId,
+        cumulative: bool,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    Nack {
+        id: MessageId,
+        redelivery_count: u32,
+    },
+    /// The application received this entry (ack-timeout tracking).
+    Received(MessageId),
     RedeliverAll,
     Unsubscribe(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
@@ -92,6 +114,10 @@ struct ChildShared {
     active: AtomicBool,
     /// The last message handed to the application (readers resume after it).
     last_dequeued: std::sync::Mutex<Option<MessageId>>,
+    /// Whether `ack` waits for the broker's confirmation.
+    ack_receipts: bool,
+    /// Whether the task wants to know what the application received (ack timeout).
+    track_received: bool,
 }
 
 /// The handle on one partition's task.
@@ -122,20 +148,45 @@ impl ChildHandle {
             *last = Some(d.msg.id);
         }
         self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
+        if self.shared.track_received {
+            let _ = self.tx.send(Cmd::Received(d.msg.id));
+        }
         if let Some(permits) = self.shared.flow.on_consumed(1) {
             let _ = self.tx.send(Cmd::Flow(permits));
         }
         Some(d.msg)
     }
 
-    pub fn ack(&self, id: MessageId, cumulative: bool) -> Result<()> {
+    /// Queues an ack; with ack receipts on, waits for the broker's answer.
+    pub async fn ack(&self, id: MessageId, cumulative: bool) -> Result<()> {
+        if !self.shared.ack_receipts {
+            return self
+                .tx
+                .send(Cmd::Ack {
+                    id,
+                    cumulative,
+                    reply: None,
+                })
+                .map_err(|_| closed());
+        }
+        let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Cmd::Ack { id, cumulative })
-            .map_err(|_| closed())
+            .send(Cmd::Ack {
+                id,
+                cumulative,
+                reply: Some(reply),
+            })
+            .map_err(|_| closed())?;
+        rx.await.unwrap_or(Err(closed()))
     }
 
-    pub fn nack(&self, id: MessageId) -> Result<()> {
-        self.tx.send(Cmd::Nack(id)).map_err(|_| closed())
+    pub fn nack(&self, id: MessageId, redelivery_count: u32) -> Result<()> {
+        self.tx
+            .send(Cmd::Nack {
+                id,
+                redelivery_count,
+            })
+            .map_err(|_| closed())
     }
 
     pub fn redeliver_all(&self) -> Result<()> {
@@ -187,8 +238,11 @@ pub(crate) async fn start(
         reached_end: AtomicBool::new(false),
         active: AtomicBool::new(false),
         last_dequeued: std::sync::Mutex::new(None),
+        ack_receipts: config.ack_receipts,
+        track_received: config.ack_timeout.is_some(),
     });
     let consumer_id = client.inner.next_id();
+    let config_group = (config.ack_group_delay, config.ack_group_max);
     let mut task = ChildTask {
         topic_str: Arc::from(topic.full_name()),
         topic,
@@ -207,6 +261,9 @@ pub(crate) async fn start(
         reconnect_at: None,
         max_frame_size: wire::DEFAULT_MAX_FRAME_SIZE,
         filter: None,
+        group: AckGroup::new(config_group.0, config_group.1),
+        ack_waiters: Vec::new(),
+        unacked: std::collections::HashMap::new(),
     };
     task.attach().await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -233,6 +290,12 @@ struct ChildTask {
     max_frame_size: usize,
     /// Readers: messages before this position are dropped (the broker may resend them).
     filter: Option<StartPosition>,
+    /// Acks waiting to be sent together.
+    group: AckGroup,
+    /// Callers waiting for the broker to confirm the acks in `group`.
+    ack_waiters: Vec<oneshot::Sender<Result<()>>>,
+    /// Ack timeout: entries the application received and has not acknowledged, by deadline.
+    unacked: std::collections::HashMap<(i64, i64), Instant>,
 }
 
 async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ConsumerEvent>>) -> ConsumerEvent {
@@ -376,6 +439,7 @@ impl ChildTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
         loop {
             let nack_due = self.nacks.keys().next().copied();
+            let ack_timeout_due = self.unacked.values().min().copied();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Cmd::Close(reply)) => {
@@ -398,6 +462,8 @@ impl ChildTask {
                 },
                 event = next_event(&mut self.events) => self.handle_event(event),
                 _ = sleep_until_opt(nack_due) => self.redeliver_nacked(),
+                _ = sleep_until_opt(self.group.deadline().map(Instant::from_std)) => self.flush_acks(),
+                _ = sleep_until_opt(ack_timeout_due) => self.redeliver_timed_out(),
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
@@ -417,44 +483,174 @@ impl ChildTask {
     fn handle_command(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Flow(permits) => self.send(commands::flow(self.consumer_id, permits)),
-            Cmd::Ack { id, cumulative } => self.ack(id, cumulative),
-            Cmd::Nack(id) => {
-                let due = Instant::now() + self.config.nack_delay;
+            Cmd::Ack {
+                id,
+                cumulative,
+                reply,
+            } => self.ack(id, cumulative, reply),
+            Cmd::Nack {
+                id,
+                redelivery_count,
+            } => {
+                let delay = match self.config.nack_backoff {
+                    Some((min, max)) => min
+                        .saturating_mul(1u32 << redelivery_count.min(20))
+                        .min(max),
+                    None => self.config.nack_delay,
+                };
                 self.acks.forget(&id.entry());
-                self.nacks.entry(due).or_default().push(id.entry());
+                self.unacked.remove(&(id.ledger_id, id.entry_id));
+                self.nacks
+                    .entry(Instant::now() + delay)
+                    .or_default()
+                    .push(id.entry());
+            }
+            Cmd::Received(id) => {
+                if let Some(timeout) = self.config.ack_timeout {
+                    self.unacked
+                        .entry((id.ledger_id, id.entry_id))
+                        .or_insert_with(|| Instant::now() + timeout);
+                }
             }
             Cmd::RedeliverAll => self.redeliver_everything(),
             Cmd::Unsubscribe(_) | Cmd::Close(_) => {}
         }
     }
 
-    fn ack(&mut self, id: MessageId, cumulative: bool) {
+    fn ack(&mut self, id: MessageId, cumulative: bool, reply: Option<oneshot::Sender<Result<()>>>) {
+        let now = std::time::Instant::now();
+        let batch_index_ack = self.config.batch_index_ack;
         if cumulative {
-            let target = if id.is_batch() && id.batch_index < id.batch_size - 1 {
-                // Inside a batch: everything before this entry is done; the batch is not.
-                if id.entry_id == 0 {
-                    return;
-                }
-                MessageId::new(id.ledger_id, id.entry_id - 1)
+            let inside_batch = id.is_batch() && id.batch_index < id.batch_size - 1;
+            let target = if inside_batch && batch_index_ack {
+                let set = cumulative_ack_set(id.batch_index as usize, id.batch_size as usize);
+                self.group.cumulative(id.entry(), set, now);
+                Some(id.entry())
+            } else if inside_batch {
+                // Without batch-index acks, everything before this entry is done; the batch
+                // is not.
+                (id.entry_id > 0).then(|| {
+                    let previous = MessageId::new(id.ledger_id, id.entry_id - 1);
+                    self.group.cumulative(previous, Vec::new(), now);
+                    previous
+                })
             } else {
-                id.entry()
+                self.group.cumulative(id.entry(), Vec::new(), now);
+                Some(id.entry())
             };
-            self.acks.forget_up_to(&target);
-            self.send(commands::ack(
-                self.consumer_id,
-                vec![target.to_entry_proto()],
-                true,
-                None,
-            ));
+            if let Some(target) = target {
+                if !inside_batch {
+                    self.acks.forget_up_to(&target);
+                }
+                self.unacked
+                    .retain(|(l, e), _| (*l, *e) > (target.ledger_id, target.entry_id));
+            }
+        } else {
+            match self.acks.ack_index(&id) {
+                AckProgress::Entry(entry) => {
+                    self.unacked.remove(&(entry.ledger_id, entry.entry_id));
+                    self.group.individual(entry, Vec::new(), now);
+                }
+                AckProgress::Partial { entry, ack_set } if batch_index_ack => {
+                    self.group.individual(entry, ack_set, now);
+                }
+                AckProgress::Partial { .. } => {}
+            }
+        }
+        if let Some(reply) = reply {
+            if self.group.is_empty() {
+                let _ = reply.send(Ok(()));
+            } else {
+                self.ack_waiters.push(reply);
+            }
+        }
+        if self.group.is_due(now) {
+            self.flush_acks();
+        }
+    }
+
+    /// Sends the grouped acks (with receipts: as requests whose answers go to the waiters).
+    fn flush_acks(&mut self) {
+        let flush = self.group.take();
+        let waiters = std::mem::take(&mut self.ack_waiters);
+        if flush.individual.is_empty() && flush.cumulative.is_none() {
+            for w in waiters {
+                let _ = w.send(Ok(()));
+            }
             return;
         }
-        if let Some(entry) = self.acks.ack(&id) {
-            self.send(commands::ack(
-                self.consumer_id,
-                vec![entry.to_entry_proto()],
-                false,
-                None,
-            ));
+        let Some(conn) = self.connection.clone() else {
+            for w in waiters {
+                let _ = w.send(Err(Error::Connection(
+                    crate::error::ConnectionError::Closed,
+                )));
+            }
+            return;
+        };
+        let mut commands_out = Vec::new();
+        if !flush.individual.is_empty() {
+            commands_out.push((flush.individual, false));
+        }
+        if let Some(c) = flush.cumulative {
+            commands_out.push((vec![c], true));
+        }
+        if !self.config.ack_receipts {
+            for (ids, cumulative) in commands_out {
+                if conn
+                    .send(commands::ack(self.consumer_id, ids, cumulative, None))
+                    .is_err()
+                {
+                    self.detach("connection closed");
+                    return;
+                }
+            }
+            return;
+        }
+        let inner = self.client.inner.clone();
+        let consumer_id = self.consumer_id;
+        tokio::spawn(async move {
+            let mut result = Ok(());
+            for (ids, cumulative) in commands_out {
+                let id = inner.next_id();
+                let command = commands::ack(consumer_id, ids, cumulative, Some(id));
+                if let Err(e) = conn
+                    .request(id, "acknowledge", command, Some(inner.operation_timeout))
+                    .await
+                {
+                    result = Err(e);
+                }
+            }
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        });
+    }
+
+    /// Ack timeout: redelivers what the application received and left unacknowledged.
+    fn redeliver_timed_out(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(i64, i64)> = self
+            .unacked
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for k in &due {
+            self.unacked.remove(k);
+            self.acks.forget(&MessageId::new(k.0, k.1));
+        }
+        debug!(topic = %self.topic, count = due.len(), "ack timeout: redelivering");
+        if self.config.sub_type.redelivers_by_id() {
+            let ids = due
+                .into_iter()
+                .map(|(l, e)| MessageId::new(l, e).to_entry_proto())
+                .collect();
+            self.send(commands::redeliver(self.consumer_id, ids));
+        } else {
+            self.redeliver_everything();
         }
     }
 
@@ -486,8 +682,10 @@ impl ChildTask {
     /// Exclusive and Failover: the broker redelivers every unacknowledged message, so what is
     /// queued locally is dropped (and its permits given back).
     fn redeliver_everything(&mut self) {
+        self.flush_acks();
         let dropped = self.bump_epoch();
         self.nacks.clear();
+        self.unacked.clear();
         self.send(commands::redeliver(self.consumer_id, Vec::new()));
         if dropped > 0 {
             self.send(commands::flow(self.consumer_id, dropped));
@@ -632,6 +830,7 @@ impl ChildTask {
     }
 
     async fn close_on_broker(&mut self, unsubscribe: bool) -> Result<()> {
+        self.flush_acks();
         let Some(conn) = self.connection.clone() else {
             return if unsubscribe {
                 Err(Error::NotAllowed(

@@ -40,8 +40,17 @@ impl BatchAckTracker {
     /// Acknowledges one message. Returns the entry to acknowledge on the broker when it is
     /// complete (at once for a message that is not in a batch).
     pub fn ack(&mut self, id: &MessageId) -> Option<MessageId> {
+        match self.ack_index(id) {
+            AckProgress::Entry(entry) => Some(entry),
+            AckProgress::Partial { .. } => None,
+        }
+    }
+
+    /// Acknowledges one message and tells how far its entry is: complete, or the bit set of its
+    /// still-unacknowledged indexes (what a batch-index ack sends as `ack_set`).
+    pub fn ack_index(&mut self, id: &MessageId) -> AckProgress {
         if !id.is_batch() || id.batch_size <= 1 {
-            return Some(id.entry());
+            return AckProgress::Entry(id.entry());
         }
         let key = (id.ledger_id, id.entry_id, id.partition);
         let size = id.batch_size as usize;
@@ -52,9 +61,12 @@ impl BatchAckTracker {
         }
         if bits.iter().all(|w| *w == 0) {
             self.entries.remove(&key);
-            return Some(id.entry());
+            return AckProgress::Entry(id.entry());
         }
-        None
+        AckProgress::Partial {
+            entry: id.entry(),
+            ack_set: bits.iter().map(|w| *w as i64).collect(),
+        }
     }
 
     /// Forgets an entry (acknowledged cumulatively, or redelivered).
@@ -82,6 +94,139 @@ impl BatchAckTracker {
     /// Whether no batch is partly acknowledged.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// How far an acknowledgement took its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckProgress {
+    /// Every message of the entry is acknowledged: acknowledge the entry.
+    Entry(MessageId),
+    /// Some messages of the batch are not: these bits (set = unacknowledged) remain.
+    Partial {
+        /// The entry.
+        entry: MessageId,
+        /// The unacknowledged indexes, as the protocol's `ack_set` words.
+        ack_set: Vec<i64>,
+    },
+}
+
+/// The `ack_set` of a cumulative acknowledgement at batch index `index` of a batch of `size`:
+/// indexes `0..=index` cleared, the rest set.
+pub fn cumulative_ack_set(index: usize, size: usize) -> Vec<i64> {
+    let mut bits = full_set(size);
+    for i in 0..=index.min(size.saturating_sub(1)) {
+        if let Some(word) = bits.get_mut(i / 64) {
+            *word &= !(1u64 << (i % 64));
+        }
+    }
+    bits.into_iter().map(|w| w as i64).collect()
+}
+
+/// Acknowledgements waiting to be sent together: every `delay`, or as soon as `max` are
+/// pending (the official clients group for 100 ms or 1000 acks). Individual acks of the same
+/// entry merge; only the latest cumulative ack is kept.
+#[derive(Debug)]
+pub struct AckGroup {
+    delay: std::time::Duration,
+    max: usize,
+    individual: std::collections::BTreeMap<(i64, i64), Vec<i64>>,
+    cumulative: Option<(MessageId, Vec<i64>)>,
+    since: Option<std::time::Instant>,
+}
+
+/// What an [`AckGroup`] flush sends: individual ids (with `ack_set` for partial batches) and
+/// at most one cumulative id.
+#[derive(Debug, Default, PartialEq)]
+pub struct AckFlush {
+    /// Entries (or partial batches) acknowledged individually.
+    pub individual: Vec<crate::wire::proto::MessageIdData>,
+    /// The cumulative acknowledgement, if any.
+    pub cumulative: Option<crate::wire::proto::MessageIdData>,
+}
+
+impl AckGroup {
+    /// A group sent every `delay` or at `max` pending acks; a zero delay or a max of at most 1
+    /// sends every ack at once.
+    pub fn new(delay: std::time::Duration, max: usize) -> Self {
+        AckGroup {
+            delay,
+            max,
+            individual: std::collections::BTreeMap::new(),
+            cumulative: None,
+            since: None,
+        }
+    }
+
+    fn immediate(&self) -> bool {
+        self.delay.is_zero() || self.max <= 1
+    }
+
+    fn touch(&mut self, now: std::time::Instant) {
+        self.since.get_or_insert(now);
+    }
+
+    /// Adds an individual ack of an entry (`ack_set` empty) or of part of a batch.
+    pub fn individual(&mut self, entry: MessageId, ack_set: Vec<i64>, now: std::time::Instant) {
+        self.individual
+            .insert((entry.ledger_id, entry.entry_id), ack_set);
+        self.touch(now);
+    }
+
+    /// Sets the cumulative ack (a later one replaces an earlier one).
+    pub fn cumulative(&mut self, entry: MessageId, ack_set: Vec<i64>, now: std::time::Instant) {
+        let newer = self.cumulative.as_ref().is_none_or(|(old, _)| {
+            (entry.ledger_id, entry.entry_id) >= (old.ledger_id, old.entry_id)
+        });
+        if newer {
+            self.cumulative = Some((entry, ack_set));
+        }
+        self.touch(now);
+    }
+
+    /// When the group must be sent.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.since.map(|s| s + self.delay)
+    }
+
+    /// Whether the group must be sent now (full, immediate mode, or due).
+    pub fn is_due(&self, now: std::time::Instant) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        self.immediate()
+            || self.individual.len() >= self.max
+            || self.deadline().is_some_and(|d| d <= now)
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.individual.is_empty() && self.cumulative.is_none()
+    }
+
+    /// Takes everything pending.
+    pub fn take(&mut self) -> AckFlush {
+        self.since = None;
+        let individual = std::mem::take(&mut self.individual)
+            .into_iter()
+            .map(
+                |((ledger, entry), ack_set)| crate::wire::proto::MessageIdData {
+                    ledger_id: ledger as u64,
+                    entry_id: entry as u64,
+                    ack_set,
+                    ..Default::default()
+                },
+            )
+            .collect();
+        let cumulative = self.cumulative.take().map(|(id, ack_set)| {
+            let mut data = id.to_entry_proto();
+            data.ack_set = ack_set;
+            data
+        });
+        AckFlush {
+            individual,
+            cumulative,
+        }
     }
 }
 
@@ -133,6 +278,64 @@ mod tests {
         assert!(!is_unacked(&[0b1010], 0));
         assert!(is_unacked(&[], 5));
         assert!(!is_unacked(&[0b1], 64));
+    }
+
+    #[test]
+    fn partial_batches_report_their_remaining_bits() {
+        let mut t = BatchAckTracker::default();
+        assert_eq!(
+            t.ack_index(&id(1, 3)),
+            AckProgress::Partial {
+                entry: MessageId::new(3, 7),
+                ack_set: vec![0b101]
+            }
+        );
+        assert_eq!(
+            t.ack_index(&id(0, 3)),
+            AckProgress::Partial {
+                entry: MessageId::new(3, 7),
+                ack_set: vec![0b100]
+            }
+        );
+        assert_eq!(
+            t.ack_index(&id(2, 3)),
+            AckProgress::Entry(MessageId::new(3, 7))
+        );
+        assert_eq!(cumulative_ack_set(1, 4), vec![0b1100]);
+        assert_eq!(cumulative_ack_set(3, 4), vec![0]);
+    }
+
+    #[test]
+    fn the_ack_group_merges_and_flushes_when_due() {
+        let now = std::time::Instant::now();
+        let mut g = AckGroup::new(std::time::Duration::from_millis(100), 3);
+        assert!(!g.is_due(now) && g.deadline().is_none());
+        g.individual(MessageId::new(1, 1), vec![], now);
+        g.individual(MessageId::new(1, 2), vec![0b10], now);
+        g.individual(MessageId::new(1, 2), vec![], now);
+        g.cumulative(MessageId::new(1, 5), vec![], now);
+        g.cumulative(MessageId::new(1, 4), vec![], now);
+        assert!(!g.is_due(now));
+        assert!(g.is_due(now + std::time::Duration::from_millis(100)));
+        let flush = g.take();
+        assert_eq!(flush.individual.len(), 2, "two entries, the second merged");
+        assert!(
+            flush.individual[1].ack_set.is_empty(),
+            "the later full ack wins"
+        );
+        assert_eq!(
+            flush.cumulative.map(|c| c.entry_id),
+            Some(5),
+            "the latest cumulative"
+        );
+        assert!(g.is_empty());
+        for e in 0..3 {
+            g.individual(MessageId::new(2, e), vec![], now);
+        }
+        assert!(g.is_due(now), "full at max");
+        let mut now_mode = AckGroup::new(std::time::Duration::ZERO, 1000);
+        now_mode.individual(MessageId::new(1, 1), vec![], now);
+        assert!(now_mode.is_due(now));
     }
 
     #[test]
