@@ -97,6 +97,21 @@ impl Reader {
         self.consumer.receive_timeout(timeout).await
     }
 
+    /// Whether a message is there to read after the last one read (or after the start).
+    pub async fn has_message_available(&mut self) -> Result<bool> {
+        self.consumer.has_message_available().await
+    }
+
+    /// The id of the last message on the topic.
+    pub async fn get_last_message_id(&self) -> Result<MessageId> {
+        self.consumer.get_last_message_id().await
+    }
+
+    /// Moves the reader to a message: it is the next one read.
+    pub async fn seek(&mut self, id: MessageId) -> Result<()> {
+        self.consumer.seek(id).await
+    }
+
     /// Whether the topic was terminated and everything was read.
     pub fn has_reached_end_of_topic(&self) -> bool {
         self.consumer.has_reached_end_of_topic()

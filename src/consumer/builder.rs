@@ -98,6 +98,7 @@ impl ConsumerBuilder {
                 priority_level: None,
                 properties: Vec::new(),
                 start: None,
+                durable: true,
                 ack_group_delay: Duration::from_millis(100),
                 ack_group_max: 1000,
                 batch_index_ack: false,
@@ -207,6 +208,7 @@ impl ConsumerBuilder {
     /// Makes this a reader's subscription: non-durable, starting at `start`.
     pub(crate) fn reader_start(mut self, start: StartPosition) -> Self {
         self.config.start = Some(start);
+        self.config.durable = false;
         self
     }
 

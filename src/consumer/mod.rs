@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use builder::random_name;
 pub use builder::{ConsumerBuilder, InitialPosition, SubscriptionType};
-pub(crate) use partition::{ChildHandle, Delivery, StartPosition};
+pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, StartPosition};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -144,6 +144,96 @@ impl Consumer {
             c.redeliver_all()?;
         }
         Ok(())
+    }
+
+    /// Receives up to `max_messages`: waits up to `max_wait` for the first, then takes what else
+    /// is already queued (the official clients' `batch_receive`).
+    pub async fn batch_receive(
+        &mut self,
+        max_messages: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        let Some(first) = self.receive_timeout(max_wait).await? else {
+            return Ok(out);
+        };
+        out.push(first);
+        while out.len() < max_messages.max(1) {
+            match self.rx.try_recv() {
+                Ok(delivery) => {
+                    if let Some(msg) = self.accept(delivery) {
+                        out.push(msg);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the subscription to a message: it is the next one delivered. Queued messages are
+    /// dropped and the consumer subscribes again. On a partitioned topic the id's partition is
+    /// moved; [`MessageId::EARLIEST`] and [`MessageId::LATEST`] move every partition.
+    pub async fn seek(&mut self, id: crate::wire::MessageId) -> Result<()> {
+        let everywhere = id.partition < 0 || self.children.len() == 1;
+        for c in &self.children {
+            if everywhere || c.partition() == id.partition {
+                c.seek(SeekTarget::Id(id)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the subscription (every partition) to the first message published at or after
+    /// `publish_time_ms` (ms since the epoch).
+    pub async fn seek_by_time(&mut self, publish_time_ms: u64) -> Result<()> {
+        for c in &self.children {
+            c.seek(SeekTarget::PublishTime(publish_time_ms)).await?;
+        }
+        Ok(())
+    }
+
+    /// The id of the last message on the topic (the highest over its partitions).
+    pub async fn get_last_message_id(&self) -> Result<crate::wire::MessageId> {
+        let mut last = None;
+        for c in &self.children {
+            let id = c.last_message_id().await?.last;
+            if last.is_none_or(|l| id > l) {
+                last = Some(id);
+            }
+        }
+        last.ok_or(Error::Closed("consumer"))
+    }
+
+    /// Whether a message is there to read: queued locally, or on the broker after the last
+    /// message received (or after the start position of a reader).
+    pub async fn has_message_available(&mut self) -> Result<bool> {
+        if self.queued_messages() > 0 {
+            return Ok(true);
+        }
+        for c in &self.children {
+            let LastMessageId { last, mark_delete } = c.last_message_id().await?;
+            if last.entry_id < 0 {
+                continue;
+            }
+            let entry =
+                |m: &crate::wire::MessageId| (m.ledger_id, m.entry_id, m.batch_index.max(-1));
+            let available = match (c.last_dequeued(), c.start()) {
+                (Some(seen), _) => entry(&last) > entry(&seen),
+                (None, Some(start)) if start.id == crate::wire::MessageId::LATEST => mark_delete
+                    .is_some_and(|m| (m.ledger_id, m.entry_id) < (last.ledger_id, last.entry_id)),
+                (None, Some(start)) if start.inclusive => entry(&last) >= entry(&start.id),
+                (None, Some(start)) => entry(&last) > entry(&start.id),
+                (None, None) => match mark_delete {
+                    Some(m) => (m.ledger_id, m.entry_id) < (last.ledger_id, last.entry_id),
+                    None => true,
+                },
+            };
+            if available {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes the subscription on the broker (every partition), then closes the consumer.

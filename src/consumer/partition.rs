@@ -40,6 +40,8 @@ pub(crate) struct ChildConfig {
     /// For readers: a non-durable subscription starting at this id (inclusive or not). After a
     /// reconnect it resumes after the last message handed to the application.
     pub start: Option<StartPosition>,
+    /// Whether the subscription is durable (false for readers).
+    pub durable: bool,
     /// Acks are grouped for this long, or until this many are pending.
     pub ack_group_delay: Duration,
     pub ack_group_max: usize,
@@ -97,9 +99,27 @@ enum Cmd {
     },
     /// The application received this entry (ack-timeout tracking).
     Received(MessageId),
+    Seek(SeekTarget, oneshot::Sender<Result<()>>),
+    LastMessageId(oneshot::Sender<Result<LastMessageId>>),
     RedeliverAll,
     Unsubscribe(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
+}
+
+/// Where a seek moves the subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeekTarget {
+    /// To this message (it is the next one delivered).
+    Id(MessageId),
+    /// To the first message published at or after this time (ms since the epoch).
+    PublishTime(u64),
+}
+
+/// The broker's answer to GET_LAST_MESSAGE_ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LastMessageId {
+    pub last: MessageId,
+    pub mark_delete: Option<MessageId>,
 }
 
 /// State shared by the handle and the task.
@@ -125,6 +145,8 @@ struct ChildShared {
 pub(crate) struct ChildHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     shared: Arc<ChildShared>,
+    partition: i32,
+    start: Option<StartPosition>,
 }
 
 fn closed() -> Error {
@@ -193,6 +215,37 @@ impl ChildHandle {
         self.tx.send(Cmd::RedeliverAll).map_err(|_| closed())
     }
 
+    pub async fn seek(&self, target: SeekTarget) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Seek(target, reply))
+            .map_err(|_| closed())?;
+        rx.await.unwrap_or(Err(closed()))
+    }
+
+    pub async fn last_message_id(&self) -> Result<LastMessageId> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::LastMessageId(reply))
+            .map_err(|_| closed())?;
+        rx.await.unwrap_or(Err(closed()))
+    }
+
+    /// The partition index (−1 for a non-partitioned topic).
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// A reader's start position.
+    pub fn start(&self) -> Option<StartPosition> {
+        self.start
+    }
+
+    /// The last message handed to the application.
+    pub fn last_dequeued(&self) -> Option<MessageId> {
+        self.shared.last_dequeued.lock().map_or(None, |l| *l)
+    }
+
     pub async fn unsubscribe(&self) -> Result<()> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -243,6 +296,7 @@ pub(crate) async fn start(
     });
     let consumer_id = client.inner.next_id();
     let config_group = (config.ack_group_delay, config.ack_group_max);
+    let task_start = config.start;
     let mut task = ChildTask {
         topic_str: Arc::from(topic.full_name()),
         topic,
@@ -268,7 +322,12 @@ pub(crate) async fn start(
     task.attach().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(task.run(rx));
-    Ok(ChildHandle { tx, shared })
+    Ok(ChildHandle {
+        tx,
+        shared,
+        partition,
+        start: task_start,
+    })
 }
 
 struct ChildTask {
@@ -378,7 +437,7 @@ impl ChildTask {
             consumer_id: self.consumer_id,
             consumer_name: self.config.consumer_name.clone(),
             priority_level: self.config.priority_level,
-            durable: start.is_none(),
+            durable: self.config.durable,
             start_message_id: start.map(|s| {
                 let mut id = s.id.to_proto();
                 id.batch_size = None;
@@ -454,6 +513,10 @@ impl ChildTask {
                             return;
                         }
                     }
+                    Some(Cmd::Seek(target, reply)) => {
+                        let _ = reply.send(self.seek(target).await);
+                    }
+                    Some(Cmd::LastMessageId(reply)) => self.last_message_id(reply),
                     Some(cmd) => self.handle_command(cmd),
                     None => {
                         let _ = self.close_on_broker(false).await;
@@ -513,7 +576,7 @@ impl ChildTask {
                 }
             }
             Cmd::RedeliverAll => self.redeliver_everything(),
-            Cmd::Unsubscribe(_) | Cmd::Close(_) => {}
+            Cmd::Unsubscribe(_) | Cmd::Close(_) | Cmd::Seek(..) | Cmd::LastMessageId(_) => {}
         }
     }
 
@@ -623,6 +686,91 @@ impl ChildTask {
             for w in waiters {
                 let _ = w.send(result.clone());
             }
+        });
+    }
+
+    /// SEEK: moves the subscription, drops what is queued locally and subscribes again (the
+    /// broker disconnects a consumer after a seek; pulsar-lite does not, so the client does).
+    async fn seek(&mut self, target: SeekTarget) -> Result<()> {
+        self.flush_acks();
+        let conn = self.connection.clone().ok_or_else(|| {
+            Error::NotAllowed("not connected: seek again after reconnecting".into())
+        })?;
+        let inner = self.client.inner.clone();
+        let request_id = inner.next_id();
+        let mut command = commands::seek(self.consumer_id, request_id);
+        if let Some(seek) = command.seek.as_mut() {
+            match target {
+                SeekTarget::Id(id) => {
+                    let mut data = id.to_proto();
+                    data.batch_size = None;
+                    seek.message_id = Some(data);
+                }
+                SeekTarget::PublishTime(t) => seek.message_publish_time = Some(t),
+            }
+        }
+        conn.request(request_id, "seek", command, Some(inner.operation_timeout))
+            .await?;
+        self.nacks.clear();
+        self.unacked.clear();
+        if let Ok(mut last) = self.shared.last_dequeued.lock() {
+            *last = None;
+        }
+        if !self.config.durable {
+            self.config.start = Some(match target {
+                SeekTarget::Id(id) => StartPosition {
+                    id,
+                    inclusive: true,
+                },
+                // The broker moved the cursor; start from the beginning and let it serve.
+                SeekTarget::PublishTime(_) => StartPosition {
+                    id: MessageId::EARLIEST,
+                    inclusive: true,
+                },
+            });
+        }
+        let close_id = inner.next_id();
+        let _ = conn.send(commands::close_consumer(self.consumer_id, close_id));
+        conn.unregister_consumer(self.consumer_id);
+        self.connection = None;
+        self.events = None;
+        self.bump_epoch();
+        self.reconnect_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// GET_LAST_MESSAGE_ID, answered without blocking the task.
+    fn last_message_id(&mut self, reply: oneshot::Sender<Result<LastMessageId>>) {
+        let Some(conn) = self.connection.clone() else {
+            let _ = reply.send(Err(Error::NotAllowed(
+                "not connected: retry after reconnecting".into(),
+            )));
+            return;
+        };
+        let inner = self.client.inner.clone();
+        let consumer_id = self.consumer_id;
+        let partition = self.partition;
+        tokio::spawn(async move {
+            let id = inner.next_id();
+            let result = conn
+                .request(
+                    id,
+                    "get last message id",
+                    commands::get_last_message_id(consumer_id, id),
+                    Some(inner.operation_timeout),
+                )
+                .await
+                .map(|resp| {
+                    let r = resp.get_last_message_id_response.unwrap_or_default();
+                    LastMessageId {
+                        last: MessageId::from_proto(&r.last_message_id).with_partition(partition),
+                        mark_delete: r
+                            .consumer_mark_delete_position
+                            .as_ref()
+                            .map(|m| MessageId::from_proto(m).with_partition(partition)),
+                    }
+                });
+            let _ = reply.send(result);
         });
     }
 

@@ -277,6 +277,17 @@ pub fn send(producer_id: u64, sequence_id: u64, num_messages: Option<i32>) -> Ba
     c
 }
 
+/// SEEK (set `message_id` or `message_publish_time` on the result).
+pub fn seek(consumer_id: u64, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::Seek);
+    c.seek = Some(proto::CommandSeek {
+        consumer_id,
+        request_id,
+        ..Default::default()
+    });
+    c
+}
+
 /// GET_LAST_MESSAGE_ID.
 pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::GetLastMessageId);
