@@ -353,6 +353,10 @@ impl ClientInner {
                 Err(ConnectionError::Credentials(e)) => {
                     return Err(Error::Connection(ConnectionError::Credentials(e)));
                 }
+                // A certificate problem does not go away by retrying.
+                Err(ConnectionError::Tls(e)) => {
+                    return Err(Error::Connection(ConnectionError::Tls(e)));
+                }
                 Err(e) => {
                     let delay = backoff.next_delay_random();
                     if tokio::time::Instant::now() + delay >= deadline {
