@@ -47,6 +47,8 @@
 //! - CONNECTED says protocol 20 and carries no `max_message_size` and no feature flags.
 #![allow(dead_code)]
 
+pub mod peer;
+
 pub mod tls;
 
 use std::fs::{self, File, OpenOptions};
