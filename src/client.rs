@@ -422,7 +422,7 @@ impl ClientInner {
         let (mut conn, mut resp) = self
             .request_any("lookup", |id| commands::lookup(&name, id, false))
             .await?;
-        for _ in 0..=self.max_lookup_redirects {
+        for redirects in 0..=self.max_lookup_redirects {
             let r = resp.lookup_topic_response.unwrap_or_default();
             let proxy = r.proxy_through_service_url.unwrap_or(false);
             let lookup_type = LookupType::try_from(r.response.unwrap_or(0));
@@ -468,6 +468,9 @@ impl ClientInner {
             match lookup_type {
                 Ok(LookupType::Connect) => return Ok(target),
                 Ok(LookupType::Redirect) => {
+                    if redirects == self.max_lookup_redirects {
+                        break;
+                    }
                     let id = self.next_id();
                     let authoritative = r.authoritative.unwrap_or(false);
                     resp = target

@@ -27,7 +27,9 @@ pub mod url;
 
 pub use auth::{Authentication, TokenAuth};
 pub use client::{ClientBuilder, PulsarClient};
-pub use consumer::{Consumer, ConsumerBuilder, InitialPosition, SubscriptionType};
+pub use consumer::{
+    Consumer, ConsumerBuilder, DeadLetterPolicy, InitialPosition, SubscriptionType,
+};
 pub use message::{Message, ProducerMessage};
 pub use producer::{
     AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::partition::{self, ChildConfig, StartPosition};
-use super::Consumer;
+use super::{Consumer, DeadLetterPolicy, DeadLetters};
 use crate::client::PulsarClient;
 use crate::error::{Error, Result};
 use crate::protocol::topic::TopicName;
@@ -80,6 +80,8 @@ pub struct ConsumerBuilder {
     topics: Vec<String>,
     subscription: Option<String>,
     config: ChildConfig,
+    dead_letter: Option<DeadLetterPolicy>,
+    retry: bool,
 }
 
 impl ConsumerBuilder {
@@ -88,6 +90,8 @@ impl ConsumerBuilder {
             client,
             topics: vec![topic],
             subscription: None,
+            dead_letter: None,
+            retry: false,
             config: ChildConfig {
                 subscription: String::new(),
                 sub_type: SubscriptionType::Exclusive,
@@ -193,6 +197,19 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Sends messages redelivered more than the policy allows to a dead-letter topic.
+    pub fn dead_letter_policy(mut self, policy: DeadLetterPolicy) -> Self {
+        self.dead_letter = Some(policy);
+        self
+    }
+
+    /// Also subscribes to the retry topic, so that [`Consumer::reconsume_later`] can republish
+    /// messages there (without a dead-letter policy, at most 16 times as the Go client).
+    pub fn enable_retry(mut self, enabled: bool) -> Self {
+        self.retry = enabled;
+        self
+    }
+
     /// The priority level (Shared: consumers with a lower level are served first).
     pub fn priority_level(mut self, level: i32) -> Self {
         self.config.priority_level = Some(level);
@@ -228,8 +245,22 @@ impl ConsumerBuilder {
         if inner.is_closed() {
             return Err(Error::Closed("client"));
         }
+        let dead_letters = match (self.dead_letter, self.retry) {
+            (None, false) => None,
+            (policy, _) => Some(DeadLetters::new(
+                self.client.clone(),
+                config.subscription.clone(),
+                policy.unwrap_or_else(|| DeadLetterPolicy::new(16)),
+            )),
+        };
+        let mut topics = self.topics.clone();
+        if self.retry {
+            if let (Some(dl), Some(first)) = (&dead_letters, self.topics.first()) {
+                topics.push(dl.retry_topic(first));
+            }
+        }
         let mut targets: Vec<(TopicName, i32)> = Vec::new();
-        for t in &self.topics {
+        for t in &topics {
             let topic = TopicName::parse(t)?;
             let n = inner.partitioned_metadata(&topic).await?;
             if n == 0 {
@@ -267,6 +298,7 @@ impl ConsumerBuilder {
             config.sub_type,
             children,
             rx,
+            dead_letters,
         ))
     }
 }

@@ -6,6 +6,7 @@
 //! them feed one queue that [`Consumer::receive`] reads.
 
 mod builder;
+mod dead_letter;
 mod partition;
 
 use std::pin::Pin;
@@ -15,6 +16,10 @@ use tokio::sync::mpsc;
 
 pub(crate) use builder::random_name;
 pub use builder::{ConsumerBuilder, InitialPosition, SubscriptionType};
+pub(crate) use dead_letter::DeadLetters;
+pub use dead_letter::{
+    java_message_id, DeadLetterPolicy, DELAY_TIME, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES,
+};
 pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, StartPosition};
 
 use crate::error::{Error, Result};
@@ -30,6 +35,7 @@ pub struct Consumer {
     sub_type: SubscriptionType,
     children: Vec<ChildHandle>,
     rx: mpsc::UnboundedReceiver<Delivery>,
+    dead_letters: Option<DeadLetters>,
 }
 
 impl Consumer {
@@ -39,6 +45,7 @@ impl Consumer {
         sub_type: SubscriptionType,
         children: Vec<ChildHandle>,
         rx: mpsc::UnboundedReceiver<Delivery>,
+        dead_letters: Option<DeadLetters>,
     ) -> Self {
         Consumer {
             topics,
@@ -46,7 +53,23 @@ impl Consumer {
             sub_type,
             children,
             rx,
+            dead_letters,
         }
+    }
+
+    /// Dead-letter policy: a message redelivered more than allowed goes to the dead-letter topic
+    /// and is acknowledged instead of being delivered. Returns whether it was taken.
+    async fn dead_letter(&self, msg: &Message) -> Result<bool> {
+        let Some(dl) = &self.dead_letters else {
+            return Ok(false);
+        };
+        let limit = dl.policy.max_redeliver_count;
+        if msg.redelivery_count <= limit && DeadLetters::reconsume_times(msg) <= limit {
+            return Ok(false);
+        }
+        dl.send_to_dlq(msg).await?;
+        self.child(msg)?.ack(msg.id, false).await?;
+        Ok(true)
     }
 
     /// The topics, as given.
@@ -93,6 +116,9 @@ impl Consumer {
         loop {
             let delivery = self.rx.recv().await.ok_or(Error::Closed("consumer"))?;
             if let Some(msg) = self.accept(delivery) {
+                if self.dead_letters.is_some() && self.dead_letter(&msg).await? {
+                    continue;
+                }
                 return Ok(msg);
             }
         }
@@ -135,7 +161,30 @@ impl Consumer {
     /// Negatively acknowledges a message: the broker redelivers it (its whole batch) after the
     /// negative-ack delay, with its redelivery count raised.
     pub async fn nack(&self, msg: &Message) -> Result<()> {
+        if let Some(dl) = &self.dead_letters {
+            // Delivered for the last time allowed: to the dead-letter topic rather than back.
+            if msg.redelivery_count >= dl.policy.max_redeliver_count {
+                dl.send_to_dlq(msg).await?;
+                return self.child(msg)?.ack(msg.id, false).await;
+            }
+        }
         self.child(msg)?.nack(msg.id, msg.redelivery_count)
+    }
+
+    /// Republishes the message to the retry topic, to be delivered again after `delay`, and
+    /// acknowledges it here (`reconsumeLater` of the Java client). Past the dead-letter policy's
+    /// limit it goes to the dead-letter topic instead. Needs
+    /// [`ConsumerBuilder::enable_retry`].
+    pub async fn reconsume_later(&self, msg: &Message, delay: std::time::Duration) -> Result<()> {
+        let dl = self.dead_letters.as_ref().ok_or_else(|| {
+            Error::NotAllowed("reconsume_later needs enable_retry on the consumer builder".into())
+        })?;
+        if DeadLetters::reconsume_times(msg) >= dl.policy.max_redeliver_count {
+            dl.send_to_dlq(msg).await?;
+        } else {
+            dl.send_to_retry(msg, delay).await?;
+        }
+        self.child(msg)?.ack(msg.id, false).await
     }
 
     /// Asks the broker to redeliver every message received and not yet acknowledged.

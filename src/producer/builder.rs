@@ -75,6 +75,7 @@ impl ProducerBuilder {
                 batching: Some(DEFAULT_BATCHING),
                 compression: Compression::None,
                 key_based_batching: false,
+                initial_subscription_name: None,
             },
             hashing: HashingScheme::Murmur3,
             routing: RoutingMode::RoundRobin,
@@ -178,6 +179,13 @@ impl ProducerBuilder {
     /// Compresses payloads (whole batches) with this codec (default none).
     pub fn compression(mut self, codec: Compression) -> Self {
         self.config.compression = codec;
+        self
+    }
+
+    /// Creates this subscription on the topic together with the producer (as the dead-letter
+    /// producers of the official clients do), so that messages wait for their consumer.
+    pub fn initial_subscription_name(mut self, name: impl Into<String>) -> Self {
+        self.config.initial_subscription_name = Some(name.into());
         self
     }
 

@@ -41,6 +41,8 @@ pub(crate) struct PartitionConfig {
     pub compression: Compression,
     /// One batch per key (for Key_Shared consumers) instead of one batch.
     pub key_based_batching: bool,
+    /// A subscription the broker creates with the producer.
+    pub initial_subscription_name: Option<String>,
 }
 
 // Sends dominate; boxing the message would add an allocation per send.
@@ -321,6 +323,7 @@ impl PartitionTask {
             properties: self.config.properties.clone(),
             access_mode: self.config.access_mode.as_i32(),
             topic_epoch: self.topic_epoch,
+            initial_subscription_name: self.config.initial_subscription_name.clone(),
         };
         self.epoch += 1;
         let result = conn

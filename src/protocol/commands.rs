@@ -117,6 +117,8 @@ pub struct ProducerArgs {
     pub access_mode: i32,
     /// The topic epoch returned by an earlier PRODUCER_SUCCESS.
     pub topic_epoch: Option<u64>,
+    /// A subscription to create with the producer.
+    pub initial_subscription_name: Option<String>,
 }
 
 /// PRODUCER.
@@ -132,6 +134,7 @@ pub fn producer(args: &ProducerArgs, request_id: u64) -> BaseCommand {
         metadata: key_values(&args.properties),
         producer_access_mode: Some(args.access_mode),
         topic_epoch: args.topic_epoch,
+        initial_subscription_name: args.initial_subscription_name.clone(),
         ..Default::default()
     });
     c
