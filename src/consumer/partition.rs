@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::builder::{InitialPosition, SubscriptionType};
 use crate::client::PulsarClient;
+use crate::compression::{self, Compression, CompressionError};
 use crate::connection::Connection;
 use crate::error::{Error, Result, ServerErrorCode};
 use crate::message::Message;
@@ -903,17 +904,51 @@ impl ChildTask {
             return;
         }
         let md = payload.metadata;
-        if md.compression.unwrap_or(0) != 0 {
-            warn!(topic = %self.topic, id = %entry, compression = ?md.compression, "compressed message dropped: compression is not supported yet");
-            self.return_permits(md.num_messages_in_batch.unwrap_or(1).max(1) as u32);
-            return;
-        }
+        let entries = md.num_messages_in_batch.unwrap_or(1).max(1) as u32;
+        let data = match md.compression.unwrap_or(0) {
+            0 => payload.data,
+            wire_codec => {
+                let max = self.max_frame_size;
+                let decoded = Compression::from_wire(wire_codec)
+                    .ok_or(CompressionError::Unsupported(wire_codec))
+                    .and_then(|codec| {
+                        compression::decompress(
+                            codec,
+                            &payload.data,
+                            md.uncompressed_size.unwrap_or(0) as usize,
+                            max,
+                        )
+                    });
+                match decoded {
+                    Ok(data) => data,
+                    Err(e) => {
+                        // As the official clients: discard it on the broker (ack with a
+                        // validation error), so that it is not redelivered forever.
+                        warn!(topic = %self.topic, id = %entry, error = %e, "undecodable message discarded");
+                        let mut ack = commands::ack(
+                            self.consumer_id,
+                            vec![entry.to_entry_proto()],
+                            false,
+                            None,
+                        );
+                        if let Some(a) = ack.ack.as_mut() {
+                            a.validation_error = Some(
+                                proto::command_ack::ValidationError::DecompressionError as i32,
+                            );
+                        }
+                        self.send(ack);
+                        self.return_permits(entries);
+                        return;
+                    }
+                }
+            }
+        };
         let producer_name: Arc<str> = Arc::from(md.producer_name.as_str());
         let Some(count) = md.num_messages_in_batch else {
             let msg = Message {
                 id: entry,
                 topic: self.topic_str.clone(),
-                payload: payload.data,
+                payload: data,
                 properties: md
                     .properties
                     .into_iter()
@@ -935,7 +970,7 @@ impl ChildTask {
         self.acks
             .on_delivery(entry, count as usize, &command.ack_set);
         let mut delivered = 0u32;
-        for (i, item) in wire::parse_batch(payload.data, count, self.max_frame_size).enumerate() {
+        for (i, item) in wire::parse_batch(data, count, self.max_frame_size).enumerate() {
             let single = match item {
                 Ok(single) => single,
                 Err(e) => {

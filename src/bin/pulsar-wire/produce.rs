@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
+use pulsar_wire::compression::Compression as Codec;
 use pulsar_wire::{Error, MessageId, ProducerMessage, SendReceipt};
 use tokio::sync::mpsc;
 
@@ -57,11 +58,11 @@ pub struct ProduceArgs {
     #[arg(long, short = 'r', value_name = "MSGS_PER_SEC", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
-    /// Disable batching (accepted for compatibility: the client does not batch yet).
+    /// Send every message on its own (batching is on by default).
     #[arg(long)]
     pub no_batching: bool,
 
-    /// Compression codec; only `none` is supported yet.
+    /// Compression codec (raw LZ4 and Snappy blocks, zlib, zstd, as the official clients).
     #[arg(long, value_enum, value_name = "CODEC", default_value_t = Compression::None)]
     pub compression: Compression,
 
@@ -211,21 +212,18 @@ fn print_id(out: &mut impl std::io::Write, id: MessageId) -> std::io::Result<()>
 
 /// Runs `produce`.
 pub async fn run(args: ProduceArgs) -> CliResult<()> {
-    if args.compression != Compression::None {
-        let name = args
-            .compression
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
-        return Err(CliError(format!(
-            "--compression {name} is not supported yet: this client sends uncompressed \
-             messages only (use --compression none)"
-        )));
-    }
     let client = args.connect.client()?;
     let producer = client
         .producer(args.topic.as_str())
         .block_if_queue_full(true)
+        .batching(!args.no_batching)
+        .compression(match args.compression {
+            Compression::None => Codec::None,
+            Compression::Lz4 => Codec::Lz4,
+            Compression::Zlib => Codec::Zlib,
+            Compression::Zstd => Codec::Zstd,
+            Compression::Snappy => Codec::Snappy,
+        })
         .create()
         .await
         .map_err(context(format_args!(
