@@ -116,6 +116,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Writes to one connection of a [`Peer`] from any task (see [`Peer::pusher`]).
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    tx: Option<mpsc::UnboundedSender<Out>>,
+}
+
+impl Pusher {
+    /// Writes bytes to the connection (ignored once it is closed).
+    pub fn push(&self, bytes: Bytes) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Out::Bytes(bytes));
+        }
+    }
+}
+
 /// A scripted broker listening on a loopback port. Dropping it stops every task and closes
 /// every connection.
 pub struct Peer {
@@ -234,6 +249,14 @@ impl Peer {
         let conns = lock(&self.shared.conns);
         let tx = conns.get(conn).expect("no such connection");
         let _ = tx.send(Out::Bytes(bytes));
+    }
+
+    /// A handle that writes to the latest connection of now, from another task.
+    pub fn pusher(&self) -> Pusher {
+        let conns = lock(&self.shared.conns);
+        Pusher {
+            tx: conns.last().cloned(),
+        }
     }
 
     /// Writes bytes to the latest connection.
