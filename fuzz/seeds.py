@@ -76,6 +76,28 @@ frames = {
     "send_batch": frame(send, payload(batch_metadata, batch)),
     "two_frames": frame(send, payload(metadata, b"hello")) + frame(ping),
 }
+# Near the memory budget (the targets run with 64 KiB): many tiny repeated elements, packed
+# scalars, a group, deep nesting, and a command and metadata that are each just within it.
+many_ids = b"\x08\x0a" + ld(10, b"\x08\x01\x10\x00" + b"\x1a\x00" * 250)
+packed = b"\x08\x09" + ld(9, b"\x08\x01" + ld(2, b"\x08\x01\x10\x01") + ld(4, b"\x01" * 2600))
+group_first = b"\xa3\x06\x08\x01\xa4\x06" + many_ids
+chain = b"\x08\x01\x10\x01"
+for _ in range(10):
+    chain = b"\x08\x01\x10\x01" + ld(7, chain)
+deep = b"\x08\x0a" + ld(10, b"\x08\x01\x10\x00" + ld(3, chain))
+properties = metadata + ld(4, ld(1, b"k") + ld(2, b"v")) * 100
+text = ld(1, b"g" + b"x" * 20000) + b"\x10\x01\x18\x01"
+frames.update(
+    {
+        "many_ids": frame(many_ids),
+        "packed_ack_set": frame(packed, payload(metadata, b"")),
+        "packed_and_text": frame(packed, payload(text, b"")),
+        "group_first": frame(group_first),
+        "deep_chain": frame(deep),
+        "many_properties": frame(send, payload(properties, b"x" * 100, entry=None)),
+    }
+)
+
 ids = {
     "id_plain": b"\x08\x0a\x10\x14\x30\x00",
     "id_batch": b"\x08\x0a\x10\x14\x18\x01\x20\x02\x30\x05",
