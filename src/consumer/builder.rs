@@ -109,6 +109,9 @@ impl ConsumerBuilder {
                 ack_receipts: false,
                 nack_backoff: None,
                 ack_timeout: None,
+                max_pending_chunked: 10,
+                chunk_expiry: Duration::from_secs(60),
+                max_chunked_size: 512 * 1024 * 1024,
             },
         }
     }
@@ -207,6 +210,26 @@ impl ConsumerBuilder {
     /// messages there (without a dead-letter policy, at most 16 times as the Go client).
     pub fn enable_retry(mut self, enabled: bool) -> Self {
         self.retry = enabled;
+        self
+    }
+
+    /// How many chunked messages may be incomplete at once (default 10, as the Java and C++
+    /// clients); past it the oldest is dropped and redelivered.
+    pub fn max_pending_chunked_messages(mut self, max: usize) -> Self {
+        self.config.max_pending_chunked = max.max(1);
+        self
+    }
+
+    /// How long an incomplete chunked message is kept (default 60 s).
+    pub fn expire_incomplete_chunked_message_after(mut self, after: Duration) -> Self {
+        self.config.chunk_expiry = after;
+        self
+    }
+
+    /// The largest chunked message accepted, in bytes (default 512 MiB); larger ones are
+    /// refused before their chunks are buffered.
+    pub fn max_chunked_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_chunked_size = bytes;
         self
     }
 

@@ -6,6 +6,7 @@
 //! them feed one queue that [`Consumer::receive`] reads.
 
 mod builder;
+mod chunks;
 mod dead_letter;
 mod partition;
 

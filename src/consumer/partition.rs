@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::builder::{InitialPosition, SubscriptionType};
+use super::chunks::{ChunkAssembler, ChunkOutcome};
 use crate::client::PulsarClient;
 use crate::compression::{self, Compression, CompressionError};
 use crate::connection::Connection;
@@ -54,6 +55,10 @@ pub(crate) struct ChildConfig {
     pub nack_backoff: Option<(Duration, Duration)>,
     /// Redeliver messages not acknowledged this long after the application received them.
     pub ack_timeout: Option<Duration>,
+    /// Chunked messages: how many may be incomplete at once, for how long, and how large.
+    pub max_pending_chunked: usize,
+    pub chunk_expiry: Duration,
+    pub max_chunked_size: usize,
 }
 
 /// Where a non-durable subscription (a reader) starts.
@@ -298,6 +303,11 @@ pub(crate) async fn start(
     let consumer_id = client.inner.next_id();
     let config_group = (config.ack_group_delay, config.ack_group_max);
     let task_start = config.start;
+    let task_chunks = (
+        config.max_pending_chunked,
+        config.chunk_expiry,
+        config.max_chunked_size,
+    );
     let mut task = ChildTask {
         topic_str: Arc::from(topic.full_name()),
         topic,
@@ -319,6 +329,8 @@ pub(crate) async fn start(
         group: AckGroup::new(config_group.0, config_group.1),
         ack_waiters: Vec::new(),
         unacked: std::collections::HashMap::new(),
+        chunks: ChunkAssembler::new(task_chunks.0, task_chunks.1, task_chunks.2),
+        chunk_ids: std::collections::HashMap::new(),
     };
     task.attach().await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -356,6 +368,10 @@ struct ChildTask {
     ack_waiters: Vec<oneshot::Sender<Result<()>>>,
     /// Ack timeout: entries the application received and has not acknowledged, by deadline.
     unacked: std::collections::HashMap<(i64, i64), Instant>,
+    /// Incomplete chunked messages.
+    chunks: ChunkAssembler,
+    /// The chunk ids of delivered chunked messages (by their last chunk), acked together.
+    chunk_ids: std::collections::HashMap<(i64, i64), Vec<MessageId>>,
 }
 
 async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ConsumerEvent>>) -> ConsumerEvent {
@@ -401,6 +417,8 @@ impl ChildTask {
             .unwrap_or_else(|p| p.into_inner());
         self.shared.epoch.fetch_add(1, Ordering::AcqRel);
         self.acks.clear();
+        self.chunks.clear();
+        self.chunk_ids.clear();
         self.shared.in_queue.swap(0, Ordering::AcqRel)
     }
 
@@ -528,6 +546,10 @@ impl ChildTask {
                 _ = sleep_until_opt(nack_due) => self.redeliver_nacked(),
                 _ = sleep_until_opt(self.group.deadline().map(Instant::from_std)) => self.flush_acks(),
                 _ = sleep_until_opt(ack_timeout_due) => self.redeliver_timed_out(),
+                _ = sleep_until_opt(self.chunks.next_expiry().map(Instant::from_std)) => {
+                    let ids = self.chunks.expire(std::time::Instant::now());
+                    self.drop_chunks(ids, "incomplete chunked message expired");
+                }
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
@@ -608,6 +630,15 @@ impl ChildTask {
                 }
                 self.unacked
                     .retain(|(l, e), _| (*l, *e) > (target.ledger_id, target.entry_id));
+            }
+        } else if id.first_chunk.is_some() {
+            let ids = self
+                .chunk_ids
+                .remove(&(id.ledger_id, id.entry_id))
+                .unwrap_or_else(|| vec![id.entry()]);
+            for chunk in ids {
+                self.unacked.remove(&(chunk.ledger_id, chunk.entry_id));
+                self.group.individual(chunk.entry(), Vec::new(), now);
             }
         } else {
             match self.acks.ack_index(&id) {
@@ -868,6 +899,19 @@ impl ChildTask {
         });
     }
 
+    /// Chunks that will never make a message: ask the broker to send them again (Shared and
+    /// Key_Shared; on Exclusive and Failover they come back with the next resubscription).
+    fn drop_chunks(&mut self, ids: Vec<MessageId>, reason: &str) {
+        if ids.is_empty() {
+            return;
+        }
+        warn!(topic = %self.topic, count = ids.len(), reason, "chunks dropped");
+        if self.config.sub_type.redelivers_by_id() {
+            let ids = ids.iter().map(|i| i.to_entry_proto()).collect();
+            self.send(commands::redeliver(self.consumer_id, ids));
+        }
+    }
+
     /// Gives back the permits of messages the application will never see.
     fn return_permits(&mut self, n: u32) {
         if n > 0 {
@@ -905,16 +949,56 @@ impl ChildTask {
         }
         let md = payload.metadata;
         let entries = md.num_messages_in_batch.unwrap_or(1).max(1) as u32;
+        let mut data = payload.data;
+        let mut entry = entry;
+        let mut max_size = self.max_frame_size;
+        if let (Some(uuid), Some(n)) = (md.uuid.as_deref(), md.num_chunks_from_msg) {
+            if n > 1 {
+                let (outcome, evicted) = self.chunks.add(
+                    uuid,
+                    md.chunk_id.unwrap_or(0).max(0) as u32,
+                    n as u32,
+                    md.total_chunk_msg_size.unwrap_or(0).max(0) as usize,
+                    entry,
+                    &data,
+                    std::time::Instant::now(),
+                );
+                self.drop_chunks(evicted, "too many incomplete chunked messages");
+                match outcome {
+                    ChunkOutcome::Pending => {
+                        self.return_permits(1);
+                        return;
+                    }
+                    ChunkOutcome::Discarded { ids, reason } => {
+                        self.drop_chunks(ids, &reason);
+                        self.return_permits(1);
+                        return;
+                    }
+                    ChunkOutcome::Complete { payload, ids } => {
+                        if let Some(first) = ids.first() {
+                            entry.first_chunk = Some(crate::wire::ChunkStart {
+                                ledger_id: first.ledger_id,
+                                entry_id: first.entry_id,
+                            });
+                        }
+                        self.chunk_ids
+                            .insert((entry.ledger_id, entry.entry_id), ids);
+                        data = payload;
+                        max_size = self.config.max_chunked_size;
+                    }
+                }
+            }
+        }
         let data = match md.compression.unwrap_or(0) {
-            0 => payload.data,
+            0 => data,
             wire_codec => {
-                let max = self.max_frame_size;
+                let max = max_size;
                 let decoded = Compression::from_wire(wire_codec)
                     .ok_or(CompressionError::Unsupported(wire_codec))
                     .and_then(|codec| {
                         compression::decompress(
                             codec,
-                            &payload.data,
+                            &data,
                             md.uncompressed_size.unwrap_or(0) as usize,
                             max,
                         )

@@ -76,6 +76,8 @@ impl ProducerBuilder {
                 compression: Compression::None,
                 key_based_batching: false,
                 initial_subscription_name: None,
+                chunking: false,
+                chunk_max_size: None,
             },
             hashing: HashingScheme::Murmur3,
             routing: RoutingMode::RoundRobin,
@@ -179,6 +181,24 @@ impl ProducerBuilder {
     /// Compresses payloads (whole batches) with this codec (default none).
     pub fn compression(mut self, codec: Compression) -> Self {
         self.config.compression = codec;
+        self
+    }
+
+    /// Splits messages larger than the broker's max message size into chunks that consumers
+    /// reassemble (off by default, as in the official clients). Turns batching off: chunking
+    /// and batching do not mix.
+    pub fn chunking(mut self, enabled: bool) -> Self {
+        self.config.chunking = enabled;
+        if enabled {
+            self.config.batching = None;
+        }
+        self
+    }
+
+    /// Caps each chunk at this many bytes (metadata included) when chunking, below the max
+    /// message size.
+    pub fn chunk_max_size(mut self, bytes: usize) -> Self {
+        self.config.chunk_max_size = Some(bytes.max(1024));
         self
     }
 

@@ -43,6 +43,10 @@ pub(crate) struct PartitionConfig {
     pub key_based_batching: bool,
     /// A subscription the broker creates with the producer.
     pub initial_subscription_name: Option<String>,
+    /// Split messages larger than the max message size into chunks.
+    pub chunking: bool,
+    /// The largest chunk, when below the max message size.
+    pub chunk_max_size: Option<usize>,
 }
 
 // Sends dominate; boxing the message would add an allocation per send.
@@ -159,12 +163,38 @@ impl Completion {
 enum Completions {
     One(Completion),
     Batch(Vec<Completion>),
+    /// A chunk before the last: the first one records its id for the message's id.
+    ChunkPart {
+        first: bool,
+        slot: Arc<Mutex<Option<MessageId>>>,
+    },
+    /// The last chunk: completes the message with (first chunk, last chunk).
+    ChunkLast {
+        completion: Completion,
+        slot: Arc<Mutex<Option<MessageId>>>,
+    },
 }
 
 impl Completions {
     fn succeed(self, id: MessageId) {
         match self {
             Completions::One(c) => c.complete(Ok(id)),
+            Completions::ChunkPart { first, slot } => {
+                if first {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(id);
+                    }
+                }
+            }
+            Completions::ChunkLast { completion, slot } => {
+                let first = slot.lock().ok().and_then(|mut s| s.take()).unwrap_or(id);
+                let mut id = id;
+                id.first_chunk = Some(crate::wire::ChunkStart {
+                    ledger_id: first.ledger_id,
+                    entry_id: first.entry_id,
+                });
+                completion.complete(Ok(id));
+            }
             Completions::Batch(items) => {
                 let n = items.len() as i32;
                 for (i, c) in items.into_iter().enumerate() {
@@ -177,6 +207,8 @@ impl Completions {
     fn fail(self, e: &Error) {
         match self {
             Completions::One(c) => c.complete(Err(e.clone())),
+            Completions::ChunkPart { .. } => {}
+            Completions::ChunkLast { completion, .. } => completion.complete(Err(e.clone())),
             Completions::Batch(items) => {
                 for c in items {
                     c.complete(Err(e.clone()));
@@ -475,7 +507,7 @@ impl PartitionTask {
         };
         let batchable = msg.deliver_at.is_none() && msg.replicate_to.is_none();
         if self.config.batching.is_some() && batchable {
-            if msg.payload.len() > self.max_message_size {
+            if msg.payload.len() > self.max_message_size && !self.config.chunking {
                 completion.complete(Err(Error::MessageTooLarge {
                     size: msg.payload.len(),
                     max: self.max_message_size,
@@ -570,23 +602,107 @@ impl PartitionTask {
             }
         };
         let size = payload.len() + prost::Message::encoded_len(&metadata);
-        if size > self.max_message_size {
-            completions.fail(&Error::MessageTooLarge {
-                size,
-                max: self.max_message_size,
-            });
+        let chunk_limit = self.chunk_limit();
+        if size > self.max_message_size || (self.config.chunking && size > chunk_limit) {
+            match completions {
+                Completions::One(completion) if self.config.chunking && num_messages.is_none() => {
+                    self.send_chunks(metadata, payload, sequence_id, completion);
+                }
+                completions => completions.fail(&Error::MessageTooLarge {
+                    size,
+                    max: self.max_message_size,
+                }),
+            }
             return;
         }
         let mut command = commands::send(self.producer_id, sequence_id, num_messages);
         if let (Some(send), true) = (command.send.as_mut(), num_messages.is_some()) {
             send.highest_sequence_id = Some(highest_sequence_id);
         }
+        self.push_frame(
+            command,
+            &metadata,
+            &payload,
+            sequence_id,
+            highest_sequence_id,
+            completions,
+        );
+    }
+
+    /// Splits a message larger than the max message size into chunks: one SEND each, all with
+    /// the message's sequence id and `uuid = <producer name>-<sequence id>`.
+    fn send_chunks(
+        &mut self,
+        metadata: proto::MessageMetadata,
+        payload: Bytes,
+        sequence_id: u64,
+        completion: Completion,
+    ) {
+        // Room for the chunk fields added to the metadata.
+        let overhead = prost::Message::encoded_len(&metadata)
+            + 64
+            + self.producer_name.as_ref().map_or(0, |n| n.len());
+        let chunk_size = self.chunk_limit().saturating_sub(overhead).max(1);
+        let count = payload.len().div_ceil(chunk_size).max(1);
+        let uuid = format!(
+            "{}-{}",
+            self.producer_name.as_deref().unwrap_or_default(),
+            sequence_id
+        );
+        let slot = Arc::new(Mutex::new(None));
+        let mut completion = Some(completion);
+        for i in 0..count {
+            let part = payload.slice(i * chunk_size..((i + 1) * chunk_size).min(payload.len()));
+            let mut md = metadata.clone();
+            md.uuid = Some(uuid.clone());
+            md.chunk_id = Some(i as i32);
+            md.num_chunks_from_msg = Some(count as i32);
+            md.total_chunk_msg_size = Some(payload.len() as i32);
+            let mut command = commands::send(self.producer_id, sequence_id, None);
+            if let Some(send) = command.send.as_mut() {
+                send.is_chunk = Some(true);
+            }
+            let done = if i + 1 == count {
+                match completion.take() {
+                    Some(completion) => Completions::ChunkLast {
+                        completion,
+                        slot: slot.clone(),
+                    },
+                    None => return,
+                }
+            } else {
+                Completions::ChunkPart {
+                    first: i == 0,
+                    slot: slot.clone(),
+                }
+            };
+            self.push_frame(command, &md, &part, sequence_id, sequence_id, done);
+        }
+    }
+
+    /// The most bytes one chunk (with its metadata) may take.
+    fn chunk_limit(&self) -> usize {
+        self.config
+            .chunk_max_size
+            .map_or(self.max_message_size, |c| c.min(self.max_message_size))
+    }
+
+    /// Frames, writes and queues one SEND.
+    fn push_frame(
+        &mut self,
+        command: proto::BaseCommand,
+        metadata: &proto::MessageMetadata,
+        payload: &[u8],
+        sequence_id: u64,
+        highest_sequence_id: u64,
+        completions: Completions,
+    ) {
         let max_frame = wire::max_frame_size_for(self.max_message_size);
         if let Err(e) = wire::encode_payload_command(
             &command,
             None,
-            &metadata,
-            &payload,
+            metadata,
+            payload,
             &mut self.buf,
             max_frame,
         ) {

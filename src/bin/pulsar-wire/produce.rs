@@ -62,6 +62,10 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub no_batching: bool,
 
+    /// Split messages larger than the max message size into chunks (turns batching off).
+    #[arg(long)]
+    pub chunking: bool,
+
     /// Compression codec (raw LZ4 and Snappy blocks, zlib, zstd, as the official clients).
     #[arg(long, value_enum, value_name = "CODEC", default_value_t = Compression::None)]
     pub compression: Compression,
@@ -217,6 +221,7 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
         .producer(args.topic.as_str())
         .block_if_queue_full(true)
         .batching(!args.no_batching)
+        .chunking(args.chunking)
         .compression(match args.compression {
             Compression::None => Codec::None,
             Compression::Lz4 => Codec::Lz4,
