@@ -22,6 +22,15 @@ struct Partial {
     started: Instant,
 }
 
+/// Where a chunk belongs: its message's uuid, its index, the chunk count and the total size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkInfo<'a> {
+    pub uuid: &'a str,
+    pub chunk_id: u32,
+    pub num_chunks: u32,
+    pub total: usize,
+}
+
 /// What a chunk did.
 #[derive(Debug, PartialEq)]
 pub(crate) enum ChunkOutcome {
@@ -57,14 +66,17 @@ impl ChunkAssembler {
     /// Returns the outcome, and the ids of older messages evicted to make room.
     pub fn add(
         &mut self,
-        uuid: &str,
-        chunk_id: u32,
-        num_chunks: u32,
-        total: usize,
+        chunk: ChunkInfo<'_>,
         id: MessageId,
         data: &[u8],
         now: Instant,
     ) -> (ChunkOutcome, Vec<MessageId>) {
+        let ChunkInfo {
+            uuid,
+            chunk_id,
+            num_chunks,
+            total,
+        } = chunk;
         let mut evicted = Vec::new();
         let discard = |mut ids: Vec<MessageId>, reason: String| {
             ids.push(id);
@@ -197,15 +209,48 @@ mod tests {
         let now = Instant::now();
         let mut a = ChunkAssembler::new(10, Duration::from_secs(60), 1 << 20);
         assert_eq!(
-            a.add("u", 0, 3, 6, id(0), b"ab", now).0,
+            a.add(
+                ChunkInfo {
+                    uuid: "u",
+                    chunk_id: 0,
+                    num_chunks: 3,
+                    total: 6
+                },
+                id(0),
+                b"ab",
+                now
+            )
+            .0,
             ChunkOutcome::Pending
         );
         assert_eq!(
-            a.add("u", 1, 3, 6, id(1), b"cd", now).0,
+            a.add(
+                ChunkInfo {
+                    uuid: "u",
+                    chunk_id: 1,
+                    num_chunks: 3,
+                    total: 6
+                },
+                id(1),
+                b"cd",
+                now
+            )
+            .0,
             ChunkOutcome::Pending
         );
         assert_eq!(
-            a.add("u", 2, 3, 6, id(2), b"ef", now).0,
+            a.add(
+                ChunkInfo {
+                    uuid: "u",
+                    chunk_id: 2,
+                    num_chunks: 3,
+                    total: 6
+                },
+                id(2),
+                b"ef",
+                now
+            )
+            .0,
             ChunkOutcome::Complete {
                 payload: Bytes::from_static(b"abcdef"),
                 ids: vec![id(0), id(1), id(2)]
@@ -218,16 +263,66 @@ mod tests {
     fn out_of_order_unknown_and_oversized_chunks_are_discarded() {
         let now = Instant::now();
         let mut a = ChunkAssembler::new(10, Duration::from_secs(60), 100);
-        a.add("u", 0, 3, 6, id(0), b"ab", now);
-        let (out, _) = a.add("u", 2, 3, 6, id(2), b"ef", now);
+        a.add(
+            ChunkInfo {
+                uuid: "u",
+                chunk_id: 0,
+                num_chunks: 3,
+                total: 6,
+            },
+            id(0),
+            b"ab",
+            now,
+        );
+        let (out, _) = a.add(
+            ChunkInfo {
+                uuid: "u",
+                chunk_id: 2,
+                num_chunks: 3,
+                total: 6,
+            },
+            id(2),
+            b"ef",
+            now,
+        );
         assert!(
             matches!(out, ChunkOutcome::Discarded { ref ids, .. } if ids == &vec![id(0), id(2)])
         );
-        let (out, _) = a.add("v", 1, 3, 6, id(5), b"xx", now);
+        let (out, _) = a.add(
+            ChunkInfo {
+                uuid: "v",
+                chunk_id: 1,
+                num_chunks: 3,
+                total: 6,
+            },
+            id(5),
+            b"xx",
+            now,
+        );
         assert!(matches!(out, ChunkOutcome::Discarded { .. }));
-        let (out, _) = a.add("w", 0, 2, 1000, id(6), b"xx", now);
+        let (out, _) = a.add(
+            ChunkInfo {
+                uuid: "w",
+                chunk_id: 0,
+                num_chunks: 2,
+                total: 1000,
+            },
+            id(6),
+            b"xx",
+            now,
+        );
         assert!(matches!(out, ChunkOutcome::Discarded { .. }));
-        let (out, _) = a.add("x", 0, 2, 3, id(7), b"xxxx", now);
+        let (out, _) = a.add(
+            ChunkInfo {
+                uuid: "x",
+                chunk_id: 0,
+                num_chunks: 2,
+                total: 3,
+            },
+            id(7),
+            b"xxxx",
+            now,
+        );
         assert!(
             matches!(out, ChunkOutcome::Discarded { .. }),
             "more bytes than announced"
@@ -238,9 +333,39 @@ mod tests {
     fn the_oldest_is_evicted_past_the_limit_and_old_ones_expire() {
         let now = Instant::now();
         let mut a = ChunkAssembler::new(2, Duration::from_secs(60), 1 << 20);
-        a.add("a", 0, 2, 2, id(0), b"a", now);
-        a.add("b", 0, 2, 2, id(1), b"b", now);
-        let (_, evicted) = a.add("c", 0, 2, 2, id(2), b"c", now);
+        a.add(
+            ChunkInfo {
+                uuid: "a",
+                chunk_id: 0,
+                num_chunks: 2,
+                total: 2,
+            },
+            id(0),
+            b"a",
+            now,
+        );
+        a.add(
+            ChunkInfo {
+                uuid: "b",
+                chunk_id: 0,
+                num_chunks: 2,
+                total: 2,
+            },
+            id(1),
+            b"b",
+            now,
+        );
+        let (_, evicted) = a.add(
+            ChunkInfo {
+                uuid: "c",
+                chunk_id: 0,
+                num_chunks: 2,
+                total: 2,
+            },
+            id(2),
+            b"c",
+            now,
+        );
         assert_eq!(evicted, vec![id(0)]);
         assert_eq!(a.next_expiry(), Some(now + Duration::from_secs(60)));
         assert_eq!(a.expire(now + Duration::from_secs(61)), vec![id(1), id(2)]);

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::builder::{InitialPosition, SubscriptionType};
-use super::chunks::{ChunkAssembler, ChunkOutcome};
+use super::chunks::{ChunkAssembler, ChunkInfo, ChunkOutcome};
 use crate::client::PulsarClient;
 use crate::compression::{self, Compression, CompressionError};
 use crate::connection::Connection;
@@ -955,10 +955,12 @@ impl ChildTask {
         if let (Some(uuid), Some(n)) = (md.uuid.as_deref(), md.num_chunks_from_msg) {
             if n > 1 {
                 let (outcome, evicted) = self.chunks.add(
-                    uuid,
-                    md.chunk_id.unwrap_or(0).max(0) as u32,
-                    n as u32,
-                    md.total_chunk_msg_size.unwrap_or(0).max(0) as usize,
+                    ChunkInfo {
+                        uuid,
+                        chunk_id: md.chunk_id.unwrap_or(0).max(0) as u32,
+                        num_chunks: n as u32,
+                        total: md.total_chunk_msg_size.unwrap_or(0).max(0) as usize,
+                    },
                     entry,
                     &data,
                     std::time::Instant::now(),
