@@ -23,6 +23,7 @@ pub mod consumer;
 pub mod message;
 pub mod producer;
 pub mod reader;
+pub mod schema;
 pub mod url;
 
 pub use auth::{Authentication, TokenAuth};
@@ -35,4 +36,5 @@ pub use producer::{
     AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt,
 };
 pub use reader::{Reader, ReaderBuilder};
+pub use schema::{Schema, SchemaType};
 pub use wire::MessageId;

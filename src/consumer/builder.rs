@@ -109,6 +109,7 @@ impl ConsumerBuilder {
                 ack_receipts: false,
                 nack_backoff: None,
                 ack_timeout: None,
+                schema: None,
                 max_pending_chunked: 10,
                 chunk_expiry: Duration::from_secs(60),
                 max_chunked_size: 512 * 1024 * 1024,
@@ -210,6 +211,12 @@ impl ConsumerBuilder {
     /// messages there (without a dead-letter policy, at most 16 times as the Go client).
     pub fn enable_retry(mut self, enabled: bool) -> Self {
         self.retry = enabled;
+        self
+    }
+
+    /// Declares the schema this consumer reads (checked by a broker with a schema registry).
+    pub fn schema(mut self, schema: crate::schema::Schema) -> Self {
+        self.config.schema = schema.to_proto();
         self
     }
 

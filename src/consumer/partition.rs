@@ -55,6 +55,8 @@ pub(crate) struct ChildConfig {
     pub nack_backoff: Option<(Duration, Duration)>,
     /// Redeliver messages not acknowledged this long after the application received them.
     pub ack_timeout: Option<Duration>,
+    /// The schema declared on SUBSCRIBE.
+    pub schema: Option<proto::Schema>,
     /// Chunked messages: how many may be incomplete at once, for how long, and how large.
     pub max_pending_chunked: usize,
     pub chunk_expiry: Duration,
@@ -469,6 +471,7 @@ impl ChildTask {
             properties: self.config.properties.clone(),
             read_compacted: false,
             replicate_subscription_state: false,
+            schema: self.config.schema.clone(),
         };
         let result = conn
             .request(

@@ -78,6 +78,7 @@ impl ProducerBuilder {
                 initial_subscription_name: None,
                 chunking: false,
                 chunk_max_size: None,
+                schema: None,
             },
             hashing: HashingScheme::Murmur3,
             routing: RoutingMode::RoundRobin,
@@ -199,6 +200,13 @@ impl ProducerBuilder {
     /// message size.
     pub fn chunk_max_size(mut self, bytes: usize) -> Self {
         self.config.chunk_max_size = Some(bytes.max(1024));
+        self
+    }
+
+    /// Declares the schema of what this producer sends (checked by a broker with a schema
+    /// registry).
+    pub fn schema(mut self, schema: crate::schema::Schema) -> Self {
+        self.config.schema = schema.to_proto();
         self
     }
 

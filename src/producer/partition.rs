@@ -47,6 +47,8 @@ pub(crate) struct PartitionConfig {
     pub chunking: bool,
     /// The largest chunk, when below the max message size.
     pub chunk_max_size: Option<usize>,
+    /// The schema declared on PRODUCER.
+    pub schema: Option<proto::Schema>,
 }
 
 // Sends dominate; boxing the message would add an allocation per send.
@@ -356,6 +358,7 @@ impl PartitionTask {
             access_mode: self.config.access_mode.as_i32(),
             topic_epoch: self.topic_epoch,
             initial_subscription_name: self.config.initial_subscription_name.clone(),
+            schema: self.config.schema.clone(),
         };
         self.epoch += 1;
         let result = conn

@@ -119,6 +119,8 @@ pub struct ProducerArgs {
     pub topic_epoch: Option<u64>,
     /// A subscription to create with the producer.
     pub initial_subscription_name: Option<String>,
+    /// The schema, when declared.
+    pub schema: Option<proto::Schema>,
 }
 
 /// PRODUCER.
@@ -135,6 +137,7 @@ pub fn producer(args: &ProducerArgs, request_id: u64) -> BaseCommand {
         producer_access_mode: Some(args.access_mode),
         topic_epoch: args.topic_epoch,
         initial_subscription_name: args.initial_subscription_name.clone(),
+        schema: args.schema.clone(),
         ..Default::default()
     });
     c
@@ -167,6 +170,8 @@ pub struct SubscribeArgs {
     pub read_compacted: bool,
     /// Replicate the subscription state to other clusters.
     pub replicate_subscription_state: bool,
+    /// The schema, when declared.
+    pub schema: Option<proto::Schema>,
 }
 
 /// SUBSCRIBE.
@@ -187,6 +192,7 @@ pub fn subscribe(args: &SubscribeArgs, request_id: u64) -> BaseCommand {
         initial_position: Some(args.initial_position),
         replicate_subscription_state: Some(args.replicate_subscription_state),
         force_topic_creation: Some(true),
+        schema: args.schema.clone(),
         ..Default::default()
     });
     c
