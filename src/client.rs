@@ -276,6 +276,13 @@ impl PulsarClient {
         ConsumerBuilder::new(self.clone(), topic.into())
     }
 
+    /// Starts building a consumer on every topic of a namespace whose name matches `pattern`, a
+    /// regex over full names (`persistent://tenant/ns/orders-.*`); topics created or deleted
+    /// later are found by a check every minute.
+    pub fn pattern_consumer(&self, pattern: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.clone(), String::new()).topics_pattern(pattern)
+    }
+
     /// Starts building a reader on `topic`.
     pub fn reader(&self, topic: impl Into<String>) -> crate::reader::ReaderBuilder {
         crate::reader::ReaderBuilder::new(self.clone(), topic.into())
@@ -371,7 +378,7 @@ impl ClientInner {
 
     /// Runs a request against any broker, retrying connection failures and retriable broker
     /// errors with backoff until the operation timeout.
-    async fn request_any(
+    pub(crate) async fn request_any(
         &self,
         operation: &'static str,
         make: impl Fn(u64) -> crate::wire::proto::BaseCommand,

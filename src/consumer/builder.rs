@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use super::partition::{self, ChildConfig, StartPosition};
+use tokio::sync::{mpsc, oneshot};
+
+use super::discovery::{Children, Discovery, TopicPattern};
+use super::partition::{ChildConfig, StartPosition};
 use super::{Consumer, DeadLetterPolicy, DeadLetters};
 use crate::client::PulsarClient;
 use crate::error::{Error, Result};
@@ -82,6 +86,8 @@ pub struct ConsumerBuilder {
     config: ChildConfig,
     dead_letter: Option<DeadLetterPolicy>,
     retry: bool,
+    pattern: Option<String>,
+    discovery_period: Duration,
 }
 
 impl ConsumerBuilder {
@@ -92,6 +98,8 @@ impl ConsumerBuilder {
             subscription: None,
             dead_letter: None,
             retry: false,
+            pattern: None,
+            discovery_period: Duration::from_secs(60),
             config: ChildConfig {
                 subscription: String::new(),
                 sub_type: SubscriptionType::Exclusive,
@@ -201,6 +209,21 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Consumes every topic whose full name matches this regex instead of a list of topics
+    /// (see [`crate::PulsarClient::pattern_consumer`]).
+    pub fn topics_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.pattern = Some(pattern.into());
+        self.topics.retain(|t| !t.is_empty());
+        self
+    }
+
+    /// How often a pattern subscription looks for new topics and a partitioned topic for new
+    /// partitions (default 60 s).
+    pub fn auto_discovery_period(mut self, period: Duration) -> Self {
+        self.discovery_period = period.max(Duration::from_millis(100));
+        self
+    }
+
     /// Sends messages redelivered more than the policy allows to a dead-letter topic.
     pub fn dead_letter_policy(mut self, policy: DeadLetterPolicy) -> Self {
         self.dead_letter = Some(policy);
@@ -289,39 +312,53 @@ impl ConsumerBuilder {
                 topics.push(dl.retry_topic(first));
             }
         }
-        let mut targets: Vec<(TopicName, i32)> = Vec::new();
-        for t in &topics {
-            let topic = TopicName::parse(t)?;
-            let n = inner.partitioned_metadata(&topic).await?;
-            if n == 0 {
-                let index = topic.partition_index().map_or(-1, |i| i as i32);
-                targets.push((topic, index));
-            } else {
-                targets.extend((0..n).map(|i| (topic.partition(i), i as i32)));
-            }
+        let pattern = self
+            .pattern
+            .as_deref()
+            .map(TopicPattern::parse)
+            .transpose()?;
+        let mut targets: Vec<TopicName> = Vec::new();
+        if let Some(p) = &pattern {
+            targets.extend(p.list(&self.client).await?);
+        }
+        for t in topics.iter().filter(|t| !t.is_empty()) {
+            targets.push(TopicName::parse(t)?);
+        }
+        if targets.is_empty() && pattern.is_none() {
+            return Err(Error::InvalidConfig("a consumer needs a topic".into()));
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut children = Vec::with_capacity(targets.len());
-        for (index, (topic, partition)) in targets.into_iter().enumerate() {
-            match partition::start(
-                self.client.clone(),
-                topic,
-                partition,
-                index,
-                config.clone(),
-                tx.clone(),
-            )
-            .await
-            {
-                Ok(child) => children.push(child),
-                Err(e) => {
-                    for c in &children {
-                        let _ = c.close().await;
-                    }
-                    return Err(e);
+        let children: Children = Arc::new(RwLock::new(Vec::new()));
+        let mut discovery = Discovery {
+            client: self.client.clone(),
+            config: config.clone(),
+            out: tx,
+            children: Arc::downgrade(&children),
+            topics: HashMap::new(),
+            pattern,
+            period: self.discovery_period,
+        };
+        for topic in &targets {
+            let started = match inner.partitioned_metadata(topic).await {
+                Ok(n) => discovery.start_topic(&children, topic, n, 0).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
+                let handles: Vec<_> = children.read().map(|c| c.clone()).unwrap_or_default();
+                for c in handles {
+                    let _ = c.close().await;
                 }
+                return Err(e);
             }
         }
+        let discover = discovery.pattern.is_some() || discovery.topics.values().any(|(n, _)| *n > 0);
+        let stop = if discover {
+            let (stop, stopped) = oneshot::channel();
+            tokio::spawn(discovery.run(stopped));
+            Some(stop)
+        } else {
+            None
+        };
         Ok(Consumer::new(
             self.topics,
             config.subscription,
@@ -329,6 +366,7 @@ impl ConsumerBuilder {
             children,
             rx,
             dead_letters,
+            stop,
         ))
     }
 }

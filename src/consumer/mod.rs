@@ -8,6 +8,7 @@
 mod builder;
 mod chunks;
 mod dead_letter;
+mod discovery;
 mod partition;
 
 use std::pin::Pin;
@@ -21,6 +22,7 @@ pub(crate) use dead_letter::DeadLetters;
 pub use dead_letter::{
     java_message_id, DeadLetterPolicy, DELAY_TIME, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES,
 };
+pub(crate) use discovery::Children;
 pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, StartPosition};
 
 use crate::error::{Error, Result};
@@ -34,9 +36,11 @@ pub struct Consumer {
     topics: Vec<String>,
     subscription: String,
     sub_type: SubscriptionType,
-    children: Vec<ChildHandle>,
+    children: Children,
     rx: mpsc::UnboundedReceiver<Delivery>,
     dead_letters: Option<DeadLetters>,
+    /// Dropped with the consumer: stops topic and partition discovery at once.
+    _discovery: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Consumer {
@@ -44,9 +48,10 @@ impl Consumer {
         topics: Vec<String>,
         subscription: String,
         sub_type: SubscriptionType,
-        children: Vec<ChildHandle>,
+        children: Children,
         rx: mpsc::UnboundedReceiver<Delivery>,
         dead_letters: Option<DeadLetters>,
+        discovery: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Self {
         Consumer {
             topics,
@@ -55,7 +60,21 @@ impl Consumer {
             children,
             rx,
             dead_letters,
+            _discovery: discovery,
         }
+    }
+
+    /// A snapshot of the partition tasks.
+    fn handles(&self) -> Vec<ChildHandle> {
+        self.children
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The topics (partitions) this consumer receives from now.
+    pub fn subscribed_topics(&self) -> usize {
+        self.handles().len()
     }
 
     /// Dead-letter policy: a message redelivered more than allowed goes to the dead-letter topic
@@ -91,25 +110,26 @@ impl Consumer {
     /// Whether every topic (partition) was terminated and fully consumed
     /// (REACHED_END_OF_TOPIC).
     pub fn has_reached_end_of_topic(&self) -> bool {
-        !self.children.is_empty() && self.children.iter().all(|c| c.reached_end())
+        let handles = self.handles();
+        !handles.is_empty() && handles.iter().all(|c| c.reached_end())
     }
 
     /// Messages received from the broker and not yet taken by the application. Flow control
     /// keeps it at most the receiver queue size per partition (plus the rest of a batch).
     pub fn queued_messages(&self) -> usize {
-        self.children.iter().map(|c| c.queued()).sum()
+        self.handles().iter().map(|c| c.queued()).sum()
     }
 
     /// Whether this consumer is the active one of a Failover subscription (on any partition).
     pub fn is_active(&self) -> bool {
-        self.children.iter().any(|c| c.is_active())
+        self.handles().iter().any(|c| c.is_active())
     }
 
     /// Takes a delivery off the queue: `None` when it is stale (from a connection that was
     /// replaced, so the broker redelivers it) and must be skipped.
     fn accept(&self, delivery: Delivery) -> Option<Message> {
-        let child = self.children.get(delivery.child)?;
-        child.accept(delivery)
+        let children = self.children.read().unwrap_or_else(|p| p.into_inner());
+        children.get(delivery.child)?.accept(delivery)
     }
 
     /// Waits for the next message.
@@ -136,9 +156,12 @@ impl Consumer {
         }
     }
 
-    fn child(&self, msg: &Message) -> Result<&ChildHandle> {
+    fn child(&self, msg: &Message) -> Result<ChildHandle> {
         self.children
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .get(msg.child)
+            .cloned()
             .ok_or_else(|| Error::NotAllowed("the message is not from this consumer".into()))
     }
 
@@ -190,7 +213,7 @@ impl Consumer {
 
     /// Asks the broker to redeliver every message received and not yet acknowledged.
     pub async fn redeliver_unacknowledged(&self) -> Result<()> {
-        for c in &self.children {
+        for c in &self.handles() {
             c.redeliver_all()?;
         }
         Ok(())
@@ -225,8 +248,9 @@ impl Consumer {
     /// dropped and the consumer subscribes again. On a partitioned topic the id's partition is
     /// moved; [`MessageId::EARLIEST`] and [`MessageId::LATEST`] move every partition.
     pub async fn seek(&mut self, id: crate::wire::MessageId) -> Result<()> {
-        let everywhere = id.partition < 0 || self.children.len() == 1;
-        for c in &self.children {
+        let handles = self.handles();
+        let everywhere = id.partition < 0 || handles.len() == 1;
+        for c in &handles {
             if everywhere || c.partition() == id.partition {
                 c.seek(SeekTarget::Id(id)).await?;
             }
@@ -237,7 +261,7 @@ impl Consumer {
     /// Moves the subscription (every partition) to the first message published at or after
     /// `publish_time_ms` (ms since the epoch).
     pub async fn seek_by_time(&mut self, publish_time_ms: u64) -> Result<()> {
-        for c in &self.children {
+        for c in &self.handles() {
             c.seek(SeekTarget::PublishTime(publish_time_ms)).await?;
         }
         Ok(())
@@ -246,7 +270,7 @@ impl Consumer {
     /// The id of the last message on the topic (the highest over its partitions).
     pub async fn get_last_message_id(&self) -> Result<crate::wire::MessageId> {
         let mut last = None;
-        for c in &self.children {
+        for c in &self.handles() {
             let id = c.last_message_id().await?.last;
             if last.is_none_or(|l| id > l) {
                 last = Some(id);
@@ -261,7 +285,7 @@ impl Consumer {
         if self.queued_messages() > 0 {
             return Ok(true);
         }
-        for c in &self.children {
+        for c in &self.handles() {
             let LastMessageId { last, mark_delete } = c.last_message_id().await?;
             if last.entry_id < 0 {
                 continue;
@@ -289,7 +313,7 @@ impl Consumer {
     /// Deletes the subscription on the broker (every partition), then closes the consumer.
     pub async fn unsubscribe(self) -> Result<()> {
         let mut first = None;
-        for c in &self.children {
+        for c in &self.handles() {
             if let Err(e) = c.unsubscribe().await {
                 first.get_or_insert(e);
             }
@@ -301,7 +325,7 @@ impl Consumer {
     /// redelivered to other consumers (or to the next one to subscribe).
     pub async fn close(self) -> Result<()> {
         let mut first = None;
-        for c in &self.children {
+        for c in &self.handles() {
             if let Err(e) = c.close().await {
                 first.get_or_insert(e);
             }

@@ -149,7 +149,7 @@ struct ChildShared {
 }
 
 /// The handle on one partition's task.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ChildHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     shared: Arc<ChildShared>,

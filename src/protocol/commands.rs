@@ -297,6 +297,23 @@ pub fn seek(consumer_id: u64, request_id: u64) -> BaseCommand {
     c
 }
 
+/// GET_TOPICS_OF_NAMESPACE: the topics of `namespace` (`tenant/ns`), persistent ones or
+/// non-persistent ones.
+pub fn get_topics_of_namespace(namespace: &str, persistent: bool, request_id: u64) -> BaseCommand {
+    let mut c = base(Type::GetTopicsOfNamespace);
+    c.get_topics_of_namespace = Some(proto::CommandGetTopicsOfNamespace {
+        request_id,
+        namespace: namespace.to_owned(),
+        mode: Some(if persistent {
+            proto::command_get_topics_of_namespace::Mode::Persistent as i32
+        } else {
+            proto::command_get_topics_of_namespace::Mode::NonPersistent as i32
+        }),
+        ..Default::default()
+    });
+    c
+}
+
 /// GET_LAST_MESSAGE_ID.
 pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::GetLastMessageId);

@@ -1,0 +1,227 @@
+//! Topic discovery for consumers: the partitions added to a partitioned topic, and, for a
+//! pattern subscription, the topics of the namespace that match (GET_TOPICS_OF_NAMESPACE,
+//! polled every minute as the Go and C++ clients do). New ones get a partition task; topics
+//! that disappear from a pattern's namespace have theirs closed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use regex::Regex;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use super::partition::{self, ChildConfig, ChildHandle, Delivery};
+use crate::client::PulsarClient;
+use crate::error::{Error, Result};
+use crate::protocol::commands;
+use crate::protocol::topic::{Domain, TopicName};
+
+/// The partition tasks of a consumer; indexes are stable (closed ones stay in place).
+pub(crate) type Children = Arc<RwLock<Vec<ChildHandle>>>;
+
+/// A topic pattern: `persistent://tenant/ns/<regex>` (or `tenant/ns/<regex>`).
+#[derive(Debug, Clone)]
+pub(crate) struct TopicPattern {
+    namespace: String,
+    persistent: bool,
+    regex: Regex,
+}
+
+impl TopicPattern {
+    /// Parses a pattern; the regex must match whole topic names, domain included.
+    pub fn parse(pattern: &str) -> Result<Self> {
+        let (domain, rest) = match pattern.split_once("://") {
+            Some((d, r)) => (d, r),
+            None => ("persistent", pattern),
+        };
+        let persistent = match domain {
+            "persistent" => true,
+            "non-persistent" => false,
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "topic pattern {pattern:?}: unknown domain {other:?}"
+                )))
+            }
+        };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(tenant), Some(ns), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::InvalidConfig(format!(
+                "topic pattern {pattern:?}: expected persistent://tenant/namespace/<regex>"
+            )));
+        };
+        let full = format!("^{domain}://{rest}$");
+        let regex = Regex::new(&full)
+            .map_err(|e| Error::InvalidConfig(format!("topic pattern {pattern:?}: {e}")))?;
+        Ok(TopicPattern {
+            namespace: format!("{tenant}/{ns}"),
+            persistent,
+            regex,
+        })
+    }
+
+    /// Whether a topic (partition suffix removed) matches.
+    pub fn matches(&self, topic: &TopicName) -> bool {
+        let persistent = topic.domain() == Domain::Persistent;
+        persistent == self.persistent && self.regex.is_match(topic.base().full_name())
+    }
+
+    /// The matching topics of the namespace now (partitions folded into their topic).
+    pub async fn list(&self, client: &PulsarClient) -> Result<Vec<TopicName>> {
+        let namespace = self.namespace.clone();
+        let persistent = self.persistent;
+        let resp = client
+            .inner
+            .request_any("get topics of namespace", |id| {
+                commands::get_topics_of_namespace(&namespace, persistent, id)
+            })
+            .await?
+            .1;
+        let names = resp
+            .get_topics_of_namespace_response
+            .map(|r| r.topics)
+            .unwrap_or_default();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for name in names {
+            let Ok(topic) = TopicName::parse(&name) else {
+                continue;
+            };
+            let base = topic.base();
+            if self.matches(&base) && seen.insert(base.full_name().to_owned()) {
+                out.push(base);
+            }
+        }
+        out.sort_by(|a, b| a.full_name().cmp(b.full_name()));
+        Ok(out)
+    }
+}
+
+/// Everything needed to start partition tasks after subscribing.
+pub(crate) struct Discovery {
+    pub client: PulsarClient,
+    pub config: ChildConfig,
+    pub out: mpsc::UnboundedSender<Delivery>,
+    pub children: Weak<RwLock<Vec<ChildHandle>>>,
+    /// Topic (base name) → partition count (0: not partitioned) and the children serving it.
+    pub topics: HashMap<String, (u32, Vec<usize>)>,
+    pub pattern: Option<TopicPattern>,
+    pub period: Duration,
+}
+
+impl Discovery {
+    /// Starts the tasks of one topic's partitions `from..to` (or of the topic itself).
+    pub async fn start_topic(
+        &mut self,
+        children: &Children,
+        topic: &TopicName,
+        partitions: u32,
+        from: u32,
+    ) -> Result<()> {
+        let targets: Vec<(TopicName, i32)> = if partitions == 0 {
+            vec![(topic.clone(), topic.partition_index().map_or(-1, |i| i as i32))]
+        } else {
+            (from..partitions)
+                .map(|i| (topic.partition(i), i as i32))
+                .collect()
+        };
+        for (t, partition) in targets {
+            let index = children.read().map(|c| c.len()).unwrap_or(0);
+            let child = partition::start(
+                self.client.clone(),
+                t,
+                partition,
+                index,
+                self.config.clone(),
+                self.out.clone(),
+            )
+            .await?;
+            if let Ok(mut c) = children.write() {
+                c.push(child);
+            }
+            let entry = self
+                .topics
+                .entry(topic.full_name().to_owned())
+                .or_insert((partitions, Vec::new()));
+            entry.0 = partitions;
+            entry.1.push(index);
+        }
+        Ok(())
+    }
+
+    /// One discovery round.
+    async fn round(&mut self, children: &Children) {
+        let wanted: Vec<TopicName>;
+        if let Some(pattern) = &self.pattern {
+            wanted = match pattern.list(&self.client).await {
+                Ok(list) => list,
+                Err(e) => {
+                    warn!(error = %e, "topic discovery failed; retrying next round");
+                    return;
+                }
+            };
+            let wanted_names: HashSet<&str> = wanted.iter().map(|t| t.full_name()).collect();
+            let gone: Vec<String> = self
+                .topics
+                .keys()
+                .filter(|t| !wanted_names.contains(t.as_str()))
+                .cloned()
+                .collect();
+            for topic in gone {
+                if let Some((_, indexes)) = self.topics.remove(&topic) {
+                    info!(%topic, "topic gone from the pattern: closing its consumer");
+                    let handles: Vec<ChildHandle> = children
+                        .read()
+                        .map(|c| indexes.iter().filter_map(|i| c.get(*i).cloned()).collect())
+                        .unwrap_or_default();
+                    for h in handles {
+                        let _ = h.close().await;
+                    }
+                }
+            }
+        } else {
+            wanted = self
+                .topics
+                .keys()
+                .filter_map(|t| TopicName::parse(t).ok())
+                .collect();
+        }
+        for topic in wanted {
+            let known = self.topics.get(topic.full_name()).map(|(n, _)| *n);
+            if known.is_some_and(|n| n == 0) || topic.is_partition() {
+                continue;
+            }
+            let count = match self.client.inner.partitioned_metadata(&topic).await {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            let from = match known {
+                Some(n) if count > n => n,
+                Some(_) => continue,
+                None => 0,
+            };
+            if known.is_none() && count == 0 {
+                info!(topic = %topic, "new topic matches the pattern: subscribing");
+            } else {
+                info!(topic = %topic, partitions = count, "subscribing to new partitions");
+            }
+            if let Err(e) = self.start_topic(children, &topic, count, from).await {
+                warn!(topic = %topic, error = %e, "cannot subscribe to a discovered topic yet");
+            }
+        }
+    }
+
+    /// Runs rounds every period until the consumer goes away.
+    pub async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.period) => {}
+                _ = &mut stop => return,
+            }
+            let Some(children) = self.children.upgrade() else {
+                return;
+            };
+            self.round(&children).await;
+        }
+    }
+}

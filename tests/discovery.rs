@@ -1,0 +1,191 @@
+//! Topic discovery: pattern subscriptions over a namespace (against the scripted peer, since
+//! pulsar-lite never answers GET_TOPICS_OF_NAMESPACE), partitions added later, and several
+//! topics in one consumer (against the local broker).
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pulsar_wire::wire::proto::{self, base_command::Type};
+use pulsar_wire::{InitialPosition, PulsarClient, SubscriptionType};
+use support::peer::{self, Peer};
+
+fn topics_response(request_id: u64, topics: &[&str]) -> bytes::Bytes {
+    let mut cmd = peer::command(Type::GetTopicsOfNamespaceResponse);
+    cmd.get_topics_of_namespace_response = Some(proto::CommandGetTopicsOfNamespaceResponse {
+        request_id,
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    });
+    peer::encode(&cmd)
+}
+
+async fn subscribed_topic(peer: &mut Peer) -> (String, u64) {
+    let s = peer
+        .expect(Type::Subscribe)
+        .await
+        .command
+        .subscribe
+        .expect("body");
+    (s.topic, s.consumer_id)
+}
+
+#[tokio::test]
+async fn a_pattern_subscription_follows_the_namespace() {
+    let mut peer = Peer::start().await;
+    let listing: Arc<Mutex<Vec<&'static str>>> = Arc::new(Mutex::new(vec![
+        "persistent://public/default/orders-a",
+        "persistent://public/default/orders-b-partition-0",
+        "persistent://public/default/payments",
+    ]));
+    let seen_requests = Arc::new(Mutex::new(Vec::new()));
+    {
+        let listing = listing.clone();
+        let seen = seen_requests.clone();
+        peer.set_handler(move |_, frame| {
+            let req = frame.command.get_topics_of_namespace.as_ref()?;
+            seen.lock().unwrap().push((req.namespace.clone(), req.mode));
+            let topics = listing.lock().unwrap().clone();
+            Some(vec![topics_response(req.request_id, &topics)])
+        });
+    }
+    let client = PulsarClient::builder(peer.url())
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let consumer = client
+        .pattern_consumer("persistent://public/default/orders-.*")
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .auto_discovery_period(Duration::from_millis(200))
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let mut first = vec![
+        subscribed_topic(&mut peer).await,
+        subscribed_topic(&mut peer).await,
+    ];
+    first.sort();
+    assert_eq!(first[0].0, "persistent://public/default/orders-a");
+    assert_eq!(first[1].0, "persistent://public/default/orders-b");
+    assert_eq!(consumer.subscribed_topics(), 2);
+    let (namespace, mode) = seen_requests.lock().unwrap()[0].clone();
+    assert_eq!(namespace, "public/default");
+    assert_eq!(
+        mode,
+        Some(proto::command_get_topics_of_namespace::Mode::Persistent as i32)
+    );
+
+    // A new matching topic appears and orders-a goes away.
+    *listing.lock().unwrap() = vec![
+        "persistent://public/default/orders-b-partition-0",
+        "persistent://public/default/orders-c",
+        "persistent://public/default/payments",
+    ];
+    // The old topic's consumer closes and the new one subscribes, in either order.
+    let orders_a = first
+        .iter()
+        .find(|(t, _)| t.ends_with("orders-a"))
+        .expect("a")
+        .1;
+    let (mut closed, mut subscribed) = (None, None);
+    while closed.is_none() || subscribed.is_none() {
+        let (_, frame) = peer.next_frame().await;
+        if let Some(c) = frame.command.close_consumer {
+            closed = Some(c.consumer_id);
+        }
+        if let Some(s) = frame.command.subscribe {
+            subscribed = Some(s.topic);
+        }
+    }
+    assert_eq!(closed, Some(orders_a));
+    assert_eq!(
+        subscribed.as_deref(),
+        Some("persistent://public/default/orders-c")
+    );
+}
+
+#[tokio::test]
+async fn partitions_added_later_are_consumed() {
+    let mut peer = Peer::start().await;
+    peer.set_partitions(2);
+    let client = PulsarClient::builder(peer.url())
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let consumer = client
+        .consumer("persistent://public/default/grows")
+        .subscription("s")
+        .auto_discovery_period(Duration::from_millis(200))
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let mut topics = vec![
+        subscribed_topic(&mut peer).await.0,
+        subscribed_topic(&mut peer).await.0,
+    ];
+    topics.sort();
+    assert_eq!(
+        topics,
+        vec![
+            "persistent://public/default/grows-partition-0".to_string(),
+            "persistent://public/default/grows-partition-1".to_string()
+        ]
+    );
+    peer.set_partitions(3);
+    let (topic, _) = subscribed_topic(&mut peer).await;
+    assert_eq!(topic, "persistent://public/default/grows-partition-2");
+    for _ in 0..100 {
+        if consumer.subscribed_topics() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(consumer.subscribed_topics(), 3);
+}
+
+#[tokio::test]
+async fn one_consumer_reads_several_topics() {
+    let client = PulsarClient::new(support::broker().url()).expect("client");
+    let (a, b) = (
+        support::unique_topic("multi-a"),
+        support::unique_topic("multi-b"),
+    );
+    let mut consumer = client
+        .consumer(&a)
+        .topic(&b)
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()
+        .await
+        .expect("subscribe");
+    for (topic, text) in [(&a, "from a"), (&b, "from b")] {
+        client
+            .producer(topic)
+            .create()
+            .await
+            .expect("producer")
+            .send(text)
+            .await
+            .expect("send");
+    }
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.receive())
+            .await
+            .expect("a message")
+            .expect("receive");
+        consumer.ack(&m).await.expect("ack");
+        got.push((
+            m.topic().to_owned(),
+            m.payload_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![(a, "from a".to_string()), (b, "from b".to_string())]
+    );
+}
