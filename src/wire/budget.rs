@@ -92,7 +92,11 @@ fn walk(bytes: &[u8], depth: usize) -> Result<u64, u64> {
                 pos = skip(bytes, pos, len).ok_or(total)?;
                 let inner = &bytes[start..pos];
                 let cost = if depth + 1 < MAX_DEPTH {
-                    let factor = if may_be_packed(field) { PACKED_FACTOR } else { 1 };
+                    let factor = if may_be_packed(field) {
+                        PACKED_FACTOR
+                    } else {
+                        1
+                    };
                     let as_leaf = (inner.len() as u64).saturating_mul(factor);
                     let as_message = walk(inner, depth + 1).unwrap_or_else(|partial| partial);
                     as_leaf.max(as_message)
