@@ -62,7 +62,7 @@ async fn a_pattern_subscription_follows_the_namespace() {
         .subscribe()
         .await
         .expect("subscribe");
-    let mut first = vec![
+    let mut first = [
         subscribed_topic(&mut peer).await,
         subscribed_topic(&mut peer).await,
     ];

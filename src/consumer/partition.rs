@@ -893,6 +893,14 @@ impl ChildTask {
     }
 
     fn deliver(&mut self, msg: Message) {
+        if !self.config.durable {
+            // A reader's stream only moves forward: anything at or before what it already
+            // delivered is a duplicate (pulsar-lite's Exclusive dispatch sends some twice).
+            self.filter = Some(StartPosition {
+                id: msg.id,
+                inclusive: false,
+            });
+        }
         let epoch = self.shared.epoch.load(Ordering::Acquire);
         self.shared.in_queue.fetch_add(1, Ordering::AcqRel);
         let _ = self.out.send(Delivery {
