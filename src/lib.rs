@@ -24,6 +24,7 @@ pub mod message;
 pub mod producer;
 pub mod reader;
 pub mod schema;
+mod task;
 pub mod url;
 
 pub use auth::{Authentication, TokenAuth};

@@ -10,17 +10,6 @@ use std::time::Duration;
 use pulsar_wire::{Error, InitialPosition, PulsarClient, SubscriptionType};
 use support::Broker;
 
-fn signal(broker: &Broker, sig: &str) {
-    let dir = broker.dir().expect("a local broker");
-    let pid = std::fs::read_to_string(dir.join("broker.pid")).expect("broker.pid");
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.trim())
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{sig} failed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_pending_messages_fails_fast_or_blocks() {
     let broker = Broker::start_local();
@@ -39,7 +28,7 @@ async fn max_pending_messages_fails_fast_or_blocks() {
         .create()
         .await
         .expect("producer");
-    signal(&broker, "STOP");
+    broker.signal("STOP");
     let r1 = fast.send_async("1").await.expect("room for 1");
     let r2 = fast.send_async("2").await.expect("room for 2");
     let err = fast.send_async("3").await.expect_err("queue full");
@@ -53,7 +42,7 @@ async fn max_pending_messages_fails_fast_or_blocks() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!third.is_finished(), "the third send waits for room");
-    signal(&broker, "CONT");
+    broker.signal("CONT");
     for r in [r1, r2, b1, b2] {
         r.await.expect("receipt after the broker resumes");
     }
@@ -75,7 +64,7 @@ async fn the_client_memory_limit_bounds_pending_payload_bytes() {
         .create()
         .await
         .expect("producer");
-    signal(&broker, "STOP");
+    broker.signal("STOP");
     let r1 = producer.send_async(vec![1u8; 4096]).await.expect("room");
     let r2 = other.send_async(vec![2u8; 4096]).await.expect("room");
     assert_eq!(client.pending_memory(), 8192);
@@ -84,7 +73,7 @@ async fn the_client_memory_limit_bounds_pending_payload_bytes() {
         .await
         .expect_err("over the client limit");
     assert!(matches!(err, Error::MemoryLimitExceeded(10_000)), "{err:?}");
-    signal(&broker, "CONT");
+    broker.signal("CONT");
     r1.await.expect("receipt");
     r2.await.expect("receipt");
     assert_eq!(client.pending_memory(), 0, "receipts release the memory");

@@ -26,17 +26,6 @@ fn client(broker: &Broker) -> PulsarClient {
         .expect("client")
 }
 
-fn signal(broker: &Broker, sig: &str) {
-    let dir = broker.dir().expect("a local broker");
-    let pid = std::fs::read_to_string(dir.join("broker.pid")).expect("broker.pid");
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.trim())
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{sig} failed");
-}
-
 /// Every payload on the topic, read from the start on a fresh Shared subscription.
 async fn read_all(client: &PulsarClient, topic: &str, expect: usize) -> Vec<String> {
     let mut c = client
@@ -268,11 +257,11 @@ async fn a_broker_that_stops_answering_is_detected_by_keepalive_and_the_producer
         .await
         .expect("producer");
     producer.send("before").await.expect("send before");
-    signal(&broker, "STOP");
+    broker.signal("STOP");
     let receipt = producer.send_async("during").await.expect("enqueue");
     // Keepalive declares the silent connection dead within one or two intervals; wait for that.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    signal(&broker, "CONT");
+    broker.signal("CONT");
     let id = tokio::time::timeout(Duration::from_secs(60), receipt)
         .await
         .expect("the send completes after the broker resumes")

@@ -26,6 +26,7 @@ use crate::protocol::commands::{self, SubscribeArgs};
 use crate::protocol::connection::ConsumerEvent;
 use crate::protocol::flow::FlowControl;
 use crate::protocol::topic::TopicName;
+use crate::task::{is_permanent, next_event, sleep_until_opt};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition consumer settings.
@@ -376,39 +377,6 @@ struct ChildTask {
     chunk_ids: std::collections::HashMap<(i64, i64), Vec<MessageId>>,
 }
 
-async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ConsumerEvent>>) -> ConsumerEvent {
-    match events {
-        Some(rx) => match rx.recv().await {
-            Some(ev) => ev,
-            None => ConsumerEvent::ConnectionClosed(crate::error::ConnectionError::Closed),
-        },
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn is_permanent(e: &Error) -> bool {
-    match e.server_error() {
-        Some(s) => matches!(
-            s.code,
-            ServerErrorCode::TopicNotFound
-                | ServerErrorCode::SubscriptionNotFound
-                | ServerErrorCode::AuthorizationError
-                | ServerErrorCode::AuthenticationError
-                | ServerErrorCode::InvalidTopicName
-                | ServerErrorCode::IncompatibleSchema
-                | ServerErrorCode::NotAllowedError
-        ),
-        None => matches!(e, Error::Closed(_) | Error::InvalidTopic(_)),
-    }
-}
-
 impl ChildTask {
     /// Makes queued deliveries stale; returns how many there were (their permits come back).
     fn bump_epoch(&mut self) -> u32 {
@@ -545,7 +513,7 @@ impl ChildTask {
                         return;
                     }
                 },
-                event = next_event(&mut self.events) => self.handle_event(event),
+                event = next_event(&mut self.events, ConsumerEvent::ConnectionClosed) => self.handle_event(event),
                 _ = sleep_until_opt(nack_due) => self.redeliver_nacked(),
                 _ = sleep_until_opt(self.group.deadline().map(Instant::from_std)) => self.flush_acks(),
                 _ = sleep_until_opt(ack_timeout_due) => self.redeliver_timed_out(),
@@ -556,7 +524,7 @@ impl ChildTask {
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
-                        if is_permanent(&e) {
+                        if is_permanent(&e, &[ServerErrorCode::SubscriptionNotFound]) {
                             warn!(topic = %self.topic, error = %e, "consumer cannot resubscribe");
                             return;
                         }
@@ -826,15 +794,7 @@ impl ChildTask {
             self.acks.forget(&MessageId::new(k.0, k.1));
         }
         debug!(topic = %self.topic, count = due.len(), "ack timeout: redelivering");
-        if self.config.sub_type.redelivers_by_id() {
-            let ids = due
-                .into_iter()
-                .map(|(l, e)| MessageId::new(l, e).to_entry_proto())
-                .collect();
-            self.send(commands::redeliver(self.consumer_id, ids));
-        } else {
-            self.redeliver_everything();
-        }
+        self.redeliver(due);
     }
 
     fn redeliver_nacked(&mut self) {
@@ -851,8 +811,14 @@ impl ChildTask {
         if due.is_empty() {
             return;
         }
+        self.redeliver(due.into_iter().collect());
+    }
+
+    /// Asks for these entries again: by id on Shared and Key_Shared, everything unacked
+    /// otherwise.
+    fn redeliver(&mut self, entries: Vec<(i64, i64)>) {
         if self.config.sub_type.redelivers_by_id() {
-            let ids = due
+            let ids = entries
                 .into_iter()
                 .map(|(l, e)| MessageId::new(l, e).to_entry_proto())
                 .collect();

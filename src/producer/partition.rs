@@ -23,6 +23,7 @@ use crate::protocol::commands::{self, ProducerArgs};
 use crate::protocol::connection::ProducerEvent;
 use crate::protocol::pending::{PendingQueue, PendingSend, ReceiptMatch};
 use crate::protocol::topic::TopicName;
+use crate::task::{is_permanent, next_event, sleep_until_opt};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition producer settings.
@@ -298,40 +299,6 @@ struct PartitionTask {
     closing: Option<Option<oneshot::Sender<Result<()>>>>,
 }
 
-async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<ProducerEvent>>) -> ProducerEvent {
-    match events {
-        Some(rx) => match rx.recv().await {
-            Some(ev) => ev,
-            None => ProducerEvent::ConnectionClosed(crate::error::ConnectionError::Closed),
-        },
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn is_permanent(e: &Error) -> bool {
-    match e.server_error() {
-        Some(s) => matches!(
-            s.code,
-            ServerErrorCode::TopicNotFound
-                | ServerErrorCode::TopicTerminatedError
-                | ServerErrorCode::ProducerFenced
-                | ServerErrorCode::AuthorizationError
-                | ServerErrorCode::AuthenticationError
-                | ServerErrorCode::InvalidTopicName
-                | ServerErrorCode::IncompatibleSchema
-                | ServerErrorCode::NotAllowedError
-        ),
-        None => matches!(e, Error::Closed(_) | Error::InvalidTopic(_)),
-    }
-}
-
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -444,13 +411,13 @@ impl PartitionTask {
                     // Every handle is gone: finish what is pending, then close.
                     None => self.closing = Some(None),
                 },
-                event = next_event(&mut self.events) => self.handle_event(event),
+                event = next_event(&mut self.events, ProducerEvent::ConnectionClosed) => self.handle_event(event),
                 _ = sleep_until_opt(deadline) => self.expire(),
                 _ = sleep_until_opt(self.batchers.deadline().map(Instant::from_std)) => self.flush_batches(),
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
-                        if is_permanent(&e) {
+                        if is_permanent(&e, &[ServerErrorCode::TopicTerminatedError, ServerErrorCode::ProducerFenced]) {
                             warn!(topic = %self.topic, error = %e, "producer cannot reconnect: failing pending sends");
                             self.fail_all(&e);
                             if let Some(Some(reply)) = self.closing.take() {

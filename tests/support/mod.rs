@@ -597,3 +597,21 @@ fn tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+impl Broker {
+    /// Sends a signal (`STOP`, `CONT`, ...) to the local broker process: `STOP` makes a broker
+    /// that keeps its connections open but answers nothing. Panics for an external broker.
+    pub fn signal(&self, sig: &str) {
+        let dir = self
+            .dir()
+            .unwrap_or_else(|| panic!("signals need a local broker, not PULSAR_URL"));
+        let pid = fs::read_to_string(dir.join("broker.pid"))
+            .unwrap_or_else(|e| panic!("cannot read the broker's pid file: {e}"));
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.trim())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -{sig} failed");
+    }
+}

@@ -1,0 +1,48 @@
+//! Small helpers shared by the producer and consumer tasks' select loops.
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::{ConnectionError, Error, ServerErrorCode};
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next event of the connection the task is attached to; pending forever while detached.
+/// `closed` stands for a connection whose channel ended.
+pub(crate) async fn next_event<T>(
+    events: &mut Option<mpsc::UnboundedReceiver<T>>,
+    closed: impl FnOnce(ConnectionError) -> T,
+) -> T {
+    match events {
+        Some(rx) => match rx.recv().await {
+            Some(ev) => ev,
+            None => closed(ConnectionError::Closed),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether re-attaching after this error is pointless: the topic, the credentials or the
+/// request itself are wrong, beyond the codes every task treats so (`extra`).
+pub(crate) fn is_permanent(e: &Error, extra: &[ServerErrorCode]) -> bool {
+    match e.server_error() {
+        Some(s) => {
+            matches!(
+                s.code,
+                ServerErrorCode::TopicNotFound
+                    | ServerErrorCode::AuthorizationError
+                    | ServerErrorCode::AuthenticationError
+                    | ServerErrorCode::InvalidTopicName
+                    | ServerErrorCode::IncompatibleSchema
+                    | ServerErrorCode::NotAllowedError
+            ) || extra.contains(&s.code)
+        }
+        None => matches!(e, Error::Closed(_) | Error::InvalidTopic(_)),
+    }
+}
