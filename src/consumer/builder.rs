@@ -351,7 +351,8 @@ impl ConsumerBuilder {
                 return Err(e);
             }
         }
-        let discover = discovery.pattern.is_some() || discovery.topics.values().any(|(n, _)| *n > 0);
+        let discover =
+            discovery.pattern.is_some() || discovery.topics.values().any(|(n, _)| *n > 0);
         let stop = if discover {
             let (stop, stopped) = oneshot::channel();
             tokio::spawn(discovery.run(stopped));

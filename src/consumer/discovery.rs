@@ -119,7 +119,10 @@ impl Discovery {
         from: u32,
     ) -> Result<()> {
         let targets: Vec<(TopicName, i32)> = if partitions == 0 {
-            vec![(topic.clone(), topic.partition_index().map_or(-1, |i| i as i32))]
+            vec![(
+                topic.clone(),
+                topic.partition_index().map_or(-1, |i| i as i32),
+            )]
         } else {
             (from..partitions)
                 .map(|i| (topic.partition(i), i as i32))
