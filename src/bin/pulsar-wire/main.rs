@@ -3,6 +3,8 @@
 //! ```text
 //! pulsar-wire produce --url pulsar://localhost:6650 --topic my-topic -m 'hello {i}' -n 10
 //! pulsar-wire consume --url pulsar://localhost:6650 --topic my-topic -s my-sub -n 10 --json
+//! pulsar-wire perf produce --url pulsar://localhost:6650 --topic perf --size 1024 --duration 10
+//! pulsar-wire perf consume --url pulsar://localhost:6650 --topic perf -s perf-sub --expect 100000
 //! ```
 //!
 //! Errors are one `error: ...` line on stderr and exit code 1 (2 for a bad command line).
@@ -11,6 +13,7 @@
 mod common;
 mod consume;
 mod json;
+mod perf;
 mod produce;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -35,6 +38,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Receive messages from a subscription, print and acknowledge them.
     Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency (the shared benchmark's contract).
+    Perf(perf::PerfArgs),
 }
 
 /// Logs of the library on stderr: `warn` and up unless `RUST_LOG` says otherwise.
@@ -50,16 +55,21 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> CliResult<()> {
+    match cli.command {
+        Command::Produce(args) => block_on(produce::run(args)),
+        Command::Consume(args) => block_on(consume::run(args)),
+        // perf picks its own runtime (--threads).
+        Command::Perf(args) => perf::run(args),
+    }
+}
+
+/// Runs a subcommand on a current-thread runtime.
+fn block_on(command: impl std::future::Future<Output = CliResult<()>>) -> CliResult<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Produce(args) => produce::run(args).await,
-            Command::Consume(args) => consume::run(args).await,
-        }
-    })
+    runtime.block_on(command)
 }
 
 /// Prints one `error: ...` line on stderr (ignoring a closed stderr).

@@ -1,0 +1,455 @@
+//! `pulsar-wire perf produce|consume` against the test broker: the JSON line of the shared
+//! benchmark's contract (every key, the client name, bytes = msgs × size, deliveries ≥ msgs),
+//! a consume that gets every produced message, and the one-line errors (bad URL, unreachable
+//! broker, bad topic name).
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_pulsar-wire");
+
+/// The keys every perf JSON line has, in the contract's order.
+const KEYS: [&str; 11] = [
+    "client",
+    "op",
+    "msgs",
+    "bytes",
+    "secs",
+    "msgs_per_sec",
+    "mb_per_sec",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+];
+
+/// A limit far above what any run here needs; only a hung binary reaches it.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs the binary with `args`, killing it (and failing the test) after `limit`.
+fn run(args: &[&str], limit: Duration) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("PULSAR_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the binary");
+    let mut stdout = child.stdout.take().expect("stdout pipe");
+    let mut stderr = child.stderr.take().expect("stderr pipe");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the binary") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err_reader.join().unwrap_or_default();
+            panic!(
+                "{args:?} still ran after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success and that stdout is exactly one JSON object line; returns it.
+fn json_line(out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line on stdout:\n{stdout}");
+    let line = lines[0];
+    assert!(
+        line.starts_with('{') && line.ends_with('}'),
+        "not an object: {line}"
+    );
+    line.to_string()
+}
+
+/// The raw text of member `key` of a flat JSON object line (numbers, `true`/`false`, or a
+/// string with its quotes), or `None` when the key is missing.
+fn member<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pattern = format!("\"{key}\":");
+    let start = line.find(&pattern)? + pattern.len();
+    let rest = &line[start..];
+    let end = match rest.strip_prefix('"') {
+        Some(string) => 1 + string.find('"')? + 1,
+        None => rest.find([',', '}'])?,
+    };
+    Some(&rest[..end])
+}
+
+fn number(line: &str, key: &str) -> f64 {
+    let raw = member(line, key).unwrap_or_else(|| panic!("no {key} in {line}"));
+    raw.parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
+}
+
+fn count(line: &str, key: &str) -> u64 {
+    let raw = member(line, key).unwrap_or_else(|| panic!("no {key} in {line}"));
+    raw.parse()
+        .unwrap_or_else(|_| panic!("{key} is not a count in {line}"))
+}
+
+/// Asserts the contract's keys, in order, with sane values for `op`.
+fn assert_contract(line: &str, op: &str) {
+    let mut at = 0;
+    for key in KEYS {
+        let pattern = format!("\"{key}\":");
+        let found = line[at..]
+            .find(&pattern)
+            .unwrap_or_else(|| panic!("{key} missing or out of order in {line}"));
+        at += found + pattern.len();
+    }
+    assert_eq!(member(line, "client"), Some("\"pulsar-wire\""), "{line}");
+    assert_eq!(
+        member(line, "op"),
+        Some(format!("\"{op}\"").as_str()),
+        "{line}"
+    );
+    assert!(count(line, "msgs") > 0, "{line}");
+    assert!(number(line, "secs") > 0.0, "{line}");
+    assert!(number(line, "msgs_per_sec") > 0.0, "{line}");
+    assert!(number(line, "mb_per_sec") >= 0.0, "{line}");
+    let (p50, p99, p999, max) = (
+        count(line, "p50_us"),
+        count(line, "p99_us"),
+        count(line, "p999_us"),
+        count(line, "max_us"),
+    );
+    assert!(
+        p50 >= 1 && p50 <= p99 && p99 <= p999 && p999 <= max,
+        "{line}"
+    );
+    assert_eq!(count(line, "errors"), 0, "{line}");
+}
+
+/// Asserts a clean failure: exit code 1, exactly one `error: ` line on stderr, no panic, no
+/// backtrace, nothing on stdout. Returns that line.
+fn failed(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{stderr}",
+        out.status,
+        text(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
+    assert!(!stderr.contains("backtrace"), "a backtrace:\n{stderr}");
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "want one error line, stderr:\n{stderr}");
+    errors[0].to_string()
+}
+
+/// A loopback port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Produces for 2 s at a bounded rate (so that a debug build drains it quickly), then consumes
+/// the topic on a new subscription expecting exactly what was produced.
+#[test]
+fn produce_then_consume_everything_as_json() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("perf-cli");
+    let size = 200u64;
+    let out = run(
+        &[
+            "perf",
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "--size",
+            &size.to_string(),
+            "--duration",
+            "2",
+            "--rate",
+            "2000",
+            "--json",
+        ],
+        LIMIT,
+    );
+    let line = json_line(&out);
+    assert_contract(&line, "produce");
+    let produced = count(&line, "msgs");
+    assert_eq!(count(&line, "bytes"), produced * size, "{line}");
+    assert_eq!(member(&line, "batching"), Some("true"), "{line}");
+    // Progress goes to stderr, never to stdout; --json leaves the human summary out.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("perf produce"),
+        "no progress line:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("latency: p50"),
+        "a human summary:\n{stderr}"
+    );
+
+    let subscription = support::unique_name("perf-sub");
+    let out = run(
+        &[
+            "perf",
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "--subscription",
+            &subscription,
+            "--expect",
+            &produced.to_string(),
+            "--duration",
+            "90",
+            "--json",
+        ],
+        LIMIT,
+    );
+    let line = json_line(&out);
+    assert_contract(&line, "consume");
+    assert_eq!(count(&line, "msgs"), produced, "{line}");
+    assert_eq!(count(&line, "bytes"), produced * size, "{line}");
+    assert!(count(&line, "deliveries") >= produced, "{line}");
+}
+
+/// Unbatched, a small in-flight bound, a send count, two runtime threads, no progress; then
+/// without --json.
+#[test]
+fn unbatched_produce_with_a_count_then_without_json() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("perf-cli-unbatched");
+    let out = run(
+        &[
+            "perf",
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "--size",
+            "10",
+            "--batching",
+            "false",
+            "--max-pending",
+            "8",
+            "--count",
+            "300",
+            "--duration",
+            "60",
+            "--threads",
+            "2",
+            "--json",
+            "--no-progress",
+        ],
+        LIMIT,
+    );
+    let line = json_line(&out);
+    assert_contract(&line, "produce");
+    assert_eq!(count(&line, "msgs"), 300, "{line}");
+    assert_eq!(count(&line, "bytes"), 3000, "{line}");
+    assert_eq!(member(&line, "batching"), Some("false"), "{line}");
+    assert!(
+        !text(&out.stderr).contains("perf produce"),
+        "a progress line with --no-progress:\n{}",
+        text(&out.stderr)
+    );
+
+    // The same topic again, without --json: the same JSON line on stdout (the benchmark
+    // passes no --json), and the human summary on stderr.
+    let out = run(
+        &[
+            "perf", "produce", "--url", url, "--topic", &topic, "--size", "10", "--count", "50",
+        ],
+        LIMIT,
+    );
+    let line = json_line(&out);
+    assert_contract(&line, "produce");
+    assert_eq!(count(&line, "msgs"), 50, "{line}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("produce: 50 msgs, 500 bytes in ") && stderr.contains("latency: p50 "),
+        "no human summary:\n{stderr}"
+    );
+}
+
+/// A consume that sees nothing stops at --duration, still prints its JSON line and succeeds.
+#[test]
+fn consume_of_an_empty_topic_stops_at_the_duration() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("perf-cli-empty");
+    let out = run(
+        &[
+            "perf",
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "-s",
+            "sub",
+            "--duration",
+            "1",
+            "--expect",
+            "10",
+            "--json",
+        ],
+        LIMIT,
+    );
+    let line = json_line(&out);
+    assert_eq!(count(&line, "msgs"), 0, "{line}");
+    assert_eq!(count(&line, "deliveries"), 0, "{line}");
+    assert_eq!(count(&line, "p99_us"), 0, "{line}");
+    assert!(
+        text(&out.stderr).contains("warning: 0 of 10 expected messages"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_urls_fail_with_one_error_line() {
+    for url in ["http://localhost:8080", "localhost:6650", "pulsar://"] {
+        let out = run(
+            &["perf", "produce", "--url", url, "--topic", "t", "--json"],
+            LIMIT,
+        );
+        let line = failed(&out);
+        assert!(line.contains("URL"), "{url}: {line}");
+        let out = run(
+            &["perf", "consume", "--url", url, "--topic", "t", "-s", "s"],
+            LIMIT,
+        );
+        let line = failed(&out);
+        assert!(line.contains("URL"), "{url}: {line}");
+    }
+}
+
+#[test]
+fn an_unreachable_broker_fails_with_one_error_line() {
+    let url = format!("pulsar://127.0.0.1:{}", closed_port());
+    let out = run(
+        &[
+            "perf",
+            "produce",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "--operation-timeout",
+            "1",
+            "--json",
+        ],
+        LIMIT,
+    );
+    let line = failed(&out);
+    assert!(
+        line.contains("cannot create a producer") && line.contains("cannot connect"),
+        "{line}"
+    );
+    let out = run(
+        &[
+            "perf",
+            "consume",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "-s",
+            "s",
+            "--operation-timeout",
+            "1",
+        ],
+        LIMIT,
+    );
+    let line = failed(&out);
+    assert!(
+        line.contains("cannot subscribe") && line.contains("cannot connect"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_topic_names_fail_with_one_error_line() {
+    let url = support::broker().url();
+    for topic in ["persistent://public/default", "bogus://public/default/t"] {
+        let out = run(
+            &["perf", "produce", "--url", url, "--topic", topic, "--json"],
+            LIMIT,
+        );
+        let line = failed(&out);
+        assert!(line.contains("topic"), "{topic}: {line}");
+        let out = run(
+            &["perf", "consume", "--url", url, "--topic", topic, "-s", "s"],
+            LIMIT,
+        );
+        let line = failed(&out);
+        assert!(line.contains("topic"), "{topic}: {line}");
+    }
+}
+
+/// Bad flag values are refused by the parser (exit 2), before anything connects.
+#[test]
+fn bad_flag_values_are_refused() {
+    for args in [
+        &["--batching", "maybe"][..],
+        &["--max-pending", "0"],
+        &["--rate", "-1"],
+        &["--duration", "0"],
+        &["--threads", "0"],
+    ] {
+        let mut all = vec![
+            "perf",
+            "produce",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--topic",
+            "t",
+        ];
+        all.extend_from_slice(args);
+        let out = run(&all, LIMIT);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
