@@ -49,6 +49,15 @@ section "cargo test --all-targets"
 cargo test --all-targets
 done_step "tests"
 
+section "feature tests (serde) and the real-broker suite's build"
+cargo test --features "serde real-broker" --test serde_json
+# The real-broker suite runs only against PULSAR_URL (see the README); here it must build.
+cargo build --features "serde real-broker" --tests
+if [ -n "${PULSAR_URL:-}" ]; then
+    cargo test --features "serde real-broker" --test real_broker
+fi
+done_step "feature tests"
+
 section "cargo test --doc"
 cargo test --doc
 done_step "doc tests"

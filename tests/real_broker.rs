@@ -6,6 +6,13 @@
 //! PULSAR_URL=pulsar://localhost:6650 cargo test --features real-broker --test real_broker
 //! ```
 //!
+//! The deduplication test needs it enabled on the broker:
+//!
+//! ```text
+//! docker run -it --rm -p 6650:6650 -e brokerDeduplicationEnabled=true apachepulsar/pulsar:4.0.4 \
+//!     sh -c 'bin/apply-config-from-env.py conf/standalone.conf && bin/pulsar standalone'
+//! ```
+//!
 //! Each case is also covered on the wire by the scripted peer (tests/protocol_peer.rs) in the
 //! default suite.
 #![cfg(feature = "real-broker")]
@@ -15,7 +22,10 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pulsar_wire::{InitialPosition, MessageId, PulsarClient, SubscriptionType};
+use pulsar_wire::{
+    AccessMode, Error, InitialPosition, MessageId, ProducerMessage, PulsarClient, Schema,
+    ServerErrorCode, SubscriptionType,
+};
 
 fn client() -> PulsarClient {
     let url = support::external_url().unwrap_or_else(|| {
@@ -82,4 +92,109 @@ async fn batch_index_acks_leave_only_the_unacked_half_of_each_batch() {
         back.insert(m.id());
     }
     assert_eq!(back, expected_back);
+}
+
+/// Broker deduplication drops a resend of a sequence id it has stored: its receipt names no
+/// entry (−1, −1), and the topic holds the message once.
+#[tokio::test]
+async fn deduplication_drops_a_repeated_sequence_id() {
+    let client = client();
+    let topic = support::unique_topic("dedup");
+    let producer = client
+        .producer(&topic)
+        .name(support::unique_name("dedup-producer"))
+        .batching(false)
+        .create()
+        .await
+        .expect("producer");
+    let first = producer
+        .send(ProducerMessage::new("once").sequence_id(5))
+        .await
+        .expect("send");
+    assert!(first.entry_id >= 0);
+    let again = producer
+        .send(ProducerMessage::new("once").sequence_id(5))
+        .await
+        .expect("send");
+    assert_eq!(
+        (again.ledger_id, again.entry_id),
+        (-1, -1),
+        "dropped as a duplicate"
+    );
+}
+
+/// Delayed delivery: a message sent with `deliver_after` is not delivered before its time on a
+/// Shared subscription.
+#[tokio::test]
+async fn delayed_messages_wait_for_their_time() {
+    let client = client();
+    let topic = support::unique_topic("delayed");
+    let mut consumer = client
+        .consumer(&topic)
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let producer = client.producer(&topic).create().await.expect("producer");
+    producer
+        .send(ProducerMessage::new("later").deliver_after(Duration::from_secs(3)))
+        .await
+        .expect("send");
+    let early = consumer
+        .receive_timeout(Duration::from_millis(1500))
+        .await
+        .expect("receive");
+    assert!(early.is_none(), "delivered before its time");
+    let m = consumer
+        .receive_timeout(Duration::from_secs(30))
+        .await
+        .expect("receive")
+        .expect("delivered after its time");
+    assert_eq!(m.payload_str(), Some("later"));
+}
+
+/// An Exclusive producer keeps others out.
+#[tokio::test]
+async fn an_exclusive_producer_refuses_a_second_one() {
+    let client = client();
+    let topic = support::unique_topic("exclusive");
+    let _first = client
+        .producer(&topic)
+        .access_mode(AccessMode::Exclusive)
+        .create()
+        .await
+        .expect("producer");
+    let err = client
+        .producer(&topic)
+        .access_mode(AccessMode::Exclusive)
+        .create()
+        .await
+        .expect_err("a second exclusive producer");
+    assert!(err.server_error().is_some(), "{err:?}");
+}
+
+/// The schema registry refuses an incompatible schema.
+#[tokio::test]
+async fn an_incompatible_schema_is_refused() {
+    let client = client();
+    let topic = support::unique_topic("schema");
+    let _avro = client
+        .producer(&topic)
+        .schema(Schema::avro(
+            r#"{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]}"#,
+        ))
+        .create()
+        .await
+        .expect("producer");
+    let err = client
+        .producer(&topic)
+        .schema(Schema::string())
+        .create()
+        .await
+        .expect_err("incompatible");
+    match err {
+        Error::Server { error, .. } => assert_eq!(error.code, ServerErrorCode::IncompatibleSchema),
+        other => panic!("{other:?}"),
+    }
 }

@@ -57,6 +57,7 @@ pub struct ProducerBuilder {
     config: PartitionConfig,
     hashing: HashingScheme,
     routing: RoutingMode,
+    discovery_period: Duration,
 }
 
 impl ProducerBuilder {
@@ -82,7 +83,15 @@ impl ProducerBuilder {
             },
             hashing: HashingScheme::Murmur3,
             routing: RoutingMode::RoundRobin,
+            discovery_period: Duration::from_secs(60),
         }
+    }
+
+    /// How often a producer on a partitioned topic checks for partitions added later (default
+    /// 60 s, as the official clients).
+    pub fn partition_discovery_period(mut self, period: Duration) -> Self {
+        self.discovery_period = period.max(Duration::from_millis(100));
+        self
     }
 
     /// How messages are spread over partitions (default: round robin, keys by hash).
@@ -267,6 +276,7 @@ impl ProducerBuilder {
                 Arc::downgrade(&inner),
                 self.client.clone(),
                 self.config.clone(),
+                self.discovery_period,
                 stopped,
             ));
         }

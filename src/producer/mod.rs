@@ -122,16 +122,18 @@ impl ProducerInner {
     }
 }
 
-/// Checks the partition count every minute and adds producers for new partitions.
+/// Checks the partition count every `period` (a minute by default) and adds producers for new
+/// partitions.
 async fn watch_partitions(
     inner: std::sync::Weak<ProducerInner>,
     client: crate::client::PulsarClient,
     config: partition::PartitionConfig,
+    period: Duration,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(period) => {}
             _ = &mut stop => return,
         }
         let Some(producer) = inner.upgrade() else {
