@@ -376,6 +376,12 @@ impl ClientInner {
         }
     }
 
+    /// A connection to any broker of the service URL, retried until the operation timeout.
+    pub(crate) async fn any_connection(&self) -> Result<Connection> {
+        self.service_connection(tokio::time::Instant::now() + self.operation_timeout)
+            .await
+    }
+
     /// Runs a request against any broker, retrying connection failures and retriable broker
     /// errors with backoff until the operation timeout.
     pub(crate) async fn request_any(

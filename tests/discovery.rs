@@ -189,3 +189,95 @@ async fn one_consumer_reads_several_topics() {
         vec![(a, "from a".to_string()), (b, "from b".to_string())]
     );
 }
+
+#[tokio::test]
+async fn the_topic_list_watcher_pushes_new_and_deleted_topics() {
+    let mut peer = Peer::start().await;
+    let listing = vec![
+        "persistent://public/default/orders-a",
+        "persistent://public/default/payments",
+    ];
+    peer.set_handler(move |_, frame| {
+        let c = &frame.command;
+        if c.connect.is_some() {
+            let mut connected = peer::connected_command(None);
+            if let Some(ok) = connected.connected.as_mut() {
+                ok.feature_flags = Some(proto::FeatureFlags {
+                    supports_topic_watchers: Some(true),
+                    ..Default::default()
+                });
+            }
+            return Some(vec![peer::encode(&connected)]);
+        }
+        if let Some(req) = &c.get_topics_of_namespace {
+            return Some(vec![topics_response(req.request_id, &listing)]);
+        }
+        if let Some(w) = &c.watch_topic_list {
+            let mut ok = peer::command(Type::WatchTopicListSuccess);
+            ok.watch_topic_list_success = Some(proto::CommandWatchTopicListSuccess {
+                request_id: w.request_id,
+                watcher_id: w.watcher_id,
+                topic: listing.iter().map(|t| t.to_string()).collect(),
+                topics_hash: "h1".into(),
+            });
+            return Some(vec![peer::encode(&ok)]);
+        }
+        None
+    });
+    let client = PulsarClient::builder(peer.url())
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let consumer = client
+        .pattern_consumer("persistent://public/default/orders-.*")
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        // Polling would take an hour: only the watcher can make the changes below happen.
+        .auto_discovery_period(Duration::from_secs(3600))
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let (first, first_id) = subscribed_topic(&mut peer).await;
+    assert_eq!(first, "persistent://public/default/orders-a");
+    let watch = peer
+        .expect(Type::WatchTopicList)
+        .await
+        .command
+        .watch_topic_list
+        .expect("body");
+    assert_eq!(watch.namespace, "public/default");
+    assert_eq!(
+        watch.topics_pattern,
+        "persistent://public/default/orders-.*"
+    );
+
+    let mut update = peer::command(Type::WatchTopicUpdate);
+    update.watch_topic_update = Some(proto::CommandWatchTopicUpdate {
+        watcher_id: watch.watcher_id,
+        new_topics: vec!["persistent://public/default/orders-b".into()],
+        deleted_topics: vec!["persistent://public/default/orders-a".into()],
+        topics_hash: "h2".into(),
+    });
+    peer.push(peer::encode(&update));
+    let (mut closed, mut subscribed) = (None, None);
+    while closed.is_none() || subscribed.is_none() {
+        let (_, frame) = peer.next_frame().await;
+        if let Some(c) = frame.command.close_consumer {
+            closed = Some(c.consumer_id);
+        }
+        if let Some(s) = frame.command.subscribe {
+            subscribed = Some(s.topic);
+        }
+    }
+    assert_eq!(closed, Some(first_id));
+    assert_eq!(
+        subscribed.as_deref(),
+        Some("persistent://public/default/orders-b")
+    );
+    drop(consumer);
+    let close = peer.expect(Type::WatchTopicListClose).await;
+    assert_eq!(
+        close.command.watch_topic_list_close.map(|c| c.watcher_id),
+        Some(watch.watcher_id)
+    );
+}

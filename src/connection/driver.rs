@@ -17,7 +17,9 @@ use tracing::{debug, info, warn};
 use super::{Command, Connection, ConnectionConfig, PendingReply, Shared};
 use crate::error::{ConnectionError, Error};
 use crate::protocol::commands;
-use crate::protocol::connection::{ConnectionCore, ConsumerEvent, Inbound, ProducerEvent};
+use crate::protocol::connection::{
+    ConnectionCore, ConsumerEvent, Inbound, ProducerEvent, TopicListUpdate,
+};
 use crate::url::BrokerAddress;
 use crate::wire::{self, proto::BaseCommand, DEFAULT_MAX_MESSAGE_SIZE};
 
@@ -85,6 +87,7 @@ pub(crate) async fn connect(
         closed: Arc::new(AtomicBool::new(false)),
         max_message_size,
         server_version: core.server_version().unwrap_or_default().to_owned(),
+        topic_watchers: core.supports_topic_watchers(),
     });
     info!(
         connection = shared.id,
@@ -103,6 +106,7 @@ pub(crate) async fn connect(
         wbuf: BytesMut::with_capacity(READ_CHUNK),
         producers: HashMap::new(),
         consumers: HashMap::new(),
+        watchers: HashMap::new(),
         auth: config.auth.clone(),
         max_frame_size,
     };
@@ -211,6 +215,7 @@ struct Driver {
     wbuf: BytesMut,
     producers: HashMap<u64, mpsc::UnboundedSender<ProducerEvent>>,
     consumers: HashMap<u64, mpsc::UnboundedSender<ConsumerEvent>>,
+    watchers: HashMap<u64, mpsc::UnboundedSender<TopicListUpdate>>,
     auth: Option<Arc<dyn crate::auth::Authentication>>,
     max_frame_size: usize,
 }
@@ -328,6 +333,12 @@ impl Driver {
             Command::Consumer(id, None) => {
                 self.consumers.remove(&id);
             }
+            Command::Watcher(id, Some(tx)) => {
+                self.watchers.insert(id, tx);
+            }
+            Command::Watcher(id, None) => {
+                self.watchers.remove(&id);
+            }
             Command::Close => return Err(ConnectionError::Closed),
         }
         Ok(())
@@ -364,6 +375,16 @@ impl Driver {
                         connection = self.id,
                         consumer = id,
                         "event for an unknown consumer dropped"
+                    ),
+                },
+                Inbound::Watcher(id, update) => match self.watchers.get(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(update);
+                    }
+                    None => debug!(
+                        connection = self.id,
+                        watcher = id,
+                        "update for an unknown watcher"
                     ),
                 },
                 Inbound::AuthChallenge(_) => {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Authentication;
 use crate::error::{ConnectionError, Error};
-use crate::protocol::connection::{ConsumerEvent, ProducerEvent};
+use crate::protocol::connection::{ConsumerEvent, ProducerEvent, TopicListUpdate};
 use crate::url::BrokerAddress;
 use crate::wire::proto::BaseCommand;
 
@@ -59,6 +59,8 @@ pub(crate) enum Command {
     Producer(u64, Option<mpsc::UnboundedSender<ProducerEvent>>),
     /// Route the events of this consumer id to this channel (None: stop routing).
     Consumer(u64, Option<mpsc::UnboundedSender<ConsumerEvent>>),
+    /// Route the updates of this topic-list watcher to this channel (None: stop routing).
+    Watcher(u64, Option<mpsc::UnboundedSender<TopicListUpdate>>),
     /// Close the connection.
     Close,
 }
@@ -72,6 +74,7 @@ struct Shared {
     closed: Arc<AtomicBool>,
     max_message_size: usize,
     server_version: String,
+    topic_watchers: bool,
 }
 
 /// A cheap, cloneable handle on one broker connection.
@@ -183,6 +186,28 @@ impl Connection {
             .tx
             .send(Command::Consumer(consumer_id, Some(events)))
             .map_err(|_| Self::closed_error())
+    }
+
+    /// Whether the broker offers topic-list watchers.
+    pub fn supports_topic_watchers(&self) -> bool {
+        self.shared.topic_watchers
+    }
+
+    /// Routes a topic-list watcher's updates to `updates`.
+    pub fn register_watcher(
+        &self,
+        watcher_id: u64,
+        updates: mpsc::UnboundedSender<TopicListUpdate>,
+    ) -> Result<(), Error> {
+        self.shared
+            .tx
+            .send(Command::Watcher(watcher_id, Some(updates)))
+            .map_err(|_| Self::closed_error())
+    }
+
+    /// Stops routing a watcher's updates.
+    pub fn unregister_watcher(&self, watcher_id: u64) {
+        let _ = self.shared.tx.send(Command::Watcher(watcher_id, None));
     }
 
     /// Stops routing a consumer's events.

@@ -13,8 +13,10 @@ use tracing::{info, warn};
 
 use super::partition::{self, ChildConfig, ChildHandle, Delivery};
 use crate::client::PulsarClient;
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::protocol::commands;
+use crate::protocol::connection::TopicListUpdate;
 use crate::protocol::topic::{Domain, TopicName};
 
 /// The partition tasks of a consumer; indexes are stable (closed ones stay in place).
@@ -23,6 +25,7 @@ pub(crate) type Children = Arc<RwLock<Vec<ChildHandle>>>;
 /// A topic pattern: `persistent://tenant/ns/<regex>` (or `tenant/ns/<regex>`).
 #[derive(Debug, Clone)]
 pub(crate) struct TopicPattern {
+    source: String,
     namespace: String,
     persistent: bool,
     regex: Regex,
@@ -54,6 +57,7 @@ impl TopicPattern {
         let regex = Regex::new(&full)
             .map_err(|e| Error::InvalidConfig(format!("topic pattern {pattern:?}: {e}")))?;
         Ok(TopicPattern {
+            source: format!("{domain}://{rest}"),
             namespace: format!("{tenant}/{ns}"),
             persistent,
             regex,
@@ -152,6 +156,82 @@ impl Discovery {
         Ok(())
     }
 
+    /// Closes the tasks of a topic that went away.
+    async fn close_topic(&mut self, children: &Children, topic: &str) {
+        if let Some((_, indexes)) = self.topics.remove(topic) {
+            info!(%topic, "topic gone from the pattern: closing its consumer");
+            let handles: Vec<ChildHandle> = children
+                .read()
+                .map(|c| indexes.iter().filter_map(|i| c.get(*i).cloned()).collect())
+                .unwrap_or_default();
+            for h in handles {
+                let _ = h.close().await;
+            }
+        }
+    }
+
+    /// Subscribes to a topic that appeared, if it matches and is new.
+    async fn add_topic(&mut self, children: &Children, topic: &TopicName) {
+        let topic = topic.base();
+        let matches = self.pattern.as_ref().is_some_and(|p| p.matches(&topic));
+        if !matches || self.topics.contains_key(topic.full_name()) {
+            return;
+        }
+        let count = match self.client.inner.partitioned_metadata(&topic).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(topic = %topic, error = %e, "cannot subscribe to a new topic yet");
+                return;
+            }
+        };
+        info!(topic = %topic, partitions = count, "new topic matches the pattern: subscribing");
+        if let Err(e) = self.start_topic(children, &topic, count, 0).await {
+            warn!(topic = %topic, error = %e, "cannot subscribe to a new topic yet");
+        }
+    }
+
+    /// Opens a topic-list watcher when the broker offers them: new and deleted topics are then
+    /// pushed at once instead of found by the next poll.
+    async fn start_watch(&self) -> Option<Watch> {
+        let pattern = self.pattern.as_ref()?;
+        let inner = self.client.inner.clone();
+        let conn = inner.any_connection().await.ok()?;
+        if !conn.supports_topic_watchers() {
+            return None;
+        }
+        let watcher_id = inner.next_id();
+        let (tx, updates) = mpsc::unbounded_channel();
+        conn.register_watcher(watcher_id, tx).ok()?;
+        let request_id = inner.next_id();
+        let command = commands::watch_topic_list(
+            request_id,
+            watcher_id,
+            &pattern.namespace,
+            &pattern.source,
+            None,
+        );
+        match conn
+            .request(
+                request_id,
+                "watch topic list",
+                command,
+                Some(inner.operation_timeout),
+            )
+            .await
+        {
+            Ok(_) => Some(Watch {
+                conn,
+                watcher_id,
+                updates,
+            }),
+            Err(e) => {
+                warn!(error = %e, "the topic-list watcher was refused; polling instead");
+                conn.unregister_watcher(watcher_id);
+                None
+            }
+        }
+    }
+
     /// One discovery round.
     async fn round(&mut self, children: &Children) {
         let wanted: Vec<TopicName>;
@@ -171,16 +251,7 @@ impl Discovery {
                 .cloned()
                 .collect();
             for topic in gone {
-                if let Some((_, indexes)) = self.topics.remove(&topic) {
-                    info!(%topic, "topic gone from the pattern: closing its consumer");
-                    let handles: Vec<ChildHandle> = children
-                        .read()
-                        .map(|c| indexes.iter().filter_map(|i| c.get(*i).cloned()).collect())
-                        .unwrap_or_default();
-                    for h in handles {
-                        let _ = h.close().await;
-                    }
-                }
+                self.close_topic(children, &topic).await;
             }
         } else {
             wanted = self
@@ -214,17 +285,64 @@ impl Discovery {
         }
     }
 
-    /// Runs rounds every period until the consumer goes away.
+    /// Runs rounds every period until the consumer goes away, and applies the watcher's
+    /// updates as they come.
     pub async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        let mut watch = self.start_watch().await;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.period) => {}
-                _ = &mut stop => return,
+                _ = &mut stop => break,
+                update = next_update(&mut watch) => {
+                    let Some(children) = self.children.upgrade() else { break };
+                    match update {
+                        Some(update) => {
+                            for t in &update.deleted_topics {
+                                if let Ok(topic) = TopicName::parse(t) {
+                                    self.close_topic(&children, topic.base().full_name()).await;
+                                }
+                            }
+                            for t in &update.new_topics {
+                                if let Ok(topic) = TopicName::parse(t) {
+                                    self.add_topic(&children, &topic).await;
+                                }
+                            }
+                        }
+                        // The watcher's connection is gone: polls go on, and it is opened
+                        // again after the next one.
+                        None => watch = None,
+                    }
+                    continue;
+                }
             }
             let Some(children) = self.children.upgrade() else {
-                return;
+                break;
             };
             self.round(&children).await;
+            if watch.is_none() && self.pattern.is_some() {
+                watch = self.start_watch().await;
+            }
         }
+        if let Some(w) = watch {
+            let id = self.client.inner.next_id();
+            let _ = w
+                .conn
+                .send(commands::watch_topic_list_close(id, w.watcher_id));
+            w.conn.unregister_watcher(w.watcher_id);
+        }
+    }
+}
+
+/// An open topic-list watcher.
+struct Watch {
+    conn: Connection,
+    watcher_id: u64,
+    updates: mpsc::UnboundedReceiver<TopicListUpdate>,
+}
+
+async fn next_update(watch: &mut Option<Watch>) -> Option<TopicListUpdate> {
+    match watch {
+        Some(w) => w.updates.recv().await,
+        None => std::future::pending().await,
     }
 }

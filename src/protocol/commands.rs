@@ -314,6 +314,35 @@ pub fn get_topics_of_namespace(namespace: &str, persistent: bool, request_id: u6
     c
 }
 
+/// WATCH_TOPIC_LIST: follow the topics of `namespace` matching `pattern`.
+pub fn watch_topic_list(
+    request_id: u64,
+    watcher_id: u64,
+    namespace: &str,
+    pattern: &str,
+    topics_hash: Option<String>,
+) -> BaseCommand {
+    let mut c = base(Type::WatchTopicList);
+    c.watch_topic_list = Some(proto::CommandWatchTopicList {
+        request_id,
+        watcher_id,
+        namespace: namespace.to_owned(),
+        topics_pattern: pattern.to_owned(),
+        topics_hash,
+    });
+    c
+}
+
+/// WATCH_TOPIC_LIST_CLOSE.
+pub fn watch_topic_list_close(request_id: u64, watcher_id: u64) -> BaseCommand {
+    let mut c = base(Type::WatchTopicListClose);
+    c.watch_topic_list_close = Some(proto::CommandWatchTopicListClose {
+        request_id,
+        watcher_id,
+    });
+    c
+}
+
 /// GET_LAST_MESSAGE_ID.
 pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::GetLastMessageId);

@@ -98,6 +98,17 @@ pub enum ConsumerEvent {
     ConnectionClosed(ConnectionError),
 }
 
+/// A change of the topics a topic-list watcher follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicListUpdate {
+    /// Topics that appeared.
+    pub new_topics: Vec<String>,
+    /// Topics that went away.
+    pub deleted_topics: Vec<String>,
+    /// The hash of the whole list now.
+    pub topics_hash: String,
+}
+
 /// What an inbound frame means for the driver.
 // Transient: built and consumed in one driver turn.
 #[allow(clippy::large_enum_variant)]
@@ -120,6 +131,8 @@ pub enum Inbound<T> {
     Producer(u64, ProducerEvent),
     /// For the consumer with this id.
     Consumer(u64, ConsumerEvent),
+    /// For the topic-list watcher with this id (WATCH_TOPIC_UPDATE).
+    Watcher(u64, TopicListUpdate),
     /// Nothing for anyone (a PONG, a queued PING answer, or something logged and dropped).
     Nothing,
     /// Dropped, with the reason to log.
@@ -144,6 +157,7 @@ pub struct ConnectionCore<T> {
     max_message_size: Option<usize>,
     server_version: Option<String>,
     protocol_version: i32,
+    topic_watchers: bool,
 }
 
 impl<T> std::fmt::Debug for ConnectionCore<T> {
@@ -170,6 +184,7 @@ impl<T> ConnectionCore<T> {
             max_message_size: None,
             server_version: None,
             protocol_version: 0,
+            topic_watchers: false,
         }
     }
 
@@ -186,6 +201,11 @@ impl<T> ConnectionCore<T> {
     /// The broker's version string from CONNECTED.
     pub fn server_version(&self) -> Option<&str> {
         self.server_version.as_deref()
+    }
+
+    /// Whether the broker offers topic-list watchers (CONNECTED's feature flags).
+    pub fn supports_topic_watchers(&self) -> bool {
+        self.topic_watchers
     }
 
     /// The protocol version agreed in CONNECTED.
@@ -394,9 +414,17 @@ impl<T> ConnectionCore<T> {
                 }
                 None => missing(kind),
             },
-            Type::WatchTopicUpdate => {
-                Inbound::Ignored("WATCH_TOPIC_UPDATE for a watcher this client did not open".into())
-            }
+            Type::WatchTopicUpdate => match command.watch_topic_update {
+                Some(u) => Inbound::Watcher(
+                    u.watcher_id,
+                    TopicListUpdate {
+                        new_topics: u.new_topics,
+                        deleted_topics: u.deleted_topics,
+                        topics_hash: u.topics_hash,
+                    },
+                ),
+                None => missing(kind),
+            },
             // Answers matched by request id.
             Type::Success
             | Type::Error
@@ -464,6 +492,11 @@ impl<T> ConnectionCore<T> {
                     .filter(|s| *s > 0);
                 self.server_version = Some(connected.server_version.clone());
                 self.protocol_version = connected.protocol_version.unwrap_or(0);
+                self.topic_watchers = connected
+                    .feature_flags
+                    .as_ref()
+                    .and_then(|f| f.supports_topic_watchers)
+                    .unwrap_or(false);
                 Ok(Inbound::Connected(connected))
             }
             Type::AuthChallenge => match command.auth_challenge {
