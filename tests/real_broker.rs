@@ -198,3 +198,101 @@ async fn an_incompatible_schema_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Runs `tests/interop/produce.py` (the official Python client) with batching on: `n` messages
+/// `m0..`, in batches of up to 10.
+async fn official_produce_batched(url: &str, topic: &str, n: usize) {
+    let python = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "the official Python client is missing: run scripts/setup-broker.sh"
+    );
+    let b64 = |s: &str| {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b = s.as_bytes();
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = (u32::from(chunk[0]) << 16)
+                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*chunk.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    };
+    let messages: Vec<String> = (0..n)
+        .map(|i| format!("{{\"data_b64\":\"{}\"}}", b64(&format!("m{i}"))))
+        .collect();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/produce.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .args(["--url", url, "--topic", topic, "--batching"])
+        .args(["--batch-max-messages", "10", "--batch-delay-ms", "100"])
+        .arg("--messages")
+        .arg(format!("[{}]", messages.join(",")))
+        .output()
+        .await
+        .expect("run produce.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Interop: the official client produces batches, pulsar-wire acknowledges half of each batch
+/// by index, and after resubscribing only the other half comes back.
+#[tokio::test]
+async fn official_batches_acked_by_half_return_only_the_other_half() {
+    let client = client();
+    let url = support::external_url().unwrap_or_default();
+    let topic = support::unique_topic("interop-ack-index");
+    official_produce_batched(&url, &topic, 40).await;
+    let subscribe = || {
+        client
+            .consumer(&topic)
+            .subscription("s")
+            .subscription_type(SubscriptionType::Shared)
+            .initial_position(InitialPosition::Earliest)
+            .batch_index_ack(true)
+            .subscribe()
+    };
+    let mut c = subscribe().await.expect("subscribe");
+    let mut expected_back = BTreeSet::new();
+    let mut seen = 0;
+    while let Some(m) = c
+        .receive_timeout(Duration::from_secs(3))
+        .await
+        .expect("receive")
+    {
+        seen += 1;
+        assert!(
+            m.id().is_batch(),
+            "the official client batched: {:?}",
+            m.id()
+        );
+        if m.id().batch_index % 2 == 0 {
+            c.ack(&m).await.expect("ack");
+        } else {
+            expected_back.insert(m.payload_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(seen, 40);
+    c.close().await.expect("close");
+    let mut again = subscribe().await.expect("subscribe");
+    let mut back = BTreeSet::new();
+    while let Some(m) = again
+        .receive_timeout(Duration::from_secs(3))
+        .await
+        .expect("receive")
+    {
+        back.insert(m.payload_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(back, expected_back);
+}
