@@ -368,21 +368,7 @@ fn partition_of_topic(name: &str) -> u32 {
 /// A private pulsar-lite whose new topics get [`PARTITIONS`] partitions: started with the
 /// default config, which is then replaced before any topic exists, and restarted.
 fn partitioned_broker() -> support::Broker {
-    let broker = support::Broker::start_local();
-    let config = broker.config_path().expect("a local broker has a config");
-    let toml = format!(
-        "default_partitions = {PARTITIONS}\nmax_message_size_bytes = 5242880\n\
-         keep_alive_interval_secs = 30\n[metrics]\nenabled = false\n"
-    );
-    std::fs::write(config, toml).expect("write the broker config");
-    broker.restart();
-    // pulsar-lite falls back to its defaults on a config it cannot read: make sure it did not.
-    let log = broker.log_tail(400);
-    assert!(
-        log.contains(&format!("Default partitions: {PARTITIONS}")),
-        "the broker did not take default_partitions = {PARTITIONS}:\n{log}"
-    );
-    broker
+    support::Broker::start_local_partitioned(PARTITIONS)
 }
 
 // --- pulsar-wire → official client ---------------------------------------------------------------

@@ -877,3 +877,32 @@ async fn a_message_for_an_unknown_consumer_is_dropped() {
         .await
         .expect("the connection still serves requests");
 }
+
+#[tokio::test]
+async fn subscribe_carries_the_consumer_name_and_priority_level() {
+    let mut peer = Peer::start().await;
+    let client = client(&peer);
+    let _consumer = guard(
+        "subscribe",
+        client
+            .consumer(TOPIC)
+            .subscription("peer-sub")
+            .subscription_type(SubscriptionType::Shared)
+            .consumer_name("worker-1")
+            .priority_level(3)
+            .property("team", "billing")
+            .subscribe(),
+    )
+    .await
+    .expect("subscribe");
+    let sub = peer
+        .expect(Type::Subscribe)
+        .await
+        .command
+        .subscribe
+        .unwrap();
+    assert_eq!(sub.consumer_name.as_deref(), Some("worker-1"));
+    assert_eq!(sub.priority_level, Some(3));
+    assert_eq!(sub.metadata[0].key, "team");
+    assert_eq!(sub.metadata[0].value, "billing");
+}

@@ -126,3 +126,27 @@ async fn a_reader_resumes_after_a_broker_crash_with_no_duplicate_and_no_gap() {
         .expect("next");
     assert!(more.is_none(), "a duplicate after the end: {more:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_reads_every_partition_of_a_partitioned_topic() {
+    let broker = Broker::start_local_partitioned(3);
+    let client = PulsarClient::new(broker.url()).expect("client");
+    let topic = support::unique_topic("reader-partitioned");
+    let producer = client.producer(&topic).create().await.expect("producer");
+    assert_eq!(producer.partitions(), 3);
+    for i in 0..30 {
+        let msg = pulsar_wire::ProducerMessage::new(format!("m{i}")).partition_key(format!("k{i}"));
+        producer.send(msg).await.expect("send");
+    }
+    let mut reader = client
+        .reader(&topic)
+        .start_message_id(MessageId::EARLIEST)
+        .create()
+        .await
+        .expect("reader");
+    let mut got = read_payloads(&mut reader, 30).await;
+    got.sort();
+    let mut want = expected(0..30);
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -615,3 +615,29 @@ impl Broker {
         assert!(status.success(), "kill -{sig} failed");
     }
 }
+
+impl Broker {
+    /// A private pulsar-lite on which every new topic has `partitions` partitions (the only way
+    /// pulsar-lite makes partitioned topics).
+    pub fn start_local_partitioned(partitions: u32) -> Broker {
+        let broker = Broker::start_local();
+        let config = broker
+            .config_path()
+            .unwrap_or_else(|| panic!("a local broker has a config"));
+        let toml = format!(
+            "default_partitions = {partitions}\nmax_message_size_bytes = 5242880\n\
+             keep_alive_interval_secs = 30\n[metrics]\nenabled = false\n"
+        );
+        if let Err(e) = fs::write(config, toml) {
+            panic!("cannot write the broker config: {e}");
+        }
+        broker.restart();
+        // pulsar-lite falls back to its defaults on a config it cannot read: check it did not.
+        let log = broker.log_tail(400);
+        assert!(
+            log.contains(&format!("Default partitions: {partitions}")),
+            "the broker did not take default_partitions = {partitions}:\n{log}"
+        );
+        broker
+    }
+}
