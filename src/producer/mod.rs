@@ -76,6 +76,8 @@ pub trait MessageRouter: Send + Sync + std::fmt::Debug {
 struct ProducerInner {
     topic: TopicName,
     partitioned: bool,
+    /// The one partition task of a non-partitioned topic: sends skip the lock and the routing.
+    single: Option<PartitionHandle>,
     partitions: RwLock<Vec<PartitionHandle>>,
     hashing: HashingScheme,
     routing: RoutingMode,
@@ -196,8 +198,13 @@ impl Producer {
     /// of the sends (per partition).
     pub async fn send_async(&self, msg: impl Into<ProducerMessage>) -> Result<SendReceipt> {
         let msg = msg.into();
-        let partition = self.inner.route(&msg).ok_or(Error::Closed("producer"))?;
-        let rx = partition.enqueue(msg).await?;
+        let rx = match &self.inner.single {
+            Some(partition) => partition.enqueue(msg).await?,
+            None => {
+                let partition = self.inner.route(&msg).ok_or(Error::Closed("producer"))?;
+                partition.enqueue(msg).await?
+            }
+        };
         Ok(SendReceipt { rx })
     }
 
