@@ -104,6 +104,7 @@ pub(crate) async fn connect(
         rx,
         rbuf,
         wbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: std::collections::VecDeque::new(),
         producers: HashMap::new(),
         consumers: HashMap::new(),
         watchers: HashMap::new(),
@@ -175,6 +176,38 @@ where
     }
 }
 
+/// Writes every chunk, in order, with vectored writes (at most 64 slices a call).
+async fn write_all_chunks<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    chunks: &mut std::collections::VecDeque<bytes::Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    while !chunks.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks
+            .iter()
+            .take(64)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut written = wr.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= written {
+                written -= front.len();
+                chunks.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+    wr.flush().await
+}
+
 fn encode(
     command: &BaseCommand,
     dst: &mut BytesMut,
@@ -213,6 +246,8 @@ struct Driver {
     rx: mpsc::UnboundedReceiver<Command>,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// What this turn writes, in order: sealed parts of `wbuf` and encoded frames.
+    out: std::collections::VecDeque<bytes::Bytes>,
     producers: HashMap<u64, mpsc::UnboundedSender<ProducerEvent>>,
     consumers: HashMap<u64, mpsc::UnboundedSender<ConsumerEvent>>,
     watchers: HashMap<u64, mpsc::UnboundedSender<TopicListUpdate>>,
@@ -288,11 +323,15 @@ impl Driver {
         while let Some(cmd) = self.core.poll_transmit() {
             encode(&cmd, &mut self.wbuf, self.max_frame_size)?;
         }
+        self.seal_wbuf();
+        write_all_chunks(wr, &mut self.out).await.map_err(io_error)
+    }
+
+    /// Moves what is encoded in `wbuf` to the end of the write queue, keeping the order.
+    fn seal_wbuf(&mut self) {
         if !self.wbuf.is_empty() {
-            wr.write_all(&self.wbuf).await.map_err(io_error)?;
-            self.wbuf.clear();
+            self.out.push_back(self.wbuf.split().freeze());
         }
-        Ok(())
     }
 
     fn apply(&mut self, cmd: Command) -> Result<(), ConnectionError> {
@@ -320,7 +359,12 @@ impl Driver {
                     warn!(connection = self.id, error = %e, "command not sent");
                 }
             }
-            Command::Frame(bytes) => self.wbuf.extend_from_slice(&bytes),
+            // Encoded frames (SENDs with their payloads) are written as they are, by a vectored
+            // write: no copy into the write buffer.
+            Command::Frame(bytes) => {
+                self.seal_wbuf();
+                self.out.push_back(bytes);
+            }
             Command::Producer(id, Some(tx)) => {
                 self.producers.insert(id, tx);
             }
