@@ -15,7 +15,9 @@
 //! prints (stderr) the client thread's CPU time per message (`/proc/thread-self/schedstat`,
 //! on-CPU nanoseconds of the bench thread only, so the sink's work is not counted), the wall
 //! time per message, and the heap allocations per message counted by the counting global
-//! allocator below on the client thread only.
+//! allocator below on the client thread only. `CLIENT_BENCH_COST_ONLY=<bench name>` limits it
+//! to one path (for a profiler: `cargo bench --bench client -- nomatch` then skips the
+//! criterion benches).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -588,7 +590,11 @@ fn cost_per_message(_: &mut Criterion) {
         "client cost per message ({COST_MESSAGES} messages; CPU: the client thread's on-CPU time; \
          allocations: alloc/alloc_zeroed calls on the client thread, reallocs apart)"
     );
+    let only = std::env::var("CLIENT_BENCH_COST_ONLY").ok();
     for (name, _client, path) in &mut paths {
+        if only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
         rt.block_on(path.run(MESSAGES)); // warm-up
         let allocs = ALLOCS.load(Ordering::Relaxed);
         let reallocs = REALLOCS.load(Ordering::Relaxed);
