@@ -102,24 +102,25 @@ impl<T> PendingQueue<T> {
         self.items.remove(at)
     }
 
-    /// Removes and returns the sends whose deadline is at or before `now`.
+    /// Removes and returns the sends whose deadline is at or before `now`. Deadlines grow along
+    /// the queue (one send timeout per producer), so only the front needs looking at.
     pub fn expire(&mut self, now: Instant) -> Vec<PendingSend<T>> {
         let mut expired = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.items.len());
-        for p in self.items.drain(..) {
-            if p.deadline.is_some_and(|d| d <= now) {
+        while self
+            .items
+            .front()
+            .is_some_and(|p| p.deadline.is_some_and(|d| d <= now))
+        {
+            if let Some(p) = self.items.pop_front() {
                 expired.push(p);
-            } else {
-                kept.push_back(p);
             }
         }
-        self.items = kept;
         expired
     }
 
-    /// The earliest deadline.
+    /// The earliest deadline: the front's.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.items.iter().filter_map(|p| p.deadline).min()
+        self.items.front().and_then(|p| p.deadline)
     }
 
     /// The frames to write again after a reconnect, in their original order.
@@ -192,7 +193,7 @@ mod tests {
         let mut q = PendingQueue::default();
         q.push(send(0, Some(now)));
         q.push(send(1, Some(now + Duration::from_secs(5))));
-        q.push(send(2, None));
+        q.push(send(2, Some(now + Duration::from_secs(6))));
         let expired: Vec<u64> = q.expire(now).into_iter().map(|p| p.sequence_id).collect();
         assert_eq!(expired, vec![0]);
         assert_eq!(q.next_deadline(), Some(now + Duration::from_secs(5)));
