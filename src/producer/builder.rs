@@ -256,7 +256,9 @@ impl ProducerBuilder {
         let n = handles.len().max(1);
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let start = usize::from_str_radix(&crate::consumer::random_name(4), 36).unwrap_or(0) % n;
-        let single = (partitions == 0).then(|| handles.first().cloned()).flatten();
+        let single = (partitions == 0)
+            .then(|| handles.first().cloned())
+            .flatten();
         let inner = Arc::new(ProducerInner {
             topic,
             partitioned: partitions > 0,
