@@ -101,6 +101,11 @@ impl Spec {
 
     /// Checks a message pulsar-wire received.
     fn assert_received(&self, msg: &Message, what: &str) {
+        self.assert_redelivered(msg, what, 0);
+    }
+
+    /// As [`Spec::assert_received`], for a message delivered `count` times before.
+    fn assert_redelivered(&self, msg: &Message, what: &str, count: u32) {
         assert_eq!(
             msg.payload().len(),
             self.payload.len(),
@@ -111,7 +116,7 @@ impl Spec {
             "{what}: payload bytes differ"
         );
         assert_eq!(msg.properties(), &self.properties, "{what}: properties");
-        assert_eq!(msg.redelivery_count(), 0, "{what}: redelivery count");
+        assert_eq!(msg.redelivery_count(), count, "{what}: redelivery count");
     }
 }
 
@@ -879,8 +884,25 @@ async fn chunked_official_to_wire() {
 
     for (i, (spec, sent)) in specs.iter().zip(&sent).enumerate() {
         let what = format!("message {i}");
-        let msg = receive_one(&mut consumer, &what).await;
-        spec.assert_received(&msg, &what);
+        // Under load, pulsar-lite sometimes counts a message as dispatched to a Shared
+        // consumer right after a chunked message without ever sending it: the relay above saw
+        // only the two chunk MESSAGE frames (seen about 1 run in 5 with the whole file running).
+        // Resubscribing makes the broker redeliver it, with its redelivery count raised.
+        let (msg, redeliveries) =
+            match tokio::time::timeout(Duration::from_secs(10), consumer.receive()).await {
+                Ok(received) => (
+                    received.unwrap_or_else(|e| panic!("{what}: receive failed: {e}")),
+                    0,
+                ),
+                Err(_) => {
+                    let pushed = tap.seen(false, Type::Message).len();
+                    assert_eq!(pushed, 2, "{what}: only the chunks reached the client");
+                    consumer.close().await.expect("close");
+                    consumer = subscribe(&client, &topic, sub).await;
+                    (receive_one(&mut consumer, &what).await, 1)
+                }
+            };
+        spec.assert_redelivered(&msg, &what, redeliveries);
         assert_eq!(msg.producer_name(), producer_name, "{what}: producer");
         assert_eq!(
             (msg.id().ledger_id, msg.id().entry_id),
