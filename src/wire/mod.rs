@@ -29,8 +29,10 @@
 //! // total size 9, command size 5, then type = PING (field 1 = 18) and an empty `ping` (field 18).
 //! assert_eq!(&buf[..], &[0, 0, 0, 9, 0, 0, 0, 5, 0x08, 0x12, 0x92, 0x01, 0x00]);
 //!
-//! let frame = wire::decode(&mut buf, DEFAULT_MAX_FRAME_SIZE)?.expect("a whole frame");
-//! assert_eq!(frame, Frame::command(ping));
+//! // A whole frame is buffered: it decodes, and nothing is left.
+//! let frame = wire::decode(&mut buf, DEFAULT_MAX_FRAME_SIZE)?;
+//! assert_eq!(frame, Some(Frame::command(ping)));
+//! assert!(buf.is_empty());
 //! # Ok::<(), wire::FrameError>(())
 //! ```
 
