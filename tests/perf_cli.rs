@@ -5,10 +5,10 @@
 
 mod support;
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use support::cli::{closed_port, run_command, text};
+
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_pulsar-wire");
@@ -31,54 +31,11 @@ const KEYS: [&str; 11] = [
 /// A limit far above what any run here needs; only a hung binary reaches it.
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// Runs the binary with `args`, killing it (and failing the test) after `limit`.
+/// Runs the binary with `args` (without `PULSAR_URL`), failing the test after `limit`.
 fn run(args: &[&str], limit: Duration) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("PULSAR_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn the binary");
-    let mut stdout = child.stdout.take().expect("stdout pipe");
-    let mut stderr = child.stderr.take().expect("stderr pipe");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the binary") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = err_reader.join().unwrap_or_default();
-            panic!(
-                "{args:?} still ran after {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    cmd.args(args).env_remove("PULSAR_URL");
+    run_command(cmd, limit)
 }
 
 /// Asserts success and that stdout is exactly one JSON object line; returns it.
@@ -161,29 +118,8 @@ fn assert_contract(line: &str, op: &str) {
 /// Asserts a clean failure: exit code 1, exactly one `error: ` line on stderr, no panic, no
 /// backtrace, nothing on stdout. Returns that line.
 fn failed(out: &Output) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{stderr}",
-        out.status,
-        text(&out.stdout)
-    );
-    assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
-    assert!(!stderr.contains("backtrace"), "a backtrace:\n{stderr}");
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "want one error line, stderr:\n{stderr}");
-    errors[0].to_string()
-}
-
-/// A loopback port with nothing listening on it.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("local addr").port()
+    support::cli::failed(out)
 }
 
 /// Produces for 2 s at a bounded rate (so that a debug build drains it quickly), then consumes

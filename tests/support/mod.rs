@@ -47,6 +47,7 @@
 //! - CONNECTED says protocol 20 and carries no `max_message_size` and no feature flags.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod peer;
 
 pub mod tls;
