@@ -358,12 +358,12 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                 Type::Connect => put(
                     &mut replies,
                     &BaseCommand {
-                        connected: Some(proto::CommandConnected {
+                        connected: Some(Box::new(proto::CommandConnected {
                             server_version: "bench-sink".into(),
                             protocol_version: Some(21),
                             max_message_size: Some(wire::DEFAULT_MAX_MESSAGE_SIZE as i32),
                             ..Default::default()
-                        }),
+                        })),
                         ..command(Type::Connected)
                     },
                 ),
@@ -379,13 +379,15 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                     put(
                         &mut replies,
                         &BaseCommand {
-                            lookup_topic_response: Some(proto::CommandLookupTopicResponse {
-                                broker_service_url: Some(url.clone()),
-                                response: Some(LookupType::Connect as i32),
-                                request_id: l.request_id,
-                                authoritative: Some(true),
-                                ..Default::default()
-                            }),
+                            lookup_topic_response: Some(Box::new(
+                                proto::CommandLookupTopicResponse {
+                                    broker_service_url: Some(url.clone()),
+                                    response: Some(LookupType::Connect as i32),
+                                    request_id: l.request_id,
+                                    authoritative: Some(true),
+                                    ..Default::default()
+                                },
+                            )),
                             ..command(Type::LookupResponse)
                         },
                     );
@@ -395,7 +397,7 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                     put(
                         &mut replies,
                         &BaseCommand {
-                            partition_metadata_response: Some(
+                            partition_metadata_response: Some(Box::new(
                                 proto::CommandPartitionedTopicMetadataResponse {
                                     partitions: Some(0),
                                     request_id: m.request_id,
@@ -405,7 +407,7 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                                     ),
                                     ..Default::default()
                                 },
-                            ),
+                            )),
                             ..command(Type::PartitionedMetadataResponse)
                         },
                     );
@@ -415,7 +417,7 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                     put(
                         &mut replies,
                         &BaseCommand {
-                            producer_success: Some(proto::CommandProducerSuccess {
+                            producer_success: Some(Box::new(proto::CommandProducerSuccess {
                                 request_id: p.request_id,
                                 producer_name: p
                                     .producer_name
@@ -423,7 +425,7 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                                 last_sequence_id: Some(-1),
                                 producer_ready: Some(true),
                                 ..Default::default()
-                            }),
+                            })),
                             ..command(Type::ProducerSuccess)
                         },
                     );
@@ -469,10 +471,10 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
 
 fn success(request_id: u64) -> BaseCommand {
     BaseCommand {
-        success: Some(proto::CommandSuccess {
+        success: Some(Box::new(proto::CommandSuccess {
             request_id,
             schema: None,
-        }),
+        })),
         ..command(Type::Success)
     }
 }

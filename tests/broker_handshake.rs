@@ -21,7 +21,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 fn connect_command() -> proto::BaseCommand {
     proto::BaseCommand {
         r#type: Type::Connect as i32,
-        connect: Some(proto::CommandConnect {
+        connect: Some(Box::new(proto::CommandConnect {
             client_version: "pulsar-wire-test".to_string(),
             protocol_version: Some(21),
             auth_method_name: Some("token".to_string()),
@@ -32,7 +32,7 @@ fn connect_command() -> proto::BaseCommand {
                 ..Default::default()
             }),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     }
 }
@@ -48,12 +48,12 @@ fn ping_command() -> proto::BaseCommand {
 fn lookup_command(topic: &str, request_id: u64) -> proto::BaseCommand {
     proto::BaseCommand {
         r#type: Type::Lookup as i32,
-        lookup_topic: Some(proto::CommandLookupTopic {
+        lookup_topic: Some(Box::new(proto::CommandLookupTopic {
             topic: topic.to_string(),
             request_id,
             authoritative: Some(false),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     }
 }

@@ -462,11 +462,11 @@ fn refusing_broker() -> u16 {
     let port = listener.local_addr().expect("addr").port();
     let refusal = proto::BaseCommand {
         r#type: proto::base_command::Type::Error as i32,
-        error: Some(proto::CommandError {
+        error: Some(Box::new(proto::CommandError {
             request_id: 0,
             error: proto::ServerError::AuthenticationError as i32,
             message: "Failed to authenticate: invalid token".into(),
-        }),
+        })),
         ..Default::default()
     };
     let mut frame = BytesMut::new();

@@ -13,11 +13,12 @@ use support::peer::{self, Peer};
 
 fn topics_response(request_id: u64, topics: &[&str]) -> bytes::Bytes {
     let mut cmd = peer::command(Type::GetTopicsOfNamespaceResponse);
-    cmd.get_topics_of_namespace_response = Some(proto::CommandGetTopicsOfNamespaceResponse {
-        request_id,
-        topics: topics.iter().map(|t| t.to_string()).collect(),
-        ..Default::default()
-    });
+    cmd.get_topics_of_namespace_response =
+        Some(Box::new(proto::CommandGetTopicsOfNamespaceResponse {
+            request_id,
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }));
     peer::encode(&cmd)
 }
 
@@ -214,12 +215,12 @@ async fn the_topic_list_watcher_pushes_new_and_deleted_topics() {
         }
         if let Some(w) = &c.watch_topic_list {
             let mut ok = peer::command(Type::WatchTopicListSuccess);
-            ok.watch_topic_list_success = Some(proto::CommandWatchTopicListSuccess {
+            ok.watch_topic_list_success = Some(Box::new(proto::CommandWatchTopicListSuccess {
                 request_id: w.request_id,
                 watcher_id: w.watcher_id,
                 topic: listing.iter().map(|t| t.to_string()).collect(),
                 topics_hash: "h1".into(),
-            });
+            }));
             return Some(vec![peer::encode(&ok)]);
         }
         None
@@ -252,12 +253,12 @@ async fn the_topic_list_watcher_pushes_new_and_deleted_topics() {
     );
 
     let mut update = peer::command(Type::WatchTopicUpdate);
-    update.watch_topic_update = Some(proto::CommandWatchTopicUpdate {
+    update.watch_topic_update = Some(Box::new(proto::CommandWatchTopicUpdate {
         watcher_id: watch.watcher_id,
         new_topics: vec!["persistent://public/default/orders-b".into()],
         deleted_topics: vec!["persistent://public/default/orders-a".into()],
         topics_hash: "h2".into(),
-    });
+    }));
     peer.push(peer::encode(&update));
     let (mut closed, mut subscribed) = (None, None);
     while closed.is_none() || subscribed.is_none() {

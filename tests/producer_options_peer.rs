@@ -92,24 +92,24 @@ fn batch_entries(payload: &wire::Payload) -> Vec<BatchEntry> {
 
 fn producer_success(request_id: u64, name: &str, ready: bool) -> Bytes {
     peer::encode(&proto::BaseCommand {
-        producer_success: Some(proto::CommandProducerSuccess {
+        producer_success: Some(Box::new(proto::CommandProducerSuccess {
             request_id,
             producer_name: name.to_owned(),
             last_sequence_id: Some(-1),
             producer_ready: Some(ready),
             ..Default::default()
-        }),
+        })),
         ..peer::command(Type::ProducerSuccess)
     })
 }
 
 fn error_reply(request_id: u64, code: proto::ServerError, message: &str) -> Bytes {
     peer::encode(&proto::BaseCommand {
-        error: Some(proto::CommandError {
+        error: Some(Box::new(proto::CommandError {
             request_id,
             error: code as i32,
             message: message.to_owned(),
-        }),
+        })),
         ..peer::command(Type::Error)
     })
 }

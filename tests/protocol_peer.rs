@@ -314,7 +314,7 @@ async fn twenty_redirects_are_followed() {
             }
         };
         Some(vec![peer::encode(&proto::BaseCommand {
-            lookup_topic_response: Some(r),
+            lookup_topic_response: Some(Box::new(r)),
             ..peer::command(Type::LookupResponse)
         })])
     });

@@ -276,22 +276,22 @@ fn simple_command(rng: &mut Rng) -> proto::BaseCommand {
             Type::Pong
         }
         2 => {
-            c.connect = Some(proto::CommandConnect {
+            c.connect = Some(Box::new(proto::CommandConnect {
                 client_version: rng.text(30),
                 protocol_version: Some(rng.below(30) as i32),
                 auth_method_name: rng.one_in(2).then(|| rng.text(8)),
                 auth_data: rng.one_in(2).then(|| Bytes::from(rng.bytes(20))),
                 ..Default::default()
-            });
+            }));
             Type::Connect
         }
         3 => {
-            c.connected = Some(proto::CommandConnected {
+            c.connected = Some(Box::new(proto::CommandConnected {
                 server_version: rng.text(20),
                 protocol_version: Some(21),
                 max_message_size: Some(rng.next() as i32),
                 ..Default::default()
-            });
+            }));
             Type::Connected
         }
         4 => {
@@ -319,7 +319,7 @@ fn simple_command(rng: &mut Rng) -> proto::BaseCommand {
             Type::Ack
         }
         6 => {
-            c.subscribe = Some(proto::CommandSubscribe {
+            c.subscribe = Some(Box::new(proto::CommandSubscribe {
                 topic: rng.text(40),
                 subscription: rng.text(10),
                 sub_type: rng.below(5) as i32,
@@ -328,17 +328,17 @@ fn simple_command(rng: &mut Rng) -> proto::BaseCommand {
                 metadata: key_values(rng),
                 start_message_id: rng.one_in(2).then(|| id(rng)),
                 ..Default::default()
-            });
+            }));
             Type::Subscribe
         }
         7 => {
-            c.producer = Some(proto::CommandProducer {
+            c.producer = Some(Box::new(proto::CommandProducer {
                 topic: rng.text(40),
                 producer_id: rng.num(),
                 request_id: rng.num(),
                 metadata: key_values(rng),
                 ..Default::default()
-            });
+            }));
             Type::Producer
         }
         8 => {
@@ -351,124 +351,127 @@ fn simple_command(rng: &mut Rng) -> proto::BaseCommand {
             Type::SendReceipt
         }
         9 => {
-            c.send_error = Some(proto::CommandSendError {
+            c.send_error = Some(Box::new(proto::CommandSendError {
                 producer_id: rng.num(),
                 sequence_id: rng.num(),
                 error: rng.below(30) as i32,
                 message: rng.text(30),
-            });
+            }));
             Type::SendError
         }
         10 => {
-            c.success = Some(proto::CommandSuccess {
+            c.success = Some(Box::new(proto::CommandSuccess {
                 request_id: rng.num(),
                 schema: None,
-            });
+            }));
             Type::Success
         }
         11 => {
-            c.error = Some(proto::CommandError {
+            c.error = Some(Box::new(proto::CommandError {
                 request_id: rng.num(),
                 error: rng.below(30) as i32,
                 message: rng.text(40),
-            });
+            }));
             Type::Error
         }
         12 => {
-            c.close_consumer = Some(proto::CommandCloseConsumer {
+            c.close_consumer = Some(Box::new(proto::CommandCloseConsumer {
                 consumer_id: rng.num(),
                 request_id: rng.num(),
                 ..Default::default()
-            });
+            }));
             Type::CloseConsumer
         }
         13 => {
-            c.producer_success = Some(proto::CommandProducerSuccess {
+            c.producer_success = Some(Box::new(proto::CommandProducerSuccess {
                 request_id: rng.num(),
                 producer_name: rng.text(20),
                 last_sequence_id: Some(rng.next() as i64),
                 schema_version: rng.one_in(2).then(|| Bytes::from(rng.bytes(8))),
                 ..Default::default()
-            });
+            }));
             Type::ProducerSuccess
         }
         14 => {
             c.redeliver_unacknowledged_messages =
-                Some(proto::CommandRedeliverUnacknowledgedMessages {
+                Some(Box::new(proto::CommandRedeliverUnacknowledgedMessages {
                     consumer_id: rng.num(),
                     message_ids: (0..rng.below(5)).map(|_| id(rng)).collect(),
                     consumer_epoch: rng.one_in(2).then(|| rng.num()),
-                });
+                }));
             Type::RedeliverUnacknowledgedMessages
         }
         15 => {
-            c.lookup_topic_response = Some(proto::CommandLookupTopicResponse {
+            c.lookup_topic_response = Some(Box::new(proto::CommandLookupTopicResponse {
                 broker_service_url: Some(rng.text(30)),
                 response: Some(rng.below(3) as i32),
                 request_id: rng.num(),
                 authoritative: Some(rng.one_in(2)),
                 ..Default::default()
-            });
+            }));
             Type::LookupResponse
         }
         16 => {
-            c.partition_metadata_response = Some(proto::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(rng.below(100) as u32),
-                request_id: rng.num(),
-                ..Default::default()
-            });
+            c.partition_metadata_response =
+                Some(Box::new(proto::CommandPartitionedTopicMetadataResponse {
+                    partitions: Some(rng.below(100) as u32),
+                    request_id: rng.num(),
+                    ..Default::default()
+                }));
             Type::PartitionedMetadataResponse
         }
         17 => {
-            c.seek = Some(proto::CommandSeek {
+            c.seek = Some(Box::new(proto::CommandSeek {
                 consumer_id: rng.num(),
                 request_id: rng.num(),
                 message_id: rng.one_in(2).then(|| id(rng)),
                 message_publish_time: rng.one_in(2).then(|| rng.num()),
-            });
+            }));
             Type::Seek
         }
         18 => {
-            c.get_last_message_id_response = Some(proto::CommandGetLastMessageIdResponse {
-                last_message_id: id(rng),
-                request_id: rng.num(),
-                consumer_mark_delete_position: rng.one_in(2).then(|| id(rng)),
-            });
+            c.get_last_message_id_response =
+                Some(Box::new(proto::CommandGetLastMessageIdResponse {
+                    last_message_id: id(rng),
+                    request_id: rng.num(),
+                    consumer_mark_delete_position: rng.one_in(2).then(|| id(rng)),
+                }));
             Type::GetLastMessageIdResponse
         }
         19 => {
-            c.get_topics_of_namespace_response = Some(proto::CommandGetTopicsOfNamespaceResponse {
-                request_id: rng.num(),
-                topics: (0..rng.below(5)).map(|_| rng.text(20)).collect(),
-                ..Default::default()
-            });
+            c.get_topics_of_namespace_response =
+                Some(Box::new(proto::CommandGetTopicsOfNamespaceResponse {
+                    request_id: rng.num(),
+                    topics: (0..rng.below(5)).map(|_| rng.text(20)).collect(),
+                    ..Default::default()
+                }));
             Type::GetTopicsOfNamespaceResponse
         }
         20 => {
-            c.consumer_stats_response = Some(proto::CommandConsumerStatsResponse {
+            c.consumer_stats_response = Some(Box::new(proto::CommandConsumerStatsResponse {
                 request_id: rng.num(),
                 msg_rate_out: Some(f64::from_bits(rng.next())),
                 consumer_name: rng.one_in(2).then(|| rng.text(10)),
                 ..Default::default()
-            });
+            }));
             Type::ConsumerStatsResponse
         }
         21 => {
-            c.auth_challenge = Some(proto::CommandAuthChallenge {
+            c.auth_challenge = Some(Box::new(proto::CommandAuthChallenge {
                 server_version: Some(rng.text(10)),
                 challenge: Some(proto::AuthData {
                     auth_method_name: Some(rng.text(6)),
                     auth_data: Some(Bytes::from(rng.bytes(16))),
                 }),
                 protocol_version: Some(21),
-            });
+            }));
             Type::AuthChallenge
         }
         22 => {
-            c.active_consumer_change = Some(proto::CommandActiveConsumerChange {
+            c.active_consumer_change = Some(Box::new(proto::CommandActiveConsumerChange {
                 consumer_id: rng.num(),
                 is_active: Some(rng.one_in(2)),
-            });
+            }));
             Type::ActiveConsumerChange
         }
         _ => {

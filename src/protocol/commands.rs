@@ -31,7 +31,7 @@ pub fn connect(
     proxy_to_broker_url: Option<String>,
 ) -> BaseCommand {
     let mut c = base(Type::Connect);
-    c.connect = Some(proto::CommandConnect {
+    c.connect = Some(Box::new(proto::CommandConnect {
         client_version: client_version(),
         auth_method_name: auth_method.map(str::to_owned),
         auth_data,
@@ -43,21 +43,21 @@ pub fn connect(
             ..Default::default()
         }),
         ..Default::default()
-    });
+    }));
     c
 }
 
 /// AUTH_RESPONSE with fresh credentials.
 pub fn auth_response(auth_method: &str, auth_data: Bytes) -> BaseCommand {
     let mut c = base(Type::AuthResponse);
-    c.auth_response = Some(proto::CommandAuthResponse {
+    c.auth_response = Some(Box::new(proto::CommandAuthResponse {
         client_version: Some(client_version()),
         response: Some(proto::AuthData {
             auth_method_name: Some(auth_method.to_owned()),
             auth_data: Some(auth_data),
         }),
         protocol_version: Some(PROTOCOL_VERSION),
-    });
+    }));
     c
 }
 
@@ -78,23 +78,23 @@ pub fn pong() -> BaseCommand {
 /// LOOKUP.
 pub fn lookup(topic: &str, request_id: u64, authoritative: bool) -> BaseCommand {
     let mut c = base(Type::Lookup);
-    c.lookup_topic = Some(proto::CommandLookupTopic {
+    c.lookup_topic = Some(Box::new(proto::CommandLookupTopic {
         topic: topic.to_owned(),
         request_id,
         authoritative: Some(authoritative),
         ..Default::default()
-    });
+    }));
     c
 }
 
 /// PARTITIONED_METADATA.
 pub fn partitioned_metadata(topic: &str, request_id: u64) -> BaseCommand {
     let mut c = base(Type::PartitionedMetadata);
-    c.partition_metadata = Some(proto::CommandPartitionedTopicMetadata {
+    c.partition_metadata = Some(Box::new(proto::CommandPartitionedTopicMetadata {
         topic: topic.to_owned(),
         request_id,
         ..Default::default()
-    });
+    }));
     c
 }
 
@@ -126,7 +126,7 @@ pub struct ProducerArgs {
 /// PRODUCER.
 pub fn producer(args: &ProducerArgs, request_id: u64) -> BaseCommand {
     let mut c = base(Type::Producer);
-    c.producer = Some(proto::CommandProducer {
+    c.producer = Some(Box::new(proto::CommandProducer {
         topic: args.topic.clone(),
         producer_id: args.producer_id,
         request_id,
@@ -139,7 +139,7 @@ pub fn producer(args: &ProducerArgs, request_id: u64) -> BaseCommand {
         initial_subscription_name: args.initial_subscription_name.clone(),
         schema: args.schema.clone(),
         ..Default::default()
-    });
+    }));
     c
 }
 
@@ -177,7 +177,7 @@ pub struct SubscribeArgs {
 /// SUBSCRIBE.
 pub fn subscribe(args: &SubscribeArgs, request_id: u64) -> BaseCommand {
     let mut c = base(Type::Subscribe);
-    c.subscribe = Some(proto::CommandSubscribe {
+    c.subscribe = Some(Box::new(proto::CommandSubscribe {
         topic: args.topic.clone(),
         subscription: args.subscription.clone(),
         sub_type: args.sub_type,
@@ -194,7 +194,7 @@ pub fn subscribe(args: &SubscribeArgs, request_id: u64) -> BaseCommand {
         force_topic_creation: Some(true),
         schema: args.schema.clone(),
         ..Default::default()
-    });
+    }));
     c
 }
 
@@ -233,44 +233,45 @@ pub fn ack(
 /// REDELIVER_UNACKNOWLEDGED_MESSAGES: the given entries, or everything unacked when empty.
 pub fn redeliver(consumer_id: u64, ids: Vec<MessageIdData>) -> BaseCommand {
     let mut c = base(Type::RedeliverUnacknowledgedMessages);
-    c.redeliver_unacknowledged_messages = Some(proto::CommandRedeliverUnacknowledgedMessages {
-        consumer_id,
-        message_ids: ids,
-        ..Default::default()
-    });
+    c.redeliver_unacknowledged_messages =
+        Some(Box::new(proto::CommandRedeliverUnacknowledgedMessages {
+            consumer_id,
+            message_ids: ids,
+            ..Default::default()
+        }));
     c
 }
 
 /// UNSUBSCRIBE.
 pub fn unsubscribe(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::Unsubscribe);
-    c.unsubscribe = Some(proto::CommandUnsubscribe {
+    c.unsubscribe = Some(Box::new(proto::CommandUnsubscribe {
         consumer_id,
         request_id,
         force: None,
-    });
+    }));
     c
 }
 
 /// CLOSE_PRODUCER.
 pub fn close_producer(producer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::CloseProducer);
-    c.close_producer = Some(proto::CommandCloseProducer {
+    c.close_producer = Some(Box::new(proto::CommandCloseProducer {
         producer_id,
         request_id,
         ..Default::default()
-    });
+    }));
     c
 }
 
 /// CLOSE_CONSUMER.
 pub fn close_consumer(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::CloseConsumer);
-    c.close_consumer = Some(proto::CommandCloseConsumer {
+    c.close_consumer = Some(Box::new(proto::CommandCloseConsumer {
         consumer_id,
         request_id,
         ..Default::default()
-    });
+    }));
     c
 }
 
@@ -289,11 +290,11 @@ pub fn send(producer_id: u64, sequence_id: u64, num_messages: Option<i32>) -> Ba
 /// SEEK (set `message_id` or `message_publish_time` on the result).
 pub fn seek(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::Seek);
-    c.seek = Some(proto::CommandSeek {
+    c.seek = Some(Box::new(proto::CommandSeek {
         consumer_id,
         request_id,
         ..Default::default()
-    });
+    }));
     c
 }
 
@@ -301,7 +302,7 @@ pub fn seek(consumer_id: u64, request_id: u64) -> BaseCommand {
 /// non-persistent ones.
 pub fn get_topics_of_namespace(namespace: &str, persistent: bool, request_id: u64) -> BaseCommand {
     let mut c = base(Type::GetTopicsOfNamespace);
-    c.get_topics_of_namespace = Some(proto::CommandGetTopicsOfNamespace {
+    c.get_topics_of_namespace = Some(Box::new(proto::CommandGetTopicsOfNamespace {
         request_id,
         namespace: namespace.to_owned(),
         mode: Some(if persistent {
@@ -310,7 +311,7 @@ pub fn get_topics_of_namespace(namespace: &str, persistent: bool, request_id: u6
             proto::command_get_topics_of_namespace::Mode::NonPersistent as i32
         }),
         ..Default::default()
-    });
+    }));
     c
 }
 
@@ -323,33 +324,33 @@ pub fn watch_topic_list(
     topics_hash: Option<String>,
 ) -> BaseCommand {
     let mut c = base(Type::WatchTopicList);
-    c.watch_topic_list = Some(proto::CommandWatchTopicList {
+    c.watch_topic_list = Some(Box::new(proto::CommandWatchTopicList {
         request_id,
         watcher_id,
         namespace: namespace.to_owned(),
         topics_pattern: pattern.to_owned(),
         topics_hash,
-    });
+    }));
     c
 }
 
 /// WATCH_TOPIC_LIST_CLOSE.
 pub fn watch_topic_list_close(request_id: u64, watcher_id: u64) -> BaseCommand {
     let mut c = base(Type::WatchTopicListClose);
-    c.watch_topic_list_close = Some(proto::CommandWatchTopicListClose {
+    c.watch_topic_list_close = Some(Box::new(proto::CommandWatchTopicListClose {
         request_id,
         watcher_id,
-    });
+    }));
     c
 }
 
 /// GET_LAST_MESSAGE_ID.
 pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::GetLastMessageId);
-    c.get_last_message_id = Some(proto::CommandGetLastMessageId {
+    c.get_last_message_id = Some(Box::new(proto::CommandGetLastMessageId {
         consumer_id,
         request_id,
-    });
+    }));
     c
 }
 

@@ -336,7 +336,7 @@ impl<T> ConnectionCore<T> {
             Type::Pong => Inbound::Nothing,
             Type::Connected => Inbound::Ignored("CONNECTED after the handshake".into()),
             Type::AuthChallenge => match command.auth_challenge {
-                Some(c) => Inbound::AuthChallenge(c),
+                Some(c) => Inbound::AuthChallenge(*c),
                 None => missing(kind),
             },
             Type::SendReceipt => match command.send_receipt {
@@ -497,10 +497,10 @@ impl<T> ConnectionCore<T> {
                     .as_ref()
                     .and_then(|f| f.supports_topic_watchers)
                     .unwrap_or(false);
-                Ok(Inbound::Connected(connected))
+                Ok(Inbound::Connected(*connected))
             }
             Type::AuthChallenge => match command.auth_challenge {
-                Some(c) => Ok(Inbound::AuthChallenge(c)),
+                Some(c) => Ok(Inbound::AuthChallenge(*c)),
                 None => Ok(missing(kind)),
             },
             Type::Error => {

@@ -630,11 +630,11 @@ mod tests {
     fn golden_connect() {
         let connect = BaseCommand {
             r#type: Type::Connect as i32,
-            connect: Some(CommandConnect {
+            connect: Some(Box::new(CommandConnect {
                 client_version: "pulsar-wire".into(),
                 protocol_version: Some(21),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         assert_eq!(dec(CONNECT), Ok(Frame::command(connect.clone())));
@@ -720,26 +720,26 @@ mod tests {
                 ..base(Type::Pong)
             },
             BaseCommand {
-                connect: Some(CommandConnect {
+                connect: Some(Box::new(CommandConnect {
                     client_version: "pulsar-wire 0.1".into(),
                     auth_method_name: Some("token".into()),
                     auth_data: Some(Bytes::from_static(b"secret")),
                     protocol_version: Some(21),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::Connect)
             },
             BaseCommand {
-                connected: Some(proto::CommandConnected {
+                connected: Some(Box::new(proto::CommandConnected {
                     server_version: "Pulsar Server 4.0".into(),
                     protocol_version: Some(21),
                     max_message_size: Some(5 * 1024 * 1024),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::Connected)
             },
             BaseCommand {
-                subscribe: Some(proto::CommandSubscribe {
+                subscribe: Some(Box::new(proto::CommandSubscribe {
                     topic: "persistent://public/default/t".into(),
                     subscription: "sub".into(),
                     sub_type: proto::command_subscribe::SubType::Shared as i32,
@@ -752,17 +752,17 @@ mod tests {
                     }],
                     start_message_id: Some(id(u64::MAX, u64::MAX)),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::Subscribe)
             },
             BaseCommand {
-                producer: Some(proto::CommandProducer {
+                producer: Some(Box::new(proto::CommandProducer {
                     topic: "t".into(),
                     producer_id: 4,
                     request_id: 5,
                     producer_name: Some("p".into()),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::Producer)
             },
             BaseCommand {
@@ -775,12 +775,12 @@ mod tests {
                 ..base(Type::SendReceipt)
             },
             BaseCommand {
-                send_error: Some(proto::CommandSendError {
+                send_error: Some(Box::new(proto::CommandSendError {
                     producer_id: 1,
                     sequence_id: 2,
                     error: proto::ServerError::ChecksumError as i32,
                     message: "bad checksum".into(),
-                }),
+                })),
                 ..base(Type::SendError)
             },
             BaseCommand {
@@ -808,75 +808,75 @@ mod tests {
                 ..base(Type::Flow)
             },
             BaseCommand {
-                unsubscribe: Some(proto::CommandUnsubscribe {
+                unsubscribe: Some(Box::new(proto::CommandUnsubscribe {
                     consumer_id: 1,
                     request_id: 2,
                     force: Some(true),
-                }),
+                })),
                 ..base(Type::Unsubscribe)
             },
             BaseCommand {
-                success: Some(proto::CommandSuccess {
+                success: Some(Box::new(proto::CommandSuccess {
                     request_id: 2,
                     schema: None,
-                }),
+                })),
                 ..base(Type::Success)
             },
             BaseCommand {
-                error: Some(proto::CommandError {
+                error: Some(Box::new(proto::CommandError {
                     request_id: 2,
                     error: proto::ServerError::TopicNotFound as i32,
                     message: "no such topic".into(),
-                }),
+                })),
                 ..base(Type::Error)
             },
             BaseCommand {
-                close_producer: Some(proto::CommandCloseProducer {
+                close_producer: Some(Box::new(proto::CommandCloseProducer {
                     producer_id: 1,
                     request_id: 2,
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::CloseProducer)
             },
             BaseCommand {
-                close_consumer: Some(proto::CommandCloseConsumer {
+                close_consumer: Some(Box::new(proto::CommandCloseConsumer {
                     consumer_id: 1,
                     request_id: 2,
                     assigned_broker_service_url: Some("pulsar://b:6650".into()),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::CloseConsumer)
             },
             BaseCommand {
-                producer_success: Some(proto::CommandProducerSuccess {
+                producer_success: Some(Box::new(proto::CommandProducerSuccess {
                     request_id: 5,
                     producer_name: "standalone-0-1".into(),
                     last_sequence_id: Some(-1),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::ProducerSuccess)
             },
             BaseCommand {
-                redeliver_unacknowledged_messages: Some(
+                redeliver_unacknowledged_messages: Some(Box::new(
                     proto::CommandRedeliverUnacknowledgedMessages {
                         consumer_id: 1,
                         message_ids: vec![id(1, 2), id(1, 3)],
                         consumer_epoch: Some(0),
                     },
-                ),
+                )),
                 ..base(Type::RedeliverUnacknowledgedMessages)
             },
             BaseCommand {
-                lookup_topic: Some(proto::CommandLookupTopic {
+                lookup_topic: Some(Box::new(proto::CommandLookupTopic {
                     topic: "t".into(),
                     request_id: 7,
                     authoritative: Some(false),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::Lookup)
             },
             BaseCommand {
-                lookup_topic_response: Some(proto::CommandLookupTopicResponse {
+                lookup_topic_response: Some(Box::new(proto::CommandLookupTopicResponse {
                     broker_service_url: Some("pulsar://localhost:6650".into()),
                     response: Some(
                         proto::command_lookup_topic_response::LookupType::Connect as i32,
@@ -884,49 +884,51 @@ mod tests {
                     request_id: 7,
                     authoritative: Some(true),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::LookupResponse)
             },
             BaseCommand {
-                seek: Some(proto::CommandSeek {
+                seek: Some(Box::new(proto::CommandSeek {
                     consumer_id: 1,
                     request_id: 2,
                     message_id: Some(id(0, 0)),
                     message_publish_time: None,
-                }),
+                })),
                 ..base(Type::Seek)
             },
             BaseCommand {
-                get_last_message_id_response: Some(proto::CommandGetLastMessageIdResponse {
-                    last_message_id: id(5, 6),
-                    request_id: 3,
-                    consumer_mark_delete_position: Some(id(5, 5)),
-                }),
+                get_last_message_id_response: Some(Box::new(
+                    proto::CommandGetLastMessageIdResponse {
+                        last_message_id: id(5, 6),
+                        request_id: 3,
+                        consumer_mark_delete_position: Some(id(5, 5)),
+                    },
+                )),
                 ..base(Type::GetLastMessageIdResponse)
             },
             BaseCommand {
-                active_consumer_change: Some(proto::CommandActiveConsumerChange {
+                active_consumer_change: Some(Box::new(proto::CommandActiveConsumerChange {
                     consumer_id: 1,
                     is_active: Some(true),
-                }),
+                })),
                 ..base(Type::ActiveConsumerChange)
             },
             BaseCommand {
-                get_topics_of_namespace_response: Some(
+                get_topics_of_namespace_response: Some(Box::new(
                     proto::CommandGetTopicsOfNamespaceResponse {
                         request_id: 1,
                         topics: vec!["a".into(), "b".into()],
                         ..Default::default()
                     },
-                ),
+                )),
                 ..base(Type::GetTopicsOfNamespaceResponse)
             },
             BaseCommand {
-                consumer_stats_response: Some(proto::CommandConsumerStatsResponse {
+                consumer_stats_response: Some(Box::new(proto::CommandConsumerStatsResponse {
                     request_id: 1,
                     msg_rate_out: Some(1.5),
                     ..Default::default()
-                }),
+                })),
                 ..base(Type::ConsumerStatsResponse)
             },
             // A type this build may not know, with nothing else: still a valid simple frame.
@@ -1096,10 +1098,10 @@ mod tests {
     fn too_large_on_encode_leaves_dst_unchanged() {
         let big = BaseCommand {
             r#type: Type::Connect as i32,
-            connect: Some(CommandConnect {
+            connect: Some(Box::new(CommandConnect {
                 client_version: "x".repeat(MAX),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         };
         let mut dst = BytesMut::from(&b"keep"[..]);

@@ -45,6 +45,10 @@ mod message_id;
 
 /// The prost types generated from `proto/PulsarApi.proto` (package `pulsar.proto`, v21), for raw
 /// protocol users. The rest of the crate's public API speaks hand-written types.
+///
+/// In [`proto::BaseCommand`], the per-message commands (`send`, `send_receipt`, `message`, `ack`,
+/// `flow`) and `ping`/`pong` are inline (`Option<CommandX>`); every other sub-command is boxed
+/// (`Option<Box<CommandX>>`), which keeps `BaseCommand` small enough to move cheaply.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/pulsar.proto.rs"));

@@ -443,21 +443,23 @@ fn respond(shared: &Shared, conn: usize, connected: &mut bool, frame: &Frame) ->
         Type::PartitionedMetadata => {
             let m = c.partition_metadata.clone().unwrap_or_default();
             BaseCommand {
-                partition_metadata_response: Some(proto::CommandPartitionedTopicMetadataResponse {
-                    partitions: Some(script.partitions),
-                    request_id: m.request_id,
-                    response: Some(
-                        command_partitioned_topic_metadata_response::LookupType::Success as i32,
-                    ),
-                    ..Default::default()
-                }),
+                partition_metadata_response: Some(Box::new(
+                    proto::CommandPartitionedTopicMetadataResponse {
+                        partitions: Some(script.partitions),
+                        request_id: m.request_id,
+                        response: Some(
+                            command_partitioned_topic_metadata_response::LookupType::Success as i32,
+                        ),
+                        ..Default::default()
+                    },
+                )),
                 ..command(Type::PartitionedMetadataResponse)
             }
         }
         Type::Producer => {
             let p = c.producer.clone().unwrap_or_default();
             BaseCommand {
-                producer_success: Some(proto::CommandProducerSuccess {
+                producer_success: Some(Box::new(proto::CommandProducerSuccess {
                     request_id: p.request_id,
                     producer_name: p
                         .producer_name
@@ -465,7 +467,7 @@ fn respond(shared: &Shared, conn: usize, connected: &mut bool, frame: &Frame) ->
                     last_sequence_id: Some(script.last_sequence_id),
                     producer_ready: Some(true),
                     ..Default::default()
-                }),
+                })),
                 ..command(Type::ProducerSuccess)
             }
         }
@@ -513,7 +515,7 @@ fn lookup_response(request_id: u64, lookup: &Lookup, own_url: &str) -> BaseComma
         },
     };
     BaseCommand {
-        lookup_topic_response: Some(r),
+        lookup_topic_response: Some(Box::new(r)),
         ..command(Type::LookupResponse)
     }
 }
@@ -547,12 +549,12 @@ pub fn unknown_command(type_number: i32) -> Bytes {
 /// CONNECTED, protocol 21.
 pub fn connected_command(max_message_size: Option<i32>) -> BaseCommand {
     BaseCommand {
-        connected: Some(proto::CommandConnected {
+        connected: Some(Box::new(proto::CommandConnected {
             server_version: "scripted-peer".into(),
             protocol_version: Some(21),
             max_message_size,
             ..Default::default()
-        }),
+        })),
         ..command(Type::Connected)
     }
 }
@@ -568,14 +570,14 @@ pub fn ping() -> Bytes {
 /// AUTH_CHALLENGE for `method`.
 pub fn auth_challenge(method: &str) -> BaseCommand {
     BaseCommand {
-        auth_challenge: Some(proto::CommandAuthChallenge {
+        auth_challenge: Some(Box::new(proto::CommandAuthChallenge {
             server_version: Some("scripted-peer".into()),
             challenge: Some(proto::AuthData {
                 auth_method_name: Some(method.to_owned()),
                 auth_data: Some(Bytes::from_static(b"refresh")),
             }),
             protocol_version: Some(21),
-        }),
+        })),
         ..command(Type::AuthChallenge)
     }
 }
@@ -583,10 +585,10 @@ pub fn auth_challenge(method: &str) -> BaseCommand {
 /// SUCCESS for a request.
 pub fn success(request_id: u64) -> BaseCommand {
     BaseCommand {
-        success: Some(proto::CommandSuccess {
+        success: Some(Box::new(proto::CommandSuccess {
             request_id,
             schema: None,
-        }),
+        })),
         ..command(Type::Success)
     }
 }
@@ -611,12 +613,12 @@ pub fn send_receipt(producer_id: u64, sequence_id: u64, ledger: u64, entry: u64)
 /// SEND_ERROR for `sequence_id` with a `proto::ServerError` code.
 pub fn send_error(producer_id: u64, sequence_id: u64, code: i32, message: &str) -> BaseCommand {
     BaseCommand {
-        send_error: Some(proto::CommandSendError {
+        send_error: Some(Box::new(proto::CommandSendError {
             producer_id,
             sequence_id,
             error: code,
             message: message.to_owned(),
-        }),
+        })),
         ..command(Type::SendError)
     }
 }
@@ -624,11 +626,11 @@ pub fn send_error(producer_id: u64, sequence_id: u64, code: i32, message: &str) 
 /// CLOSE_PRODUCER from the broker.
 pub fn close_producer(producer_id: u64) -> BaseCommand {
     BaseCommand {
-        close_producer: Some(proto::CommandCloseProducer {
+        close_producer: Some(Box::new(proto::CommandCloseProducer {
             producer_id,
             request_id: 0,
             ..Default::default()
-        }),
+        })),
         ..command(Type::CloseProducer)
     }
 }
@@ -636,11 +638,11 @@ pub fn close_producer(producer_id: u64) -> BaseCommand {
 /// CLOSE_CONSUMER from the broker.
 pub fn close_consumer(consumer_id: u64) -> BaseCommand {
     BaseCommand {
-        close_consumer: Some(proto::CommandCloseConsumer {
+        close_consumer: Some(Box::new(proto::CommandCloseConsumer {
             consumer_id,
             request_id: 0,
             ..Default::default()
-        }),
+        })),
         ..command(Type::CloseConsumer)
     }
 }
@@ -648,7 +650,7 @@ pub fn close_consumer(consumer_id: u64) -> BaseCommand {
 /// REACHED_END_OF_TOPIC.
 pub fn reached_end_of_topic(consumer_id: u64) -> BaseCommand {
     BaseCommand {
-        reached_end_of_topic: Some(proto::CommandReachedEndOfTopic { consumer_id }),
+        reached_end_of_topic: Some(Box::new(proto::CommandReachedEndOfTopic { consumer_id })),
         ..command(Type::ReachedEndOfTopic)
     }
 }
@@ -656,10 +658,10 @@ pub fn reached_end_of_topic(consumer_id: u64) -> BaseCommand {
 /// ACTIVE_CONSUMER_CHANGE.
 pub fn active_consumer_change(consumer_id: u64, is_active: bool) -> BaseCommand {
     BaseCommand {
-        active_consumer_change: Some(proto::CommandActiveConsumerChange {
+        active_consumer_change: Some(Box::new(proto::CommandActiveConsumerChange {
             consumer_id,
             is_active: Some(is_active),
-        }),
+        })),
         ..command(Type::ActiveConsumerChange)
     }
 }
