@@ -5,6 +5,11 @@ use tokio::time::Instant;
 
 use crate::error::{ConnectionError, Error, ServerErrorCode};
 
+/// How many queued commands or events a task handles in one turn of its select loop before it
+/// looks at its timers again: enough to spread the cost of re-arming them over many messages,
+/// few enough that a deadline is never late by more than a moment.
+pub(crate) const DRAIN: usize = 256;
+
 /// Sleeps until `at`, or forever when there is nothing to wait for.
 pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
     match at {

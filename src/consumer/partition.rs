@@ -3,6 +3,7 @@
 //! connection drops.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use crate::protocol::commands::{self, SubscribeArgs};
 use crate::protocol::connection::ConsumerEvent;
 use crate::protocol::flow::FlowControl;
 use crate::protocol::topic::TopicName;
-use crate::task::{is_permanent, next_event, sleep_until_opt};
+use crate::task::{is_permanent, next_event, sleep_until_opt, DRAIN};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition consumer settings.
@@ -490,30 +491,28 @@ impl ChildTask {
             let nack_due = self.nacks.keys().next().copied();
             let ack_timeout_due = self.unacked.values().min().copied();
             tokio::select! {
-                cmd = commands.recv() => match cmd {
-                    Some(Cmd::Close(reply)) => {
-                        let _ = reply.send(self.close_on_broker(false).await);
+                cmd = commands.recv() => {
+                    if self.on_command(cmd).await.is_break() {
                         return;
                     }
-                    Some(Cmd::Unsubscribe(reply)) => {
-                        let result = self.close_on_broker(true).await;
-                        let failed = result.is_err();
-                        let _ = reply.send(result);
-                        if !failed {
+                    // Take what else is queued in this turn: the select's timers are re-armed
+                    // once per turn, not once per message.
+                    for _ in 1..DRAIN {
+                        let Ok(cmd) = commands.try_recv() else { break };
+                        if self.on_command(Some(cmd)).await.is_break() {
                             return;
                         }
                     }
-                    Some(Cmd::Seek(target, reply)) => {
-                        let _ = reply.send(self.seek(target).await);
+                }
+                event = next_event(&mut self.events, ConsumerEvent::ConnectionClosed) => {
+                    self.handle_event(event);
+                    for _ in 1..DRAIN {
+                        match self.events.as_mut().map(|rx| rx.try_recv()) {
+                            Some(Ok(event)) => self.handle_event(event),
+                            _ => break,
+                        }
                     }
-                    Some(Cmd::LastMessageId(reply)) => self.last_message_id(reply),
-                    Some(cmd) => self.handle_command(cmd),
-                    None => {
-                        let _ = self.close_on_broker(false).await;
-                        return;
-                    }
-                },
-                event = next_event(&mut self.events, ConsumerEvent::ConnectionClosed) => self.handle_event(event),
+                }
                 _ = sleep_until_opt(nack_due) => self.redeliver_nacked(),
                 _ = sleep_until_opt(self.group.deadline().map(Instant::from_std)) => self.flush_acks(),
                 _ = sleep_until_opt(ack_timeout_due) => self.redeliver_timed_out(),
@@ -535,6 +534,34 @@ impl ChildTask {
                 }
             }
         }
+    }
+
+    /// One command from the handles; `Break` when the task must end (closed or unsubscribed).
+    async fn on_command(&mut self, cmd: Option<Cmd>) -> ControlFlow<()> {
+        match cmd {
+            Some(Cmd::Close(reply)) => {
+                let _ = reply.send(self.close_on_broker(false).await);
+                return ControlFlow::Break(());
+            }
+            Some(Cmd::Unsubscribe(reply)) => {
+                let result = self.close_on_broker(true).await;
+                let failed = result.is_err();
+                let _ = reply.send(result);
+                if !failed {
+                    return ControlFlow::Break(());
+                }
+            }
+            Some(Cmd::Seek(target, reply)) => {
+                let _ = reply.send(self.seek(target).await);
+            }
+            Some(Cmd::LastMessageId(reply)) => self.last_message_id(reply),
+            Some(cmd) => self.handle_command(cmd),
+            None => {
+                let _ = self.close_on_broker(false).await;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
     }
 
     fn handle_command(&mut self, cmd: Cmd) {

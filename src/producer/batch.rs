@@ -84,13 +84,20 @@ impl<T> BatchBuilder<T> {
         self.items.len() >= self.limits.max_messages || self.entries.len() >= self.limits.max_bytes
     }
 
-    /// Adds a message with its sequence id.
-    pub fn add(&mut self, msg: ProducerMessage, sequence_id: u64, now: Instant, item: T) {
+    /// Adds a message with its sequence id. `now` is called only for a batch's first message
+    /// (its delay starts then), so the clock is read once per batch, not once per message.
+    pub fn add(
+        &mut self,
+        msg: ProducerMessage,
+        sequence_id: u64,
+        now: impl FnOnce() -> Instant,
+        item: T,
+    ) {
         if self.items.is_empty() {
             self.first_sequence_id = sequence_id;
             self.partition_key.clone_from(&msg.partition_key);
             self.ordering_key.clone_from(&msg.ordering_key);
-            self.started = Some(now);
+            self.started = Some(now());
         }
         self.last_sequence_id = sequence_id;
         let mut single = proto::SingleMessageMetadata {
@@ -168,7 +175,13 @@ impl<T> Batchers<T> {
     }
 
     /// Adds a message to its batch; returns whether that batch is now full.
-    pub fn add(&mut self, msg: ProducerMessage, sequence_id: u64, now: Instant, item: T) -> bool {
+    pub fn add(
+        &mut self,
+        msg: ProducerMessage,
+        sequence_id: u64,
+        now: impl FnOnce() -> Instant,
+        item: T,
+    ) -> bool {
         let key = self.key_of(&msg);
         let limits = self.limits;
         let batch = self
@@ -214,10 +227,10 @@ mod tests {
                 .property("k", "v")
                 .partition_key("key0"),
             7,
-            now,
+            || now,
             0,
         );
-        b.add(ProducerMessage::new("bb").event_time(5), 8, now, 1);
+        b.add(ProducerMessage::new("bb").event_time(5), 8, || now, 1);
         assert_eq!(b.deadline(), Some(now + Duration::from_millis(10)));
         let batch = b.take().expect("a batch");
         assert!(b.is_empty() && b.take().is_none());
@@ -240,11 +253,11 @@ mod tests {
     fn the_key_based_batcher_keeps_one_batch_per_key_and_closes_them_in_order() {
         let now = Instant::now();
         let mut b = Batchers::new(limits(3, 1 << 20), true);
-        assert!(!b.add(ProducerMessage::new("a0").partition_key("a"), 0, now, 0));
-        assert!(!b.add(ProducerMessage::new("b1").partition_key("b"), 1, now, 1));
-        assert!(!b.add(ProducerMessage::new("a2").partition_key("a"), 2, now, 2));
+        assert!(!b.add(ProducerMessage::new("a0").partition_key("a"), 0, || now, 0));
+        assert!(!b.add(ProducerMessage::new("b1").partition_key("b"), 1, || now, 1));
+        assert!(!b.add(ProducerMessage::new("a2").partition_key("a"), 2, || now, 2));
         // "b3" has ordering key "a": it joins a's batch (the ordering key wins), which is full.
-        assert!(b.add(ProducerMessage::new("b3").ordering_key("a"), 3, now, 3));
+        assert!(b.add(ProducerMessage::new("b3").ordering_key("a"), 3, || now, 3));
         let batches = b.take_all();
         let keys: Vec<(Option<String>, Vec<i32>)> = batches
             .into_iter()
@@ -258,8 +271,8 @@ mod tests {
             ]
         );
         let mut single = Batchers::new(limits(3, 1 << 20), false);
-        single.add(ProducerMessage::new("x").partition_key("a"), 0, now, 0);
-        single.add(ProducerMessage::new("y").partition_key("b"), 1, now, 1);
+        single.add(ProducerMessage::new("x").partition_key("a"), 0, || now, 0);
+        single.add(ProducerMessage::new("y").partition_key("b"), 1, || now, 1);
         assert_eq!(single.take_all().len(), 1);
     }
 
@@ -267,15 +280,15 @@ mod tests {
     fn limits_close_the_batch() {
         let now = Instant::now();
         let mut b = BatchBuilder::new(limits(2, 1 << 20));
-        b.add(ProducerMessage::new("x"), 0, now, ());
+        b.add(ProducerMessage::new("x"), 0, || now, ());
         assert!(!b.is_full());
-        b.add(ProducerMessage::new("y"), 1, now, ());
+        b.add(ProducerMessage::new("y"), 1, || now, ());
         assert!(b.is_full());
         assert!(!b.fits(1, 1 << 20), "a third message exceeds max messages");
 
         let mut b = BatchBuilder::new(limits(100, 1000));
         assert!(b.fits(10_000, 1 << 20), "an empty batch takes anything");
-        b.add(ProducerMessage::new(vec![0u8; 600]), 0, now, ());
+        b.add(ProducerMessage::new(vec![0u8; 600]), 0, || now, ());
         assert!(!b.fits(600, 1 << 20), "over max bytes");
         assert!(b.fits(100, 1 << 20));
         assert!(!b.fits(100, 700), "over the max message size");

@@ -23,7 +23,7 @@ use crate::protocol::commands::{self, ProducerArgs};
 use crate::protocol::connection::ProducerEvent;
 use crate::protocol::pending::{PendingQueue, PendingSend, ReceiptMatch};
 use crate::protocol::topic::TopicName;
-use crate::task::{is_permanent, next_event, sleep_until_opt};
+use crate::task::{is_permanent, next_event, sleep_until_opt, DRAIN};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition producer settings.
@@ -407,11 +407,32 @@ impl PartitionTask {
             let deadline = self.pending.next_deadline().map(Instant::from_std);
             tokio::select! {
                 cmd = commands.recv(), if self.closing.is_none() => match cmd {
-                    Some(cmd) => self.handle_command(cmd),
+                    Some(cmd) => {
+                        self.handle_command(cmd);
+                        // Take what else is queued in this turn: the select's timers are
+                        // re-armed once per turn, not once per message.
+                        for _ in 1..DRAIN {
+                            if self.closing.is_some() {
+                                break;
+                            }
+                            match commands.try_recv() {
+                                Ok(cmd) => self.handle_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     // Every handle is gone: finish what is pending, then close.
                     None => self.closing = Some(None),
                 },
-                event = next_event(&mut self.events, ProducerEvent::ConnectionClosed) => self.handle_event(event),
+                event = next_event(&mut self.events, ProducerEvent::ConnectionClosed) => {
+                    self.handle_event(event);
+                    for _ in 1..DRAIN {
+                        match self.events.as_mut().map(|rx| rx.try_recv()) {
+                            Some(Ok(event)) => self.handle_event(event),
+                            _ => break,
+                        }
+                    }
+                }
                 _ = sleep_until_opt(deadline) => self.expire(),
                 _ = sleep_until_opt(self.batchers.deadline().map(Instant::from_std)) => self.flush_batches(),
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
@@ -489,7 +510,7 @@ impl PartitionTask {
             }
             let full = self
                 .batchers
-                .add(msg, sequence_id, std::time::Instant::now(), completion);
+                .add(msg, sequence_id, std::time::Instant::now, completion);
             if full {
                 self.flush_batches();
             }
