@@ -39,3 +39,8 @@ pub use producer::{
 pub use reader::{Reader, ReaderBuilder};
 pub use schema::{Schema, SchemaType};
 pub use wire::MessageId;
+
+/// The README's Rust example, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -246,7 +246,8 @@ impl Consumer {
 
     /// Moves the subscription to a message: it is the next one delivered. Queued messages are
     /// dropped and the consumer subscribes again. On a partitioned topic the id's partition is
-    /// moved; [`MessageId::EARLIEST`] and [`MessageId::LATEST`] move every partition.
+    /// moved; [`MessageId::EARLIEST`](crate::wire::MessageId::EARLIEST) and
+    /// [`MessageId::LATEST`](crate::wire::MessageId::LATEST) move every partition.
     pub async fn seek(&mut self, id: crate::wire::MessageId) -> Result<()> {
         let handles = self.handles();
         let everywhere = id.partition < 0 || handles.len() == 1;

@@ -75,7 +75,7 @@ impl Frame {
         Type::try_from(self.command.r#type).map_err(|_| self.command.r#type)
     }
 
-    /// Appends this frame's bytes to `dst`; see [`encode`].
+    /// Appends this frame's bytes to `dst`; see [`encode_command`] and [`encode_payload_command`].
     pub fn encode(&self, dst: &mut BytesMut, max_frame_size: usize) -> Result<(), FrameError> {
         match &self.payload {
             None => encode_command(&self.command, dst, max_frame_size),
