@@ -172,7 +172,9 @@ impl ProducerBuilder {
         self
     }
 
-    /// How long a batch may wait for more messages before it is sent (default 10 ms).
+    /// How long a batch may wait for more messages before it is sent (default 10 ms). The
+    /// timer is set up to 2 ms (and at most a fifth of the delay) early, as tokio's
+    /// millisecond-grained timers fire about that late: the wait is at most `delay`.
     pub fn batching_max_publish_delay(mut self, delay: Duration) -> Self {
         if let Some(b) = self.config.batching.as_mut() {
             b.max_delay = delay;

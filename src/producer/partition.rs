@@ -23,7 +23,7 @@ use crate::protocol::commands::{self, ProducerArgs};
 use crate::protocol::connection::ProducerEvent;
 use crate::protocol::pending::{PendingQueue, PendingSend, ReceiptMatch};
 use crate::protocol::topic::TopicName;
-use crate::task::{is_permanent, next_event, sleep_until_opt, DRAIN};
+use crate::task::{early, is_permanent, next_event, sleep_until_opt, DRAIN};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition producer settings.
@@ -405,6 +405,7 @@ impl PartitionTask {
                 self.closing = Some(reply);
             }
             let deadline = self.pending.next_deadline().map(Instant::from_std);
+            let batch_at = self.batch_timer();
             tokio::select! {
                 cmd = commands.recv(), if self.closing.is_none() => match cmd {
                     Some(cmd) => {
@@ -434,7 +435,7 @@ impl PartitionTask {
                     }
                 }
                 _ = sleep_until_opt(deadline) => self.expire(),
-                _ = sleep_until_opt(self.batchers.deadline().map(Instant::from_std)) => self.flush_batches(),
+                _ = sleep_until_opt(batch_at) => self.flush_batches(),
                 _ = sleep_until_opt(self.reconnect_at), if self.connection.is_none() => {
                     self.reconnect_at = None;
                     if let Err(e) = self.attach().await {
@@ -546,6 +547,19 @@ impl PartitionTask {
     }
 
     /// Closes the open batches and sends them.
+    /// When the batch timer fires: the open batches' deadline, brought forward by what tokio's
+    /// millisecond timers add (see [`early`]).
+    fn batch_timer(&self) -> Option<Instant> {
+        let wait = self
+            .config
+            .batching
+            .map(|b| b.max_delay)
+            .unwrap_or_default();
+        self.batchers
+            .deadline()
+            .map(|d| early(Instant::from_std(d), wait))
+    }
+
     fn flush_batches(&mut self) {
         for batch in self.batchers.take_all() {
             self.send_batch(batch);
