@@ -8,7 +8,7 @@ use bytes::Bytes;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 use hdrhistogram::Histogram;
-use pulsar_wire::{Error, ProducerMessage, SendReceipt};
+use pulsar_wire::{Error, Producer, ProducerMessage, SendReceipt};
 use tokio::sync::mpsc;
 
 use super::{micros, new_histogram, Extra, OutputArgs, Progress, Summary};
@@ -157,6 +157,86 @@ async fn collect(
     }
 }
 
+/// What to send: copies of `payload`, from `start` until `end` or `count` sends (0: no limit).
+struct Plan {
+    start: Instant,
+    end: Instant,
+    count: u64,
+    payload: Bytes,
+}
+
+impl Plan {
+    fn done(&self, now: Instant, sent: u64) -> bool {
+        now >= self.end || (self.count > 0 && sent >= self.count)
+    }
+
+    /// Sends as fast as the producer takes them. Returns how many were sent, and the error
+    /// that stopped the sending, if one did.
+    async fn send_flat_out(
+        &self,
+        producer: &Producer,
+        tx: mpsc::UnboundedSender<Pending>,
+    ) -> (u64, Option<Error>) {
+        let mut sent = 0u64;
+        loop {
+            // Latency starts here, before any wait for a free in-flight slot in send_async.
+            let t0 = Instant::now();
+            if self.done(t0, sent) {
+                return (sent, None);
+            }
+            match producer
+                .send_async(ProducerMessage::new(self.payload.clone()))
+                .await
+            {
+                Ok(receipt) => {
+                    if tx.send((t0, receipt)).is_err() {
+                        return (sent, None);
+                    }
+                }
+                // The producer takes no more (closed, message too large): stop sending.
+                Err(e) => return (sent, Some(e)),
+            }
+            sent += 1;
+        }
+    }
+
+    /// Sends message i at `i / rate` s after the start, on the calling (non-runtime) thread.
+    fn send_paced(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        producer: &Producer,
+        tx: mpsc::UnboundedSender<Pending>,
+        rate: f64,
+    ) -> (u64, Option<Error>) {
+        let mut sent = 0u64;
+        loop {
+            let mut t0 = Instant::now();
+            if self.done(t0, sent) {
+                return (sent, None);
+            }
+            if let Some(due) = due(self.start, sent, rate) {
+                if due >= self.end {
+                    return (sent, None);
+                }
+                if due > t0 {
+                    std::thread::sleep(due - t0);
+                    t0 = Instant::now();
+                }
+            }
+            match runtime.block_on(producer.send_async(ProducerMessage::new(self.payload.clone())))
+            {
+                Ok(receipt) => {
+                    if tx.send((t0, receipt)).is_err() {
+                        return (sent, None);
+                    }
+                }
+                Err(e) => return (sent, Some(e)),
+            }
+            sent += 1;
+        }
+    }
+}
+
 /// Runs `perf produce`.
 pub async fn run(args: ProduceArgs) -> CliResult<()> {
     let latency = new_histogram()?;
@@ -176,7 +256,6 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
             args.topic
         )))?;
 
-    let payload = Bytes::from(vec![b'x'; args.size]);
     let rate = (args.rate > 0.0).then_some(args.rate);
     let (tx, rx) = mpsc::unbounded_channel::<Pending>();
     let start = Instant::now();
@@ -184,42 +263,25 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
     let progress = Progress::new("produce", start, !args.output.no_progress)?;
     let collector = tokio::spawn(collect(rx, args.size as u64, latency, progress));
 
-    let mut sent = 0u64;
-    let mut stopped = None;
-    loop {
-        let now = Instant::now();
-        if now >= end || (args.count > 0 && sent >= args.count) {
-            break;
+    let plan = Plan {
+        start,
+        end,
+        count: args.count,
+        payload: Bytes::from(vec![b'x'; args.size]),
+    };
+    let (sent, stopped) = match rate {
+        None => plan.send_flat_out(&producer, tx).await,
+        Some(rate) => {
+            // A thread of its own, sleeping with the OS's nanosecond timer: tokio's timers are
+            // millisecond-grained, and would send each millisecond's messages in one burst
+            // (the official C++ client's peer paces with clock_nanosleep too).
+            let producer = producer.clone();
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || plan.send_paced(&runtime, &producer, tx, rate))
+                .await
+                .map_err(|e| CliError(format!("the sending thread failed: {e}")))?
         }
-        // Latency starts here, before any wait for a free in-flight slot inside send_async.
-        let mut t0 = now;
-        if let Some(due) = rate.and_then(|r| due(start, sent, r)) {
-            if due > now {
-                if due >= end {
-                    break;
-                }
-                tokio::time::sleep_until(due.into()).await;
-                t0 = Instant::now();
-            }
-        }
-        match producer
-            .send_async(ProducerMessage::new(payload.clone()))
-            .await
-        {
-            Ok(receipt) => {
-                if tx.send((t0, receipt)).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                // The producer takes no more (closed, message too large): stop sending.
-                stopped = Some(e);
-                break;
-            }
-        }
-        sent += 1;
-    }
-    drop(tx);
+    };
     // Sends the open batch at once instead of after its delay; the receipts tell the rest.
     if let Err(e) = producer.flush().await {
         tracing::debug!("flush failed: {e}");
