@@ -455,6 +455,19 @@ impl AsyncWrite for TlsStream {
         translated(&self, poll)
     }
 
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut *self.inner).poll_write_vectored(cx, bufs);
+        translated(&self, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut *self.inner).poll_flush(cx);
         translated(&self, poll)
@@ -500,6 +513,26 @@ impl AsyncWrite for MaybeTlsStream {
         }
     }
 
+    // Forwarded, not left to the trait's default, which writes only the first slice: the
+    // connection task writes every frame of a turn with one vectored write.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTlsStream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTlsStream::Plain(s) => s.is_write_vectored(),
+            MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
@@ -518,6 +551,27 @@ impl AsyncWrite for MaybeTlsStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One vectored write of small slices goes out whole: `MaybeTlsStream` forwards vectored
+    /// writes instead of writing only the first slice.
+    #[tokio::test]
+    async fn plain_streams_write_every_slice_at_once() -> io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let mut stream = MaybeTlsStream::Plain(client?);
+        assert!(stream.is_write_vectored());
+        let parts: [&[u8]; 3] = [b"one", b"two", b"three"];
+        let slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        let written = stream.write_vectored(&slices).await?;
+        assert_eq!(written, 11);
+        let (mut peer, _) = accepted?;
+        let mut got = [0u8; 11];
+        peer.read_exact(&mut got).await?;
+        assert_eq!(&got, b"onetwothree");
+        Ok(())
+    }
 
     #[test]
     fn defaults_verify_everything() {
