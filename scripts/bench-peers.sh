@@ -43,7 +43,7 @@ case "$PW" in /*) ;; *) PW=$PWD/$PW ;; esac
 [[ "$SECS" =~ ^[0-9]+$ ]] || die "SECS must be a whole number, got '$SECS'"
 for r in $RATES; do [[ "$r" =~ ^[0-9]+$ ]] || die "RATES must be whole numbers, got '$r'"; done
 
-OUT=$(mktemp -d /tmp/pw-latency.XXXXXX)
+OUT=$(mktemp -d -t pw-bench-peers.XXXXXX)
 DB_DIR=$OUT/db
 RAW=$OUT/raw.jsonl
 : > "$RAW"
