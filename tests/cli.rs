@@ -515,6 +515,26 @@ fn an_authentication_failure_fails_with_one_error_line() {
     assert!(line.contains("AuthenticationError"), "{line}");
 }
 
+/// `perf produce` and `perf consume` share the connection flags: an authentication failure
+/// is one line naming the broker's error, and stdout stays empty (no JSON line for a run
+/// that never started).
+#[test]
+fn perf_authentication_failures_fail_with_one_error_line() {
+    let url = format!("pulsar://127.0.0.1:{}", refusing_broker());
+    let common = ["--url", &url, "--token", "bad-token", "--topic", "t"];
+    let cases: [&[&str]; 2] = [
+        &["perf", "produce", "--duration", "1"],
+        &["perf", "consume", "--subscription", "s", "--duration", "1"],
+    ];
+    for case in cases {
+        let args: Vec<&str> = case.iter().chain(common.iter()).copied().collect();
+        let out = run(&args, Duration::from_secs(30));
+        let line = failed(&out);
+        assert!(line.contains("AuthenticationError"), "{args:?}: {line}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    }
+}
+
 #[test]
 fn the_quickstart_example_runs_against_the_broker() {
     let mut cmd = Command::new(env!("CARGO"));
