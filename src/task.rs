@@ -46,6 +46,12 @@ pub(crate) async fn next_event<T>(
     }
 }
 
+/// The next event already queued on the attached connection's channel, without waiting: how
+/// a task takes the rest of a turn's events after [`next_event`] gave it the first.
+pub(crate) fn queued_event<T>(events: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    events.as_mut().and_then(|rx| rx.try_recv().ok())
+}
+
 /// Whether re-attaching after this error is pointless: the topic, the credentials or the
 /// request itself are wrong, beyond the codes every task treats so (`extra`).
 pub(crate) fn is_permanent(e: &Error, extra: &[ServerErrorCode]) -> bool {

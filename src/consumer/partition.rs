@@ -27,7 +27,7 @@ use crate::protocol::commands::{self, SubscribeArgs};
 use crate::protocol::connection::ConsumerEvent;
 use crate::protocol::flow::FlowControl;
 use crate::protocol::topic::TopicName;
-use crate::task::{is_permanent, next_event, sleep_until_opt, DRAIN};
+use crate::task::{is_permanent, next_event, queued_event, sleep_until_opt, DRAIN};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition consumer settings.
@@ -507,10 +507,8 @@ impl ChildTask {
                 event = next_event(&mut self.events, ConsumerEvent::ConnectionClosed) => {
                     self.handle_event(event);
                     for _ in 1..DRAIN {
-                        match self.events.as_mut().map(|rx| rx.try_recv()) {
-                            Some(Ok(event)) => self.handle_event(event),
-                            _ => break,
-                        }
+                        let Some(event) = queued_event(&mut self.events) else { break };
+                        self.handle_event(event);
                     }
                 }
                 _ = sleep_until_opt(nack_due) => self.redeliver_nacked(),

@@ -23,7 +23,7 @@ use crate::protocol::commands::{self, ProducerArgs};
 use crate::protocol::connection::ProducerEvent;
 use crate::protocol::pending::{PendingQueue, PendingSend, ReceiptMatch};
 use crate::protocol::topic::TopicName;
-use crate::task::{early, is_permanent, next_event, sleep_until_opt, DRAIN};
+use crate::task::{early, is_permanent, next_event, queued_event, sleep_until_opt, DRAIN};
 use crate::wire::{self, proto, MessageId};
 
 /// Per-partition producer settings.
@@ -428,10 +428,8 @@ impl PartitionTask {
                 event = next_event(&mut self.events, ProducerEvent::ConnectionClosed) => {
                     self.handle_event(event);
                     for _ in 1..DRAIN {
-                        match self.events.as_mut().map(|rx| rx.try_recv()) {
-                            Some(Ok(event)) => self.handle_event(event),
-                            _ => break,
-                        }
+                        let Some(event) = queued_event(&mut self.events) else { break };
+                        self.handle_event(event);
                     }
                 }
                 _ = sleep_until_opt(deadline) => self.expire(),

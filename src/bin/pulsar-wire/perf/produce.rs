@@ -2,6 +2,7 @@
 //! awaiting a receipt; latency runs from just before the send call (including any wait for a
 //! free slot) to the receipt.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -157,6 +158,23 @@ async fn collect(
     }
 }
 
+/// Hands a queued send (started at `t0`) to the receipt collector. `Break` ends the sending:
+/// with the error when the producer takes no more (closed, message too large), with `None`
+/// when the collector is gone.
+fn hand_over(
+    tx: &mpsc::UnboundedSender<Pending>,
+    t0: Instant,
+    queued: Result<SendReceipt, Error>,
+) -> ControlFlow<Option<Error>> {
+    match queued {
+        Ok(receipt) => match tx.send((t0, receipt)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(None),
+        },
+        Err(e) => ControlFlow::Break(Some(e)),
+    }
+}
+
 /// What to send: copies of `payload`, from `start` until `end` or `count` sends (0: no limit).
 struct Plan {
     start: Instant,
@@ -184,17 +202,11 @@ impl Plan {
             if self.done(t0, sent) {
                 return (sent, None);
             }
-            match producer
+            let queued = producer
                 .send_async(ProducerMessage::new(self.payload.clone()))
-                .await
-            {
-                Ok(receipt) => {
-                    if tx.send((t0, receipt)).is_err() {
-                        return (sent, None);
-                    }
-                }
-                // The producer takes no more (closed, message too large): stop sending.
-                Err(e) => return (sent, Some(e)),
+                .await;
+            if let ControlFlow::Break(stopped) = hand_over(&tx, t0, queued) {
+                return (sent, stopped);
             }
             sent += 1;
         }
@@ -223,14 +235,10 @@ impl Plan {
                     t0 = Instant::now();
                 }
             }
-            match runtime.block_on(producer.send_async(ProducerMessage::new(self.payload.clone())))
-            {
-                Ok(receipt) => {
-                    if tx.send((t0, receipt)).is_err() {
-                        return (sent, None);
-                    }
-                }
-                Err(e) => return (sent, Some(e)),
+            let queued =
+                runtime.block_on(producer.send_async(ProducerMessage::new(self.payload.clone())));
+            if let ControlFlow::Break(stopped) = hand_over(&tx, t0, queued) {
+                return (sent, stopped);
             }
             sent += 1;
         }
