@@ -2,7 +2,9 @@
 //! backoff. Nothing here does I/O or reads the clock; the driver tasks pass time in.
 
 pub mod acks;
+pub mod attach;
 pub mod backoff;
+pub mod clock;
 pub mod commands;
 pub mod connection;
 pub mod flow;
