@@ -1,0 +1,637 @@
+#!/usr/bin/env bash
+# apache-pulsar.sh: a real Apache Pulsar standalone broker (broker + BookKeeper
+# bookie + RocksDB metadata store in one JVM) built from Maven artifacts, with
+# no Docker and no tarball. Tests, benches and users get their broker here.
+#
+# Usage:
+#   scripts/apache-pulsar.sh install
+#       Resolve Apache Pulsar (pulsar-broker, pulsar-client-original) with the
+#       Maven project in tests/apache-pulsar and cache its classpath. A second
+#       install takes seconds. Prints PULSAR_VERSION= and PULSAR_CLASSPATH_FILE=.
+#   scripts/apache-pulsar.sh start [--auth token] [--tls] [--transactions]
+#                                  [--config KEY=VALUE]... DIR
+#       Start a standalone on free 127.0.0.1 ports with its data in DIR, in the
+#       background (DIR/broker.log, DIR/broker.pid). Returns once the admin API
+#       answers and public/default exists (and, with --transactions, the
+#       transaction coordinator is ready), then prints NAME=value lines on
+#       stdout (nothing else goes to stdout):
+#         PULSAR_URL, PULSAR_HTTP_URL                       always
+#         PULSAR_TOKEN, PULSAR_TOKEN_SECRET_FILE            with --auth token
+#         PULSAR_TLS_URL, PULSAR_HTTPS_URL, PULSAR_CA,
+#         PULSAR_CLIENT_CERT, PULSAR_CLIENT_KEY             with --tls
+#       --config KEY=VALUE adds a broker.conf key (repeatable; wins over ours).
+#       Starting a DIR again reuses its ports, keys, certificates and data; with
+#       no options it also reuses the options it was last started with.
+#   scripts/apache-pulsar.sh stop DIR     SIGTERM, wait (then SIGKILL); ok if not running
+#   scripts/apache-pulsar.sh kill9 DIR    SIGKILL, wait until gone
+#   scripts/apache-pulsar.sh env DIR      re-print the NAME=value lines of a running DIR
+#   scripts/apache-pulsar.sh token DIR SUBJECT [EXP]
+#       Mint an HS256 token with DIR's secret key (EXP: unix seconds, may be in
+#       the past) for tests of wrong roles and expired tokens.
+#
+# With --auth token the broker authenticates (token; also the TLS client
+# certificate when --tls is given too) and authorizes: the roles "admin" (the
+# PULSAR_TOKEN subject) and "client" (the CN of PULSAR_CLIENT_CERT) are super
+# users, any other role has no permission on public/default.
+#
+# Environment:
+#   PULSAR_VERSION        resolve only this version (default: newest that works
+#                         out of PULSAR_VERSIONS)
+#   PULSAR_VERSIONS       candidates, newest first
+#   PULSAR_WIRE_CACHE     cache directory (default tests/apache-pulsar/target)
+#   PULSAR_MVN_TIMEOUT    seconds for one Maven resolution (default 900)
+#   PULSAR_JVM_OPTS       JVM memory options (default -Xms256m -Xmx1g
+#                         -XX:MaxDirectMemorySize=512m)
+#   PULSAR_START_TIMEOUT  seconds until ready (default 180)
+#   PULSAR_STOP_TIMEOUT   seconds before stop sends SIGKILL (default 30)
+#   PULSAR_LOG_LEVEL      broker log level (default info)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROJECT="$ROOT/tests/apache-pulsar"
+POM="$PROJECT/pom.xml"
+CACHE="${PULSAR_WIRE_CACHE:-$PROJECT/target}"
+CP_FILE="$CACHE/pulsar-classpath.txt"
+META_FILE="$CACHE/pulsar-classpath.meta"
+MAIN_CLASS=org.apache.pulsar.PulsarStandaloneStarter
+# Newest first. 4.0.x is the current LTS line, 3.0.x the previous one.
+PULSAR_VERSIONS="${PULSAR_VERSIONS:-4.0.8 4.0.7 4.0.6 4.0.5 4.0.4 4.0.3 4.0.2 4.0.1 4.0.0 3.0.12 3.0.11 3.0.10 3.0.9 3.0.8 3.0.7}"
+
+log() { printf 'apache-pulsar: %s\n' "$*" >&2; }
+fail() { log "error: $*"; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || fail "$1 not found on PATH ($2)"
+}
+
+# ---------------------------------------------------------------- install --
+
+pom_sha() { sha256sum "$POM" | cut -d' ' -f1; }
+
+# True when the cached classpath was made from this pom (and the requested
+# version, if any) and every jar in it still exists.
+cache_valid() {
+    [[ -s $CP_FILE && -s $META_FILE ]] || return 1
+    local sha version
+    sha=$(sed -n 's/^POM_SHA=//p' "$META_FILE")
+    version=$(sed -n 's/^PULSAR_VERSION=//p' "$META_FILE")
+    [[ $sha == "$(pom_sha)" ]] || return 1
+    [[ -z ${PULSAR_VERSION:-} || ${PULSAR_VERSION:-} == "$version" ]] || return 1
+    local jar
+    local -a jars
+    IFS=: read -r -a jars < "$CP_FILE"
+    for jar in "${jars[@]}"; do
+        [[ -f $jar ]] || return 1
+    done
+}
+
+cached_version() { sed -n 's/^PULSAR_VERSION=//p' "$META_FILE"; }
+
+# The first artifact Maven names as missing in a failed resolution's log.
+missing_artifact() {
+    grep -oE "(Could not find artifact|Could not transfer artifact|Failed to read artifact descriptor for|Missing artifact) [^ ]+" "$1" \
+        | head -n 1 | awk '{print $NF}' | sed 's/:$//'
+}
+
+resolve_version() {
+    local version=$1 mvn_log="$CACHE/mvn-$1.log" rc=0
+    log "resolving Apache Pulsar $version with Maven (a cold cache takes a few minutes)"
+    timeout "${PULSAR_MVN_TIMEOUT:-900}" mvn -B -q -Dstyle.color=never -f "$POM" \
+        dependency:build-classpath \
+        -Dpulsar.version="$version" \
+        -Dmdep.includeScope=runtime \
+        -Dmdep.outputFile="$CP_FILE.tmp" >"$mvn_log" 2>&1 || rc=$?
+    if [[ $rc -eq 0 && -s $CP_FILE.tmp ]]; then
+        mv "$CP_FILE.tmp" "$CP_FILE"
+        printf 'POM_SHA=%s\nPULSAR_VERSION=%s\n' "$(pom_sha)" "$version" > "$META_FILE"
+        return 0
+    fi
+    rm -f "$CP_FILE.tmp"
+    if [[ $rc -eq 124 ]]; then
+        log "Pulsar $version: Maven timed out after ${PULSAR_MVN_TIMEOUT:-900}s (log: $mvn_log)"
+    else
+        local missing
+        missing=$(missing_artifact "$mvn_log")
+        log "Pulsar $version: not resolvable, missing ${missing:-?} (log: $mvn_log)"
+    fi
+    return 1
+}
+
+cmd_install() {
+    need java "a Java 17+ runtime is needed"
+    mkdir -p "$CACHE"
+    if ! cache_valid; then
+        need mvn "Maven is needed to resolve Apache Pulsar"
+        local version ok=""
+        for version in ${PULSAR_VERSION:-$PULSAR_VERSIONS}; do
+            if resolve_version "$version"; then ok=$version; break; fi
+        done
+        [[ -n $ok ]] || fail "no Apache Pulsar version could be resolved (tried: ${PULSAR_VERSION:-$PULSAR_VERSIONS})"
+    fi
+    local n
+    n=$(tr ':' '\n' < "$CP_FILE" | grep -c .)
+    log "Apache Pulsar $(cached_version): $n jars, classpath in $CP_FILE"
+    printf 'PULSAR_VERSION=%s\nPULSAR_CLASSPATH_FILE=%s\n' "$(cached_version)" "$CP_FILE"
+}
+
+# ------------------------------------------------------------ process util --
+
+# Prints the pid in DIR/broker.pid if that process is alive and is a
+# standalone (never trusts a pid blindly: pids get reused).
+running_pid() {
+    local dir=$1 pid state
+    [[ -s $dir/broker.pid ]] || return 1
+    pid=$(<"$dir/broker.pid")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$MAIN_CLASS" || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
+    [[ $state != Z && $state != X ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+# Waits up to $2 seconds for pid $1 to be gone (a zombie counts as gone).
+wait_gone() {
+    local pid=$1 deadline=$((SECONDS + $2)) state
+    while [[ -d /proc/$pid ]]; do
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
+        [[ $state == Z || $state == X ]] && return 0
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+abs_dir() {
+    mkdir -p "$1"
+    (cd "$1" && pwd)
+}
+
+cmd_stop() {
+    local dir pid
+    dir=$(abs_dir "$1")
+    if ! pid=$(running_pid "$dir"); then
+        log "not running ($dir)"
+        rm -f "$dir/broker.pid"
+        return 0
+    fi
+    log "stopping pid $pid (SIGTERM)"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "${PULSAR_STOP_TIMEOUT:-30}"; then
+        log "pid $pid still alive after ${PULSAR_STOP_TIMEOUT:-30}s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 30 || fail "pid $pid survived SIGKILL"
+    fi
+    rm -f "$dir/broker.pid"
+    log "stopped"
+}
+
+cmd_kill9() {
+    local dir pid
+    dir=$(abs_dir "$1")
+    if ! pid=$(running_pid "$dir"); then
+        log "not running ($dir)"
+        rm -f "$dir/broker.pid"
+        return 0
+    fi
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 30 || fail "pid $pid survived SIGKILL"
+    rm -f "$dir/broker.pid"
+    log "killed pid $pid"
+}
+
+cmd_env() {
+    local dir
+    dir=$(abs_dir "$1")
+    running_pid "$dir" >/dev/null || fail "not running ($dir)"
+    [[ -s $dir/env ]] || fail "no $dir/env"
+    cat "$dir/env"
+}
+
+# ------------------------------------------------------------- secrets/TLS --
+
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# mint_token SECRET_FILE SUBJECT [EXP]: an HS256 JWT, as Pulsar's token
+# provider validates it (raw secret key bytes; "sub" is the role).
+mint_token() {
+    local key=$1 sub=$2 exp=${3:-} header payload sig
+    header=$(printf '{"alg":"HS256"}' | b64url)
+    if [[ -n $exp ]]; then
+        payload=$(printf '{"sub":"%s","exp":%d}' "$sub" "$exp" | b64url)
+    else
+        payload=$(printf '{"sub":"%s"}' "$sub" | b64url)
+    fi
+    sig=$(printf '%s.%s' "$header" "$payload" \
+        | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(od -An -v -tx1 "$key" | tr -d ' \n')" -binary \
+        | b64url)
+    printf '%s.%s.%s\n' "$header" "$payload" "$sig"
+}
+
+cmd_token() {
+    local dir
+    dir=$(abs_dir "$1")
+    [[ -s $dir/secret.key ]] || fail "no $dir/secret.key (start it once with --auth token)"
+    mint_token "$dir/secret.key" "$2" "${3:-}"
+}
+
+ensure_secret() {
+    local dir=$1
+    [[ -s $dir/secret.key ]] && return 0
+    need openssl "to make the token secret key"
+    (umask 077 && openssl rand 32 > "$dir/secret.key")
+}
+
+# A CA, a server certificate for 127.0.0.1/localhost and a client
+# certificate (CN=client), made once per DIR.
+ensure_tls() {
+    local t=$1/tls
+    [[ -s $t/client.key.pem ]] && return 0
+    need openssl "to make the TLS certificates"
+    mkdir -p "$t"
+    (
+        cd "$t"
+        umask 077
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+            -keyout ca.key.pem -out ca.cert.pem -subj "/CN=pulsar-wire test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        local name
+        for name in broker client; do
+            openssl req -newkey rsa:2048 -nodes -keyout "$name.key.rsa.pem" \
+                -out "$name.csr.pem" -subj "/CN=$( [[ $name == broker ]] && echo localhost || echo client )" 2>/dev/null
+            if [[ $name == broker ]]; then
+                printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+                    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" > "$name.ext"
+            else
+                printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+                    "extendedKeyUsage=clientAuth" > "$name.ext"
+            fi
+            openssl x509 -req -in "$name.csr.pem" -CA ca.cert.pem -CAkey ca.key.pem -CAcreateserial \
+                -days 3650 -sha256 -extfile "$name.ext" -out "$name.cert.pem" 2>/dev/null
+            # Pulsar wants the private key as unencrypted PKCS#8 PEM.
+            openssl pkcs8 -topk8 -nocrypt -in "$name.key.rsa.pem" -out "$name.key.tmp"
+            rm -f "$name.key.rsa.pem" "$name.csr.pem" "$name.ext"
+            mv "$name.key.tmp" "$name.key.pem"
+        done
+        chmod 644 ./*.cert.pem
+    )
+}
+
+# ------------------------------------------------------------------- start --
+
+# Prints N distinct free TCP ports on 127.0.0.1, below the usual ephemeral
+# range so outgoing connections are unlikely to take them later.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+n, found, socks = int(sys.argv[1]), [], []
+while len(found) < n:
+    port = random.randrange(20000, 32000)
+    if port in found:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
+    found.append(port)
+print(" ".join(map(str, found)))
+PY
+}
+
+port_free() {
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+write_broker_conf() {
+    local dir=$1 auth=$2 tls=$3 txn=$4
+    shift 4
+    local conf="$dir/broker.conf"
+    {
+        echo "# Written by scripts/apache-pulsar.sh on every start; edits are lost."
+        echo "# Read both as the broker's ServiceConfiguration and the bookie's ServerConfiguration."
+        echo "clusterName=standalone"
+        echo "bindAddress=127.0.0.1"
+        echo "advertisedAddress=127.0.0.1"
+        echo "brokerServicePort=$BROKER_PORT"
+        echo "webServicePort=$WEB_PORT"
+        echo "metadataStoreUrl="
+        echo "configurationMetadataStoreUrl="
+        echo "# One bookie: every ledger has one copy."
+        echo "managedLedgerDefaultEnsembleSize=1"
+        echo "managedLedgerDefaultWriteQuorum=1"
+        echo "managedLedgerDefaultAckQuorum=1"
+        echo "# Small and quiet: no load balancing, websocket, functions or topic GC."
+        echo "loadManagerClassName=org.apache.pulsar.broker.loadbalance.NoopLoadManager"
+        echo "loadBalancerEnabled=false"
+        echo "webSocketServiceEnabled=false"
+        echo "functionsWorkerEnabled=false"
+        echo "brokerDeleteInactiveTopicsEnabled=false"
+        echo "allowAutoTopicCreation=true"
+        echo "allowAutoTopicCreationType=non-partitioned"
+        echo "systemTopicEnabled=true"
+        echo "topicLevelPoliciesEnabled=true"
+        echo "statusFilePath="
+        echo "numOrderedExecutorThreads=4"
+        echo "brokerShutdownTimeoutMs=15000"
+        echo "bookkeeperUseV2WireProtocol=true"
+        echo "bookkeeperNumberOfChannelsPerBookie=1"
+        echo "# Bookie: listen on loopback only, no HTTP server, small caches."
+        echo "listeningInterface=lo"
+        echo "allowLoopback=true"
+        echo "# Without this BKCluster ignores --bookkeeper-port and picks a random one."
+        echo "allowEphemeralPorts=true"
+        echo "httpServerEnabled=false"
+        echo "ledgerStorageClass=org.apache.bookkeeper.bookie.storage.ldb.DbLedgerStorage"
+        echo "dbStorage_writeCacheMaxSizeMb=16"
+        echo "dbStorage_readAheadCacheMaxSizeMb=16"
+        echo "dbStorage_rocksDB_blockCacheSize=16777216"
+        echo "dbStorage_rocksDB_writeBufferSizeMB=4"
+        echo "dbStorage_rocksDB_sstSizeInMB=4"
+        echo "journalMaxGroupWaitMSec=1"
+        echo "journalSyncData=false"
+        echo "journalWriteData=true"
+        echo "diskUsageThreshold=0.99"
+        echo "diskUsageWarnThreshold=0.99"
+        echo "gcWaitTime=300000"
+        echo "flushInterval=60000"
+        echo "transactionCoordinatorEnabled=$txn"
+        if [[ $tls == true ]]; then
+            echo "# TLS: the plain ports stay open too."
+            echo "brokerServicePortTls=$BROKER_TLS_PORT"
+            echo "webServicePortTls=$WEB_TLS_PORT"
+            echo "tlsCertificateFilePath=$dir/tls/broker.cert.pem"
+            echo "tlsKeyFilePath=$dir/tls/broker.key.pem"
+            echo "tlsTrustCertsFilePath=$dir/tls/ca.cert.pem"
+            echo "tlsAllowInsecureConnection=false"
+            echo "tlsRequireTrustedClientCertOnConnect=false"
+        fi
+        if [[ $auth == token ]]; then
+            local providers=org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+            [[ $tls == true ]] && providers="$providers,org.apache.pulsar.broker.authentication.AuthenticationProviderTls"
+            echo "# Token auth (HS256 secret key in secret.key); admin and client are super users."
+            echo "authenticationEnabled=true"
+            echo "authenticationProviders=$providers"
+            echo "tokenSecretKey=file://$dir/secret.key"
+            echo "authorizationEnabled=true"
+            echo "superUserRoles=admin,client"
+            echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationToken"
+            echo "brokerClientAuthenticationParameters=token:$ADMIN_TOKEN"
+        fi
+        if [[ $# -gt 0 ]]; then
+            echo "# --config"
+            printf '%s\n' "$@"
+        fi
+    } > "$conf"
+    chmod 600 "$conf"
+}
+
+write_log_conf() {
+    cat > "$1/log4j2.properties" <<EOF
+# Written by scripts/apache-pulsar.sh: everything to stdout, which is broker.log.
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = %d{ISO8601} [%t] %-5level %logger{1} - %msg%n
+rootLogger.level = ${PULSAR_LOG_LEVEL:-info}
+rootLogger.appenderRef.out.ref = out
+EOF
+}
+
+# curl of the admin API with the admin token when auth is on.
+admin_get() {
+    local -a args=(-s -m 5 -o /dev/stdout -w '\n%{http_code}')
+    [[ -n ${ADMIN_TOKEN:-} ]] && args+=(-H "Authorization: Bearer $ADMIN_TOKEN")
+    curl "${args[@]}" "http://127.0.0.1:$WEB_PORT$1" 2>/dev/null || true
+}
+
+START_PID=""
+start_failed() {
+    local dir=$1 cause=$2
+    log "error: $cause"
+    if [[ -s $dir/broker.log ]]; then
+        log "last lines of $dir/broker.log:"
+        tail -n 40 "$dir/broker.log" >&2
+    fi
+    if [[ -n $START_PID ]] && [[ -d /proc/$START_PID ]]; then
+        kill -TERM "$START_PID" 2>/dev/null || true
+        wait_gone "$START_PID" 10 || { kill -KILL "$START_PID" 2>/dev/null || true; wait_gone "$START_PID" 30 || true; }
+    fi
+    rm -f "$dir/broker.pid"
+    exit 1
+}
+
+cmd_start() {
+    local auth="" tls=false txn=false dir="" given=false
+    local -a extra=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --auth)
+                [[ ${2:-} == token ]] || fail "--auth takes 'token'"
+                auth=token; given=true; shift 2 ;;
+            --auth=token) auth=token; given=true; shift ;;
+            --tls) tls=true; given=true; shift ;;
+            --transactions) txn=true; given=true; shift ;;
+            --config)
+                [[ ${2:-} == ?*=* ]] || fail "--config takes KEY=VALUE"
+                extra+=("$2"); given=true; shift 2 ;;
+            --config=?*=*) extra+=("${1#--config=}"); given=true; shift ;;
+            --brokers|--brokers=*) fail "--brokers is not supported yet" ;;
+            -*) log "unknown option $1"; usage ;;
+            *) [[ -z $dir ]] || usage; dir=$1; shift ;;
+        esac
+    done
+    [[ -n $dir ]] || usage
+    dir=$(abs_dir "$dir")
+
+    if running_pid "$dir" >/dev/null; then
+        log "already running in $dir (pid $(running_pid "$dir"))"
+        cmd_env "$dir"
+        return 0
+    fi
+
+    need java "a Java 17+ runtime is needed"
+    need python3 "to pick free ports"
+    need curl "to wait for the admin API"
+    cmd_install >/dev/null
+
+    # Options: the given ones, else those of the last start of this DIR.
+    if [[ $given == false && -s $dir/options ]]; then
+        # shellcheck source=/dev/null
+        . "$dir/options"
+        auth=${OPT_AUTH:-}; tls=${OPT_TLS:-false}; txn=${OPT_TXN:-false}
+        extra=()
+        [[ -n ${OPT_CONFIG:-} ]] && mapfile -t extra <<<"$OPT_CONFIG"
+        log "reusing the options of the last start: auth=${auth:-none} tls=$tls transactions=$txn config=${#extra[@]} keys"
+    fi
+    {
+        printf 'OPT_AUTH=%q\nOPT_TLS=%q\nOPT_TXN=%q\n' "$auth" "$tls" "$txn"
+        if [[ ${#extra[@]} -gt 0 ]]; then
+            printf 'OPT_CONFIG=%q\n' "$(printf '%s\n' "${extra[@]}")"
+        fi
+    } > "$dir/options"
+
+    # Ports: picked once per DIR, reused on every later start (the bookie's
+    # cookie records its port; clients may hold the URLs).
+    if [[ ! -s $dir/ports ]]; then
+        local -a p
+        read -r -a p <<<"$(free_ports 5)"
+        printf 'BROKER_PORT=%s\nWEB_PORT=%s\nBROKER_TLS_PORT=%s\nWEB_TLS_PORT=%s\nBOOKIE_PORT=%s\n' \
+            "${p[0]}" "${p[1]}" "${p[2]}" "${p[3]}" "${p[4]}" > "$dir/ports"
+    fi
+    # shellcheck source=/dev/null
+    . "$dir/ports"
+    local port
+    for port in "$BROKER_PORT" "$WEB_PORT" "$BROKER_TLS_PORT" "$WEB_TLS_PORT" "$BOOKIE_PORT"; do
+        port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
+    done
+
+    ADMIN_TOKEN=""
+    if [[ $auth == token ]]; then
+        ensure_secret "$dir"
+        ADMIN_TOKEN=$(mint_token "$dir/secret.key" admin)
+    fi
+    [[ $tls == true ]] && ensure_tls "$dir"
+
+    write_broker_conf "$dir" "$auth" "$tls" "$txn" "${extra[@]}"
+    write_log_conf "$dir"
+    mkdir -p "$dir/data"
+
+    local jvm_opts="${PULSAR_JVM_OPTS:--Xms256m -Xmx1g -XX:MaxDirectMemorySize=512m}"
+    # Module openings Pulsar's own launcher passes on Java 17.
+    local -a java_args
+    read -r -a java_args <<<"$jvm_opts"
+    java_args+=(
+        -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError
+        -Djava.net.preferIPv4Stack=true
+        -Dio.netty.tryReflectionSetAccessible=true
+        -Dlog4j2.configurationFile="$dir/log4j2.properties"
+        -Dpulsar.log.dir="$dir"
+        --add-opens java.base/java.io=ALL-UNNAMED
+        --add-opens java.base/java.nio=ALL-UNNAMED
+        --add-opens java.base/java.lang=ALL-UNNAMED
+        --add-opens java.base/java.util.zip=ALL-UNNAMED
+        --add-opens java.base/sun.net=ALL-UNNAMED
+        --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
+        --add-opens java.base/jdk.internal.platform=ALL-UNNAMED
+        --add-opens java.management/sun.management=ALL-UNNAMED
+        --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
+        "$MAIN_CLASS"
+        --config "$dir/broker.conf"
+        --no-functions-worker
+        --no-stream-storage
+        --advertised-address 127.0.0.1
+        --metadata-dir "$dir/data/metadata"
+        --bookkeeper-dir "$dir/data/bookkeeper"
+        --bookkeeper-port "$BOOKIE_PORT"
+    )
+
+    log "starting Apache Pulsar $(cached_version) standalone in $dir (broker $BROKER_PORT, web $WEB_PORT, bookie $BOOKIE_PORT)"
+    printf '\n===== %s apache-pulsar.sh start =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$dir/broker.log"
+    rm -f "$dir/broker.pid"
+    local t0=$SECONDS
+    # The working directory is DIR: standalone looks for a ZooKeeper data dir
+    # (data/standalone/zookeeper, never made here) relative to it, and would
+    # switch to ZooKeeper mode if it found one.
+    (
+        cd "$dir"
+        unset PULSAR_STANDALONE_USE_ZOOKEEPER
+        CLASSPATH=$(<"$CP_FILE")
+        export CLASSPATH
+        exec setsid nohup bash -c 'echo $$ > broker.pid; exec java "$@"' java "${java_args[@]}" \
+            >>"$dir/broker.log" 2>&1 </dev/null
+    ) &
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $dir/broker.pid ]] && break
+        sleep 0.1
+    done
+    START_PID=$(cat "$dir/broker.pid" 2>/dev/null || true)
+    [[ -n $START_PID ]] || start_failed "$dir" "the JVM did not start"
+    trap 'start_failed "$dir" "interrupted"' INT TERM
+
+    local deadline=$((SECONDS + ${PULSAR_START_TIMEOUT:-180})) stage="admin API" out
+    while :; do
+        running_pid "$dir" >/dev/null || start_failed "$dir" "the broker exited during start ($stage not ready)"
+        ((SECONDS < deadline)) || start_failed "$dir" "not ready within ${PULSAR_START_TIMEOUT:-180}s (waiting for $stage)"
+        case $stage in
+            "admin API")
+                out=$(admin_get /admin/v2/namespaces/public)
+                if [[ ${out##*$'\n'} == 200 && $out == *'"public/default"'* ]]; then
+                    if [[ $tls == true ]]; then stage="TLS web port"
+                    elif [[ $txn == true ]]; then stage="transaction coordinator"
+                    else break; fi
+                    continue
+                fi ;;
+            "TLS web port")
+                if curl -s -m 5 -o /dev/null --cacert "$dir/tls/ca.cert.pem" "https://127.0.0.1:$WEB_TLS_PORT/admin/v2/clusters" ; then
+                    if [[ $txn == true ]]; then stage="transaction coordinator"; else break; fi
+                    continue
+                fi ;;
+            "transaction coordinator")
+                # Standalone creates the partitioned topic that assigns
+                # coordinators; looking up its partition makes this broker own
+                # it and load coordinator 0, whose state must become Ready.
+                out=$(admin_get /admin/v2/persistent/pulsar/system/transaction_coordinator_assign/partitions)
+                if [[ $out == *'"partitions":'[1-9]* ]]; then
+                    admin_get /lookup/v2/topic/persistent/pulsar/system/transaction_coordinator_assign-partition-0 >/dev/null
+                    out=$(admin_get /admin/v3/transactions/coordinatorStats)
+                    [[ $out == *'"state":"Ready"'* ]] && break
+                fi ;;
+        esac
+        sleep 0.5
+    done
+    trap - INT TERM
+
+    {
+        echo "PULSAR_URL=pulsar://127.0.0.1:$BROKER_PORT"
+        echo "PULSAR_HTTP_URL=http://127.0.0.1:$WEB_PORT"
+        if [[ $auth == token ]]; then
+            echo "PULSAR_TOKEN=$ADMIN_TOKEN"
+            echo "PULSAR_TOKEN_SECRET_FILE=$dir/secret.key"
+        fi
+        if [[ $tls == true ]]; then
+            echo "PULSAR_TLS_URL=pulsar+ssl://127.0.0.1:$BROKER_TLS_PORT"
+            echo "PULSAR_HTTPS_URL=https://127.0.0.1:$WEB_TLS_PORT"
+            echo "PULSAR_CA=$dir/tls/ca.cert.pem"
+            echo "PULSAR_CLIENT_CERT=$dir/tls/client.cert.pem"
+            echo "PULSAR_CLIENT_KEY=$dir/tls/client.key.pem"
+        fi
+    } > "$dir/env"
+    local rss
+    rss=$(awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$START_PID/status" 2>/dev/null || echo "?")
+    log "ready after $((SECONDS - t0))s: pid $START_PID, RSS ${rss} MB"
+    cat "$dir/env"
+}
+
+# -------------------------------------------------------------------- main --
+
+[[ $# -gt 0 ]] || usage
+command=$1
+shift
+case $command in
+    install) [[ $# -eq 0 ]] || usage; cmd_install ;;
+    start) cmd_start "$@" ;;
+    stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
+    kill9) [[ $# -eq 1 ]] || usage; cmd_kill9 "$1" ;;
+    env) [[ $# -eq 1 ]] || usage; cmd_env "$1" ;;
+    token) [[ $# -ge 2 && $# -le 3 ]] || usage; cmd_token "$@" ;;
+    -h|--help|help) usage ;;
+    *) log "unknown command $command"; usage ;;
+esac
