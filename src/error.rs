@@ -281,6 +281,16 @@ pub enum Error {
     /// A message from the broker could not be read.
     #[error("cannot read a message from the broker: {0}")]
     Decode(FrameError),
+    /// A message is encrypted and this consumer cannot decrypt it: it was not delivered and
+    /// not acknowledged (the consumer's crypto failure action is Fail). It stays on the
+    /// subscription; set the action to Consume to receive it encrypted, or Discard to drop it.
+    #[error("message {id} on {topic} is encrypted and cannot be decrypted here: not delivered, not acknowledged (set the consumer's crypto failure action to Consume or Discard to change that)")]
+    Encrypted {
+        /// The topic (partition).
+        topic: String,
+        /// The entry's id.
+        id: crate::wire::MessageId,
+    },
     /// The operation is not possible in this state or with these settings.
     #[error("{0}")]
     NotAllowed(String),

@@ -146,6 +146,9 @@ pub struct Message {
     pub(crate) redelivery_count: u32,
     /// Which partition task of the consumer delivered it.
     pub(crate) child: usize,
+    /// Delivered encrypted (crypto failure action Consume): the payload is the entry as
+    /// published, still encrypted.
+    pub(crate) encrypted: bool,
 }
 
 impl Message {
@@ -157,6 +160,13 @@ impl Message {
     /// The topic (the partition's name on a partitioned topic).
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Whether the payload is still encrypted: the message carried encryption keys and the
+    /// consumer's crypto failure action is Consume. Its payload is then the whole entry as
+    /// published (compressed and batched as the producer sent it).
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
     }
 
     /// The payload.

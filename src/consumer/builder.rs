@@ -8,10 +8,10 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 use super::discovery::{Children, Discovery, TopicPattern};
-use super::partition::{ChildConfig, StartPosition};
 use super::{Consumer, DeadLetterPolicy, DeadLetters};
 use crate::client::PulsarClient;
 use crate::error::{Error, Result};
+use crate::protocol::consumer::{ChildConfig, StartPosition};
 use crate::protocol::topic::TopicName;
 
 /// `len` random lowercase letters.
@@ -66,6 +66,23 @@ impl SubscriptionType {
     }
 }
 
+/// What a consumer does with an encrypted message it cannot decrypt (the Java client's
+/// `ConsumerCryptoFailureAction`). pulsar-wire has no decryption yet, so this applies to every
+/// message that carries encryption keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsumerCryptoFailureAction {
+    /// The default: the message is not delivered and not acknowledged (it stays on the
+    /// subscription for a consumer that can decrypt it); `receive` returns
+    /// [`Error::Encrypted`](crate::Error::Encrypted) in its place.
+    #[default]
+    Fail,
+    /// The message is acknowledged with a decryption error and never delivered.
+    Discard,
+    /// The message is delivered as it is, encrypted (and, if so, compressed and batched), with
+    /// [`Message::is_encrypted`](crate::Message::is_encrypted) true.
+    Consume,
+}
+
 /// Where a new subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InitialPosition {
@@ -93,7 +110,6 @@ pub struct ConsumerBuilder {
 impl ConsumerBuilder {
     pub(crate) fn new(client: PulsarClient, topic: String) -> Self {
         ConsumerBuilder {
-            client,
             topics: vec![topic],
             subscription: None,
             dead_letter: None,
@@ -121,8 +137,18 @@ impl ConsumerBuilder {
                 max_pending_chunked: 10,
                 chunk_expiry: Duration::from_secs(60),
                 max_chunked_size: 512 * 1024 * 1024,
+                crypto_failure_action: ConsumerCryptoFailureAction::Fail,
+                operation_timeout: client.inner.operation_timeout,
             },
+            client,
         }
+    }
+
+    /// What to do with encrypted messages, which this client cannot decrypt (default
+    /// [`ConsumerCryptoFailureAction::Fail`]).
+    pub fn crypto_failure_action(mut self, action: ConsumerCryptoFailureAction) -> Self {
+        self.config.crypto_failure_action = action;
+        self
     }
 
     /// Adds another topic to consume from.

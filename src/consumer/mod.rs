@@ -6,18 +6,21 @@
 //! them feed one queue that [`Consumer::receive`] reads.
 
 mod builder;
-mod chunks;
+pub(crate) mod chunks;
 mod dead_letter;
 mod discovery;
 mod partition;
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 
 pub(crate) use builder::random_name;
-pub use builder::{ConsumerBuilder, InitialPosition, SubscriptionType};
+pub use builder::{
+    ConsumerBuilder, ConsumerCryptoFailureAction, InitialPosition, SubscriptionType,
+};
 pub(crate) use dead_letter::DeadLetters;
 pub use dead_letter::{
     java_message_id, DeadLetterPolicy, DELAY_TIME, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES,
@@ -38,7 +41,13 @@ pub struct Consumer {
     sub_type: SubscriptionType,
     children: Children,
     rx: mpsc::UnboundedReceiver<Delivery>,
-    dead_letters: Option<DeadLetters>,
+    dead_letters: Option<Arc<DeadLetters>>,
+    /// Messages past the dead-letter policy's limit, on their way to the dead-letter topic (a
+    /// task of the consumer's sends them there, then acknowledges them).
+    to_dead_letter: Option<mpsc::UnboundedSender<(Message, ChildHandle)>>,
+    /// An error taken off the queue by `batch_receive` behind messages: the next receive
+    /// returns it.
+    pending_error: Option<Error>,
     /// Dropped with the consumer: stops topic and partition discovery at once.
     _discovery: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -53,6 +62,12 @@ impl Consumer {
         dead_letters: Option<DeadLetters>,
         discovery: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Self {
+        let dead_letters = dead_letters.map(Arc::new);
+        let to_dead_letter = dead_letters.clone().map(|dl| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(dead_letter_task(dl, rx));
+            tx
+        });
         Consumer {
             topics,
             subscription,
@@ -60,6 +75,8 @@ impl Consumer {
             children,
             rx,
             dead_letters,
+            to_dead_letter,
+            pending_error: None,
             _discovery: discovery,
         }
     }
@@ -77,19 +94,33 @@ impl Consumer {
         self.handles().len()
     }
 
-    /// Dead-letter policy: a message redelivered more than allowed goes to the dead-letter topic
-    /// and is acknowledged instead of being delivered. Returns whether it was taken.
-    async fn dead_letter(&self, msg: &Message) -> Result<bool> {
-        let Some(dl) = &self.dead_letters else {
-            return Ok(false);
-        };
-        let limit = dl.policy.max_redeliver_count;
-        if msg.redelivery_count <= limit && DeadLetters::reconsume_times(msg) <= limit {
-            return Ok(false);
+    /// Dead-letter policy: whether a message was redelivered more than allowed (or reconsumed
+    /// more than allowed), so that it goes to the dead-letter topic instead of the application.
+    fn is_dead(&self, msg: &Message) -> bool {
+        self.dead_letters.as_ref().is_some_and(|dl| {
+            let limit = dl.policy.max_redeliver_count;
+            msg.redelivery_count > limit || DeadLetters::reconsume_times(msg) > limit
+        })
+    }
+
+    /// Takes a delivery off the queue, on every receive path: `None` when it is stale (from a
+    /// connection that was replaced, so the broker redelivers it) or went to the dead-letter
+    /// topic.
+    fn take(&self, delivery: Delivery) -> Option<Result<Message>> {
+        let item = self.accept(delivery)?;
+        if let (Ok(msg), Some(to_dlq)) = (&item, &self.to_dead_letter) {
+            if self.is_dead(msg) {
+                let child = self.child(msg).ok()?;
+                // The task acknowledges it once it is on the dead-letter topic, or hands it
+                // back (negative ack) if that fails: never dropped.
+                if let Err(mpsc::error::SendError((msg, child))) = to_dlq.send((msg.clone(), child))
+                {
+                    let _ = child.nack(msg.id, msg.redelivery_count);
+                }
+                return None;
+            }
         }
-        dl.send_to_dlq(msg).await?;
-        self.child(msg)?.ack(msg.id, false).await?;
-        Ok(true)
+        Some(item)
     }
 
     /// The topics, as given.
@@ -125,22 +156,23 @@ impl Consumer {
         self.handles().iter().any(|c| c.is_active())
     }
 
-    /// Takes a delivery off the queue: `None` when it is stale (from a connection that was
-    /// replaced, so the broker redelivers it) and must be skipped.
-    fn accept(&self, delivery: Delivery) -> Option<Message> {
+    /// Takes a delivery off its partition's queue: `None` when it is stale.
+    fn accept(&self, delivery: Delivery) -> Option<Result<Message>> {
         let children = self.children.read().unwrap_or_else(|p| p.into_inner());
         children.get(delivery.child)?.accept(delivery)
     }
 
-    /// Waits for the next message.
+    /// Waits for the next message. An error says why a partition stopped (its subscription
+    /// is gone) or that a message could not be delivered (it is encrypted); the consumer can
+    /// go on receiving after it.
     pub async fn receive(&mut self) -> Result<Message> {
         loop {
+            if let Some(e) = self.pending_error.take() {
+                return Err(e);
+            }
             let delivery = self.rx.recv().await.ok_or(Error::Closed("consumer"))?;
-            if let Some(msg) = self.accept(delivery) {
-                if self.dead_letters.is_some() && self.dead_letter(&msg).await? {
-                    continue;
-                }
-                return Ok(msg);
+            if let Some(item) = self.take(delivery) {
+                return item;
             }
         }
     }
@@ -233,11 +265,15 @@ impl Consumer {
         out.push(first);
         while out.len() < max_messages.max(1) {
             match self.rx.try_recv() {
-                Ok(delivery) => {
-                    if let Some(msg) = self.accept(delivery) {
-                        out.push(msg);
+                Ok(delivery) => match self.take(delivery) {
+                    Some(Ok(msg)) => out.push(msg),
+                    // Reported at the next receive: the messages so far go first.
+                    Some(Err(e)) => {
+                        self.pending_error = Some(e);
+                        break;
                     }
-                }
+                    None => {}
+                },
                 Err(_) => break,
             }
         }
@@ -339,15 +375,40 @@ impl futures_core::Stream for Consumer {
     type Item = Result<Message>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(e) = self.pending_error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(delivery)) => {
-                    if let Some(msg) = self.accept(delivery) {
-                        return Poll::Ready(Some(Ok(msg)));
+                    if let Some(item) = self.take(delivery) {
+                        return Poll::Ready(Some(item));
                     }
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Sends the messages past the dead-letter policy's limit to the dead-letter topic, then
+/// acknowledges them; one that cannot be sent there is negatively acknowledged (it comes back
+/// and is tried again). Ends when the consumer is dropped.
+async fn dead_letter_task(
+    dl: Arc<DeadLetters>,
+    mut rx: mpsc::UnboundedReceiver<(Message, ChildHandle)>,
+) {
+    while let Some((msg, child)) = rx.recv().await {
+        match dl.send_to_dlq(&msg).await {
+            Ok(_) => {
+                if let Err(e) = child.ack(msg.id, false).await {
+                    tracing::warn!(id = %msg.id, error = %e, "dead-lettered message not acknowledged: it will come back");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(id = %msg.id, error = %e, "cannot send to the dead-letter topic: the message comes back later");
+                let _ = child.nack(msg.id, msg.redelivery_count);
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod clock;
 pub mod commands;
 pub mod connection;
+pub(crate) mod consumer;
 pub mod flow;
 pub mod hash;
 pub mod pending;
