@@ -50,6 +50,9 @@ use crate::protocol::flow::FlowControl;
 use crate::protocol::topic::TopicName;
 use crate::wire::{self, proto, MessageId};
 
+#[cfg(test)]
+mod sim;
+
 /// Errors that end a consumer's attachment beyond [`crate::protocol::attach::is_permanent`]'s.
 const PERMANENT: &[ServerErrorCode] = &[ServerErrorCode::SubscriptionNotFound];
 
@@ -308,11 +311,6 @@ impl<W: AckWaiter> ConsumerCore<W> {
         self
     }
 
-    /// The consumer id.
-    pub fn consumer_id(&self) -> u64 {
-        self.consumer_id
-    }
-
     /// The index of this partition in its consumer.
     pub fn index(&self) -> usize {
         self.index
@@ -324,11 +322,13 @@ impl<W: AckWaiter> ConsumerCore<W> {
     }
 
     /// Whether attached to a connection now.
+    #[cfg(test)]
     pub fn is_attached(&self) -> bool {
         self.attach.is_attached()
     }
 
     /// Whether the core has ended (closed, or failed for good).
+    #[cfg(test)]
     pub fn is_over(&self) -> bool {
         self.attach.is_over()
     }
