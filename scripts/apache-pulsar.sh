@@ -414,11 +414,129 @@ rootLogger.appenderRef.out.ref = out
 EOF
 }
 
+# tc_probe PORT N [TOKEN]: connects to the broker's binary port (python3,
+# standard library only) and asks for transaction coordinators 0..N-1 as a
+# client with transactions does (CONNECT, then TC_CLIENT_CONNECT_REQUEST).
+# The broker answers once each coordinator's log is open: exit 0 when all
+# answered without error. The admin API alone cannot load a coordinator.
+tc_probe() {
+    python3 - "$@" <<'PY'
+import socket, struct, sys
+
+port, count = int(sys.argv[1]), int(sys.argv[2])
+token = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+def fv(num, value):   # varint field
+    return varint(num << 3) + varint(value)
+
+def fb(num, data):    # length-delimited field
+    return varint(num << 3 | 2) + varint(len(data)) + data
+
+def frame(kind, field, body):
+    cmd = fv(1, kind) + fb(field, body)
+    return struct.pack(">II", len(cmd) + 4, len(cmd)) + cmd
+
+def fields(buf):
+    i, out = 0, {}
+    while i < len(buf):
+        key, shift = 0, 0
+        while True:
+            b = buf[i]; i += 1
+            key |= (b & 0x7F) << shift; shift += 7
+            if b < 0x80:
+                break
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            val, shift = 0, 0
+            while True:
+                b = buf[i]; i += 1
+                val |= (b & 0x7F) << shift; shift += 7
+                if b < 0x80:
+                    break
+        elif wire == 2:
+            ln, shift = 0, 0
+            while True:
+                b = buf[i]; i += 1
+                ln |= (b & 0x7F) << shift; shift += 7
+                if b < 0x80:
+                    break
+            val = buf[i:i + ln]; i += ln
+        elif wire == 1:
+            val = buf[i:i + 8]; i += 8
+        elif wire == 5:
+            val = buf[i:i + 4]; i += 4
+        else:
+            raise ValueError("wire type %d" % wire)
+        out[num] = val
+    return out
+
+def read_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("connection closed")
+        data += chunk
+    return data
+
+def next_command(sock):
+    total = struct.unpack(">I", read_exact(sock, 4))[0]
+    body = read_exact(sock, total)
+    size = struct.unpack(">I", body[:4])[0]
+    return fields(body[4:4 + size])
+
+CONNECT, CONNECTED, ERROR, PING, PONG, TC_REQ, TC_RESP = 2, 3, 14, 18, 19, 62, 63
+try:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    connect = fb(1, b"apache-pulsar.sh") + fv(4, 19)
+    if token:
+        connect += fb(5, b"token") + fb(3, token)
+    sock.sendall(frame(CONNECT, 2, connect))
+    cmd = next_command(sock)
+    if cmd.get(1) != CONNECTED:
+        sys.exit("not connected: command type %s" % cmd.get(1))
+    for tc in range(count):
+        sock.sendall(frame(TC_REQ, TC_REQ, fv(1, tc + 1) + fv(2, tc)))
+        while True:
+            cmd = next_command(sock)
+            if cmd.get(1) == PING:
+                sock.sendall(frame(PONG, PONG, b""))
+                continue
+            break
+        if cmd.get(1) != TC_RESP:
+            sys.exit("coordinator %d: command type %s" % (tc, cmd.get(1)))
+        resp = fields(cmd[TC_RESP])
+        if 2 in resp:
+            sys.exit("coordinator %d: error %d %s" % (tc, resp[2], resp.get(3, b"").decode(errors="replace")))
+except (OSError, EOFError, ValueError) as e:
+    sys.exit("coordinator probe: %s" % e)
+PY
+}
+
 # curl of the admin API with the admin token when auth is on.
 admin_get() {
     local -a args=(-s -m 5 -o /dev/stdout -w '\n%{http_code}')
     [[ -n ${ADMIN_TOKEN:-} ]] && args+=(-H "Authorization: Bearer $ADMIN_TOKEN")
     curl "${args[@]}" "http://127.0.0.1:$WEB_PORT$1" 2>/dev/null || true
+}
+
+# HTTP lookups of the coordinator-assign partitions 0..N-1.
+tc_lookup() {
+    local i out
+    for ((i = 0; i < $1; i++)); do
+        out=$(admin_get "/lookup/v2/topic/persistent/pulsar/system/transaction_coordinator_assign-partition-$i")
+        [[ ${out##*$'\n'} == 200 ]] || return 1
+    done
 }
 
 START_PID=""
@@ -586,11 +704,14 @@ cmd_start() {
                 fi ;;
             "transaction coordinator")
                 # Standalone creates the partitioned topic that assigns
-                # coordinators; looking up its partition makes this broker own
-                # it and load coordinator 0, whose state must become Ready.
+                # coordinators (after public/default). As a client does, look
+                # up each partition (this broker then owns its bundle) and
+                # send TC_CLIENT_CONNECT: that loads the coordinator, whose
+                # state must then be Ready.
                 out=$(admin_get /admin/v2/persistent/pulsar/system/transaction_coordinator_assign/partitions)
-                if [[ $out == *'"partitions":'[1-9]* ]]; then
-                    admin_get /lookup/v2/topic/persistent/pulsar/system/transaction_coordinator_assign-partition-0 >/dev/null
+                if [[ $out =~ \"partitions\":([1-9][0-9]*) ]] &&
+                    tc_lookup "${BASH_REMATCH[1]}" &&
+                    tc_probe "$BROKER_PORT" "${BASH_REMATCH[1]}" "$ADMIN_TOKEN" 2>>"$dir/tc-probe.log"; then
                     out=$(admin_get /admin/v3/transactions/coordinatorStats)
                     [[ $out == *'"state":"Ready"'* ]] && break
                 fi ;;
