@@ -64,7 +64,7 @@ impl ReaderBuilder {
         let name = self
             .name
             .unwrap_or_else(|| format!("reader-{}", random_name(10)));
-        let consumer = self
+        let mut consumer = self
             .client
             .consumer(self.topic)
             .subscription(name)
@@ -76,6 +76,12 @@ impl ReaderBuilder {
             })
             .subscribe()
             .await?;
+        if self.start == MessageId::LATEST && self.inclusive {
+            // Latest, inclusive: the last message is the first one read. As the official
+            // clients: ask the broker for the last id, then seek there (an empty topic has
+            // none and starts at its end).
+            consumer.seek_each_to_last().await?;
+        }
         Ok(Reader { consumer })
     }
 }

@@ -282,3 +282,82 @@ async fn the_topic_list_watcher_pushes_new_and_deleted_topics() {
         Some(watch.watcher_id)
     );
 }
+
+#[tokio::test]
+async fn the_watcher_applies_its_initial_list_and_reopens_with_its_connection() {
+    // Before: the list in WATCH_TOPIC_LIST_SUCCESS was ignored (a topic created between the
+    // first listing and the watch was missed until the next poll), and a watcher whose
+    // connection dropped was opened again only after the next poll.
+    let mut peer = Peer::start().await;
+    peer.set_handler(move |_, frame| {
+        let c = &frame.command;
+        if c.connect.is_some() {
+            let mut connected = peer::connected_command(None);
+            if let Some(ok) = connected.connected.as_mut() {
+                ok.feature_flags = Some(proto::FeatureFlags {
+                    supports_topic_watchers: Some(true),
+                    ..Default::default()
+                });
+            }
+            return Some(vec![peer::encode(&connected)]);
+        }
+        if let Some(req) = &c.get_topics_of_namespace {
+            return Some(vec![topics_response(
+                req.request_id,
+                &["persistent://public/default/orders-a"],
+            )]);
+        }
+        if let Some(w) = &c.watch_topic_list {
+            let mut ok = peer::command(Type::WatchTopicListSuccess);
+            ok.watch_topic_list_success = Some(Box::new(proto::CommandWatchTopicListSuccess {
+                request_id: w.request_id,
+                watcher_id: w.watcher_id,
+                topic: vec![
+                    "persistent://public/default/orders-a".into(),
+                    "persistent://public/default/orders-c-partition-0".into(),
+                    "persistent://public/default/payments".into(),
+                ],
+                topics_hash: "h1".into(),
+            }));
+            return Some(vec![peer::encode(&ok)]);
+        }
+        None
+    });
+    let client = PulsarClient::builder(peer.url())
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let _consumer = client
+        .pattern_consumer("persistent://public/default/orders-.*")
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        // Polling would take an hour: only the watcher can make the changes below happen.
+        .auto_discovery_period(Duration::from_secs(3600))
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let (first, _) = subscribed_topic(&mut peer).await;
+    assert_eq!(first, "persistent://public/default/orders-a");
+    let (conn, watch) = peer.expect_on(Type::WatchTopicList).await;
+    assert_eq!(
+        watch.command.watch_topic_list.and_then(|w| w.topics_hash),
+        None,
+        "no hash known at the first watch"
+    );
+    // The topic the first listing did not have.
+    let (added, _) = subscribed_topic(&mut peer).await;
+    assert_eq!(added, "persistent://public/default/orders-c");
+
+    peer.disconnect(conn);
+    let again = peer
+        .expect(Type::WatchTopicList)
+        .await
+        .command
+        .watch_topic_list
+        .expect("body");
+    assert_eq!(
+        again.topics_hash.as_deref(),
+        Some("h1"),
+        "the last hash is sent"
+    );
+}

@@ -1,5 +1,5 @@
 //! Faults against a real broker (a private pulsar-lite per test): kill -9 and restart in the
-//! middle of a produce stream and of a consume stream, a broker down at start, and a broker
+//! middle of a produce stream and of a consume stream (every subscription type), a broker down at start, and a broker
 //! that stops answering (SIGSTOP). Nothing sent may be lost; every failed send says why.
 
 mod support;
@@ -144,12 +144,23 @@ async fn kill_9_during_a_produce_stream_loses_nothing() {
     producer.close().await.expect("close");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_a_consume_stream_redelivers_only_unacked_messages() {
+/// How many messages the kill -9 consume tests move: 2,000, or `PULSAR_WIRE_FAULT_MESSAGES`
+/// (`scripts/fault-soak.sh` runs them at 100,000).
+fn fault_messages() -> usize {
+    std::env::var("PULSAR_WIRE_FAULT_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// Publishes the messages, consumes them on `sub_type` and kills the broker with kill -9 after
+/// a quarter of them (at most 5,000), restarting it 2 s later. Every message must arrive, and
+/// one acknowledged before the crash must not come again.
+async fn kill_9_during_a_consume_stream(sub_type: SubscriptionType) {
     let broker = Broker::start_local();
     let client = client(&broker);
     let topic = support::unique_topic("fault-consume");
-    const N: usize = 2000;
+    let n = fault_messages();
     {
         // Unbatched: without batch-index acks a batch is acknowledged only as a whole, so
         // acked messages of a partly acked batch legitimately come back.
@@ -161,7 +172,7 @@ async fn kill_9_during_a_consume_stream_redelivers_only_unacked_messages() {
             .await
             .expect("producer");
         let mut receipts = Vec::new();
-        for i in 0..N {
+        for i in 0..n {
             receipts.push(producer.send_async(format!("m{i}")).await.expect("enqueue"));
         }
         for r in receipts {
@@ -172,29 +183,35 @@ async fn kill_9_during_a_consume_stream_redelivers_only_unacked_messages() {
     let mut consumer = client
         .consumer(&topic)
         .subscription("s")
-        .subscription_type(SubscriptionType::Shared)
+        .subscription_type(sub_type)
         .initial_position(InitialPosition::Earliest)
-        .receiver_queue_size(100)
         .subscribe()
         .await
         .expect("subscribe");
     let mut received: HashMap<String, u32> = HashMap::new();
     let mut durable_acks = BTreeSet::new();
     let started = std::time::Instant::now();
-    let mut killed = false;
-    while received.len() < N {
-        if !killed && received.len() >= N / 4 {
+    let mut restarted = None;
+    let mut recovery = None;
+    let kill_at = (n / 4).min(5000);
+    while received.len() < n {
+        if restarted.is_none() && received.len() >= kill_at {
             // Acks are fire-and-forget: give those sent so far time to land, then crash.
             tokio::time::sleep(Duration::from_millis(500)).await;
             durable_acks = received.keys().cloned().collect();
             broker.kill();
             tokio::time::sleep(Duration::from_secs(2)).await;
             broker.restart();
-            killed = true;
+            restarted = Some((std::time::Instant::now(), received.len()));
         }
         let msg = tokio::time::timeout(Duration::from_secs(90), consumer.receive())
             .await
-            .expect("the consumer recovers and receives within 90 s")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{sub_type:?}: the consumer recovers and receives within 90 s ({} of {n} so far)",
+                    received.len()
+                )
+            })
             .expect("receive");
         let payload = msg.payload_str().unwrap_or_default().to_owned();
         let seen = received.entry(payload.clone()).or_insert(0);
@@ -202,17 +219,45 @@ async fn kill_9_during_a_consume_stream_redelivers_only_unacked_messages() {
         if *seen > 1 {
             assert!(
                 !durable_acks.contains(&payload),
-                "{payload} was acknowledged before the crash but delivered again"
+                "{sub_type:?}: {payload} was acknowledged before the crash but delivered again"
             );
         }
         consumer.ack(&msg).await.expect("ack");
+        if let (Some((at, before)), None) = (restarted, recovery) {
+            if received.len() > before {
+                recovery = Some(at.elapsed());
+            }
+        }
     }
     let duplicates: u32 = received.values().map(|n| n - 1).sum();
     eprintln!(
-        "consume fault: {N} messages, all received, {duplicates} duplicates, took {:?}",
+        "consume fault {sub_type:?}: {n} messages, all received, {duplicates} duplicates, \
+         first new message {recovery:?} after the restart, took {:?}",
         started.elapsed()
     );
-    assert_eq!(received.len(), N);
+    assert_eq!(received.len(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_an_exclusive_consume_stream_loses_nothing() {
+    // Before: after the restart pulsar-lite pushed past the permits, the consumer dropped
+    // what it could not queue, and stalled for good.
+    kill_9_during_a_consume_stream(SubscriptionType::Exclusive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_shared_consume_stream_redelivers_only_unacked_messages() {
+    kill_9_during_a_consume_stream(SubscriptionType::Shared).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_failover_consume_stream_loses_nothing() {
+    kill_9_during_a_consume_stream(SubscriptionType::Failover).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_key_shared_consume_stream_loses_nothing() {
+    kill_9_during_a_consume_stream(SubscriptionType::KeyShared).await;
 }
 
 #[tokio::test]

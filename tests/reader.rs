@@ -150,3 +150,27 @@ async fn a_reader_reads_every_partition_of_a_partitioned_topic() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn a_reader_from_latest_inclusive_reads_the_last_message_first() {
+    // Before: LATEST inclusive only changed the local filter, and the reader waited for the
+    // next message instead of returning the last one.
+    let client = PulsarClient::new(support::broker().url()).expect("client");
+    let topic = support::unique_topic("reader-latest-inclusive");
+    fill(&client, &topic, 5, false).await;
+    let mut reader = client
+        .reader(&topic)
+        .start_message_id(MessageId::LATEST)
+        .start_message_id_inclusive(true)
+        .create()
+        .await
+        .expect("reader");
+    assert_eq!(read_payloads(&mut reader, 1).await, expected(4..5));
+    let more = reader
+        .next_timeout(Duration::from_millis(300))
+        .await
+        .expect("next");
+    assert!(more.is_none(), "only the last message: {more:?}");
+    fill(&client, &topic, 1, false).await;
+    assert_eq!(read_payloads(&mut reader, 1).await, vec!["m0".to_string()]);
+}

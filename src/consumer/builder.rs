@@ -324,7 +324,7 @@ impl ConsumerBuilder {
         if inner.is_closed() {
             return Err(Error::Closed("client"));
         }
-        let dead_letters = match (self.dead_letter, self.retry) {
+        let mut dead_letters = match (self.dead_letter, self.retry) {
             (None, false) => None,
             (policy, _) => Some(DeadLetters::new(
                 self.client.clone(),
@@ -332,17 +332,31 @@ impl ConsumerBuilder {
                 policy.unwrap_or_else(|| DeadLetterPolicy::new(16)),
             )),
         };
-        let mut topics = self.topics.clone();
-        if self.retry {
-            if let (Some(dl), Some(first)) = (&dead_letters, self.topics.first()) {
-                topics.push(dl.retry_topic(first));
-            }
-        }
         let pattern = self
             .pattern
             .as_deref()
             .map(TopicPattern::parse)
             .transpose()?;
+        let mut topics = self.topics.clone();
+        if self.retry {
+            if let Some(dl) = dead_letters.as_mut() {
+                // One retry topic per subscription, as the Java client: from the first topic,
+                // or in a pattern's namespace; subscribed here, and where every retry goes.
+                let retry = match (self.topics.iter().find(|t| !t.is_empty()), &pattern) {
+                    (Some(first), _) => dl.retry_topic(first),
+                    (None, Some(p)) => dl
+                        .policy
+                        .retry_letter_topic
+                        .clone()
+                        .unwrap_or_else(|| p.legacy_topic(&config.subscription, "RETRY")),
+                    (None, None) => String::new(),
+                };
+                if !retry.is_empty() {
+                    dl.set_retry_topic(retry.clone());
+                    topics.push(retry);
+                }
+            }
+        }
         let mut targets: Vec<TopicName> = Vec::new();
         if let Some(p) = &pattern {
             targets.extend(p.list(&self.client).await?);
@@ -361,6 +375,15 @@ impl ConsumerBuilder {
             out: tx,
             children: Arc::downgrade(&children),
             topics: HashMap::new(),
+            fixed: if pattern.is_some() {
+                topics
+                    .iter()
+                    .filter_map(|t| TopicName::parse(t).ok())
+                    .map(|t| t.base().full_name().to_owned())
+                    .collect()
+            } else {
+                Default::default()
+            },
             pattern,
             period: self.discovery_period,
         };

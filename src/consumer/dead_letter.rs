@@ -115,6 +115,12 @@ impl DeadLetters {
         })
     }
 
+    /// Fixes the one retry topic of the subscription (the consumer subscribes to it), as the
+    /// Java client does: every retried message goes there, whatever topic it came from.
+    pub fn set_retry_topic(&mut self, topic: String) {
+        self.policy.retry_letter_topic = Some(topic);
+    }
+
     async fn producer(&self, topic: &str, initial_subscription: Option<&str>) -> Result<Producer> {
         let mut producers = self.producers.lock().await;
         if let Some(p) = producers.get(topic) {

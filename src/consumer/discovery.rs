@@ -15,9 +15,11 @@ use super::partition::{self, ChildConfig, ChildHandle, Delivery};
 use crate::client::PulsarClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::protocol::backoff::Backoff;
 use crate::protocol::commands;
 use crate::protocol::connection::TopicListUpdate;
 use crate::protocol::topic::{Domain, TopicName};
+use crate::task::sleep_until_opt;
 
 /// The partition tasks of a consumer; indexes are stable (closed ones stay in place).
 pub(crate) type Children = Arc<RwLock<Vec<ChildHandle>>>;
@@ -64,6 +66,17 @@ impl TopicPattern {
         })
     }
 
+    /// `<domain>://<tenant>/<namespace>/<subscription>-<suffix>`: the Java client's name for a
+    /// retry or dead-letter topic of a subscription that has no first topic to name it after.
+    pub fn legacy_topic(&self, subscription: &str, suffix: &str) -> String {
+        let domain = if self.persistent {
+            "persistent"
+        } else {
+            "non-persistent"
+        };
+        format!("{domain}://{}/{subscription}-{suffix}", self.namespace)
+    }
+
     /// Whether a topic (partition suffix removed) matches.
     pub fn matches(&self, topic: &TopicName) -> bool {
         let persistent = topic.domain() == Domain::Persistent;
@@ -85,6 +98,11 @@ impl TopicPattern {
             .get_topics_of_namespace_response
             .map(|r| r.topics)
             .unwrap_or_default();
+        Ok(self.matching(names))
+    }
+
+    /// The topics of a listing that match (partitions folded into their topic), sorted.
+    fn matching(&self, names: Vec<String>) -> Vec<TopicName> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for name in names {
@@ -97,7 +115,7 @@ impl TopicPattern {
             }
         }
         out.sort_by(|a, b| a.full_name().cmp(b.full_name()));
-        Ok(out)
+        out
     }
 }
 
@@ -110,6 +128,8 @@ pub(crate) struct Discovery {
     /// Topic (base name) → partition count (0: not partitioned) and the children serving it.
     pub topics: HashMap<String, (u32, Vec<usize>)>,
     pub pattern: Option<TopicPattern>,
+    /// Topics subscribed by name beside a pattern (the retry topic): never closed by it.
+    pub fixed: HashSet<String>,
     pub period: Duration,
 }
 
@@ -191,24 +211,31 @@ impl Discovery {
     }
 
     /// Opens a topic-list watcher when the broker offers them: new and deleted topics are then
-    /// pushed at once instead of found by the next poll.
-    async fn start_watch(&self) -> Option<Watch> {
-        let pattern = self.pattern.as_ref()?;
+    /// pushed at once instead of found by the next poll. Returns it with the matching topics
+    /// of its answer (the whole list now), or `Err(true)` when the broker has no watchers
+    /// (polling alone then), `Err(false)` when it failed for now.
+    async fn start_watch(
+        &self,
+        hash: Option<&str>,
+    ) -> std::result::Result<(Watch, Vec<TopicName>), bool> {
+        let Some(pattern) = self.pattern.as_ref() else {
+            return Err(true);
+        };
         let inner = self.client.inner.clone();
-        let conn = inner.any_connection().await.ok()?;
+        let conn = inner.any_connection().await.map_err(|_| false)?;
         if !conn.supports_topic_watchers() {
-            return None;
+            return Err(true);
         }
         let watcher_id = inner.next_id();
         let (tx, updates) = mpsc::unbounded_channel();
-        conn.register_watcher(watcher_id, tx).ok()?;
+        conn.register_watcher(watcher_id, tx).map_err(|_| false)?;
         let request_id = inner.next_id();
         let command = commands::watch_topic_list(
             request_id,
             watcher_id,
             &pattern.namespace,
             &pattern.source,
-            None,
+            hash.map(str::to_owned),
         );
         match conn
             .request(
@@ -219,46 +246,70 @@ impl Discovery {
             )
             .await
         {
-            Ok(_) => Some(Watch {
-                conn,
-                watcher_id,
-                updates,
-            }),
+            Ok(resp) => {
+                let success = resp.watch_topic_list_success.unwrap_or_default();
+                let topics = pattern.matching(success.topic);
+                Ok((
+                    Watch {
+                        conn,
+                        watcher_id,
+                        updates,
+                        hash: success.topics_hash,
+                    },
+                    topics,
+                ))
+            }
             Err(e) => {
                 warn!(error = %e, "the topic-list watcher was refused; polling instead");
                 conn.unregister_watcher(watcher_id);
-                None
+                Err(e.server_error().is_some())
             }
         }
     }
 
+    /// Opens the watcher and applies the list of its answer (topics created or deleted while
+    /// it was not watching).
+    async fn open_watch(&mut self, hash: Option<&str>) -> std::result::Result<Watch, bool> {
+        let (watch, topics) = self.start_watch(hash).await?;
+        if let Some(children) = self.children.upgrade() {
+            self.reconcile(&children, topics).await;
+        }
+        Ok(watch)
+    }
+
     /// One discovery round.
     async fn round(&mut self, children: &Children) {
-        let wanted: Vec<TopicName>;
-        if let Some(pattern) = &self.pattern {
-            wanted = match pattern.list(&self.client).await {
+        let wanted = match &self.pattern {
+            Some(pattern) => match pattern.list(&self.client).await {
                 Ok(list) => list,
                 Err(e) => {
                     warn!(error = %e, "topic discovery failed; retrying next round");
                     return;
                 }
-            };
+            },
+            None => self
+                .topics
+                .keys()
+                .filter_map(|t| TopicName::parse(t).ok())
+                .collect(),
+        };
+        self.reconcile(children, wanted).await;
+    }
+
+    /// Subscribes to what is wanted and new (topics, or partitions added), and closes the
+    /// topics a pattern no longer matches.
+    async fn reconcile(&mut self, children: &Children, wanted: Vec<TopicName>) {
+        if self.pattern.is_some() {
             let wanted_names: HashSet<&str> = wanted.iter().map(|t| t.full_name()).collect();
             let gone: Vec<String> = self
                 .topics
                 .keys()
-                .filter(|t| !wanted_names.contains(t.as_str()))
+                .filter(|t| !wanted_names.contains(t.as_str()) && !self.fixed.contains(*t))
                 .cloned()
                 .collect();
             for topic in gone {
                 self.close_topic(children, &topic).await;
             }
-        } else {
-            wanted = self
-                .topics
-                .keys()
-                .filter_map(|t| TopicName::parse(t).ok())
-                .collect();
         }
         for topic in wanted {
             let known = self.topics.get(topic.full_name()).map(|(n, _)| *n);
@@ -286,13 +337,38 @@ impl Discovery {
     }
 
     /// Runs rounds every period until the consumer goes away, and applies the watcher's
-    /// updates as they come.
+    /// updates as they come. A watcher whose connection drops is opened again at once (then
+    /// with backoff), sending the last hash it had.
     pub async fn run(mut self, mut stop: oneshot::Receiver<()>) {
-        let mut watch = self.start_watch().await;
+        let mut hash: Option<String> = None;
+        let mut backoff = Backoff::default();
+        let mut watch = None;
+        // When to (re)open the watcher; None: it is open, or the broker has none.
+        let mut reopen_at = self.pattern.as_ref().map(|_| tokio::time::Instant::now());
+        let mut next_round = tokio::time::Instant::now() + self.period;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.period) => {}
+                _ = tokio::time::sleep_until(next_round) => {
+                    next_round = tokio::time::Instant::now() + self.period;
+                    let Some(children) = self.children.upgrade() else { break };
+                    self.round(&children).await;
+                }
                 _ = &mut stop => break,
+                _ = sleep_until_opt(reopen_at) => {
+                    reopen_at = None;
+                    match self.open_watch(hash.as_deref()).await {
+                        Ok(w) => {
+                            backoff.reset();
+                            hash = Some(w.hash.clone());
+                            watch = Some(w);
+                        }
+                        // No watchers on this broker: polling alone.
+                        Err(true) => {}
+                        Err(false) => {
+                            reopen_at = Some(tokio::time::Instant::now() + backoff.next_delay_random());
+                        }
+                    }
+                }
                 update = next_update(&mut watch) => {
                     let Some(children) = self.children.upgrade() else { break };
                     match update {
@@ -307,20 +383,16 @@ impl Discovery {
                                     self.add_topic(&children, &topic).await;
                                 }
                             }
+                            hash = Some(update.topics_hash);
                         }
-                        // The watcher's connection is gone: polls go on, and it is opened
-                        // again after the next one.
-                        None => watch = None,
+                        // The watcher's connection is gone: open it again.
+                        None => {
+                            info!("the topic-list watcher's connection closed: opening it again");
+                            watch = None;
+                            reopen_at = Some(tokio::time::Instant::now() + backoff.next_delay_random());
+                        }
                     }
-                    continue;
                 }
-            }
-            let Some(children) = self.children.upgrade() else {
-                break;
-            };
-            self.round(&children).await;
-            if watch.is_none() && self.pattern.is_some() {
-                watch = self.start_watch().await;
             }
         }
         if let Some(w) = watch {
@@ -338,6 +410,8 @@ struct Watch {
     conn: Connection,
     watcher_id: u64,
     updates: mpsc::UnboundedReceiver<TopicListUpdate>,
+    /// The hash of the list as the broker last told it.
+    hash: String,
 }
 
 async fn next_update(watch: &mut Option<Watch>) -> Option<TopicListUpdate> {

@@ -295,6 +295,18 @@ impl Consumer {
         Ok(())
     }
 
+    /// Moves every partition to its last message (a reader from Latest, inclusive); an empty
+    /// partition stays at its end.
+    pub(crate) async fn seek_each_to_last(&mut self) -> Result<()> {
+        for c in &self.handles() {
+            let last = c.last_message_id().await?.last;
+            if last.entry_id >= 0 {
+                c.seek(SeekTarget::Id(last)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves the subscription (every partition) to the first message published at or after
     /// `publish_time_ms` (ms since the epoch).
     pub async fn seek_by_time(&mut self, publish_time_ms: u64) -> Result<()> {
