@@ -158,6 +158,51 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// An I/O error of a connection, shared by every request, producer and consumer it reaches:
+/// `Clone` (one failure fans out), with the operating system's [`std::io::ErrorKind`] and the
+/// original error as its [`source`](std::error::Error::source). Two are equal when their kind
+/// and message are.
+#[derive(Debug, Clone)]
+pub struct IoError(std::sync::Arc<std::io::Error>);
+
+impl IoError {
+    /// The kind of the I/O error (`ConnectionRefused`, `ConnectionReset`, `TimedOut`, ...).
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+
+    /// The original error.
+    pub fn get_ref(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl From<std::io::Error> for IoError {
+    fn from(e: std::io::Error) -> Self {
+        IoError(std::sync::Arc::new(e))
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoError {}
+
 /// Why a connection to a broker failed or ended. `Clone`, so that one failure can be handed to
 /// every request, producer and consumer that used the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,13 +210,13 @@ impl std::error::Error for ServerError {}
 pub enum ConnectionError {
     /// The TCP connection could not be opened.
     #[error(
-        "cannot connect to {addr}: {reason} (is the broker running and the service URL right?)"
+        "cannot connect to {addr}: {source} (is the broker running and the service URL right?)"
     )]
     Connect {
         /// The address tried.
         addr: String,
-        /// The operating system's reason.
-        reason: String,
+        /// The operating system's error.
+        source: IoError,
     },
     /// Connecting (TCP and the CONNECT/CONNECTED handshake) took longer than the connect timeout.
     #[error("connecting to {addr} timed out after {after:?} (is the broker reachable?)")]
@@ -193,7 +238,7 @@ pub enum ConnectionError {
     Tls(String),
     /// Reading or writing the socket failed.
     #[error("connection I/O error: {0}")]
-    Io(String),
+    Io(#[source] IoError),
     /// The broker sent bytes that are not a valid frame; the connection was closed.
     #[error("the broker sent an invalid frame: {0}")]
     Frame(#[from] FrameError),
@@ -280,7 +325,10 @@ pub enum Error {
     Closed(&'static str),
     /// A message from the broker could not be read.
     #[error("cannot read a message from the broker: {0}")]
-    Decode(FrameError),
+    Decode(#[source] FrameError),
+    /// A message could not be encoded into a frame (it does not fit the frame limits).
+    #[error("cannot encode the message into a frame: {0}")]
+    Encode(#[source] FrameError),
     /// A message is encrypted and this consumer cannot decrypt it: it was not delivered and
     /// not acknowledged (the consumer's crypto failure action is Fail). It stays on the
     /// subscription; set the action to Consume to receive it encrypted, or Discard to drop it.
@@ -320,3 +368,35 @@ impl Error {
 
 /// A result with the client's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_connection_io_error_keeps_its_kind_and_source_through_the_public_error() {
+        let os = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e: Error = ConnectionError::Io(os.into()).into();
+        let shared = e.clone();
+        let Error::Connection(ConnectionError::Io(io)) = &shared else {
+            panic!("{shared:?}");
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+        // Error -> ConnectionError -> IoError -> io::Error.
+        let mut chain = Vec::new();
+        let mut next = e.source();
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        assert!(chain.iter().any(|s| s == "reset by peer"), "{chain:?}");
+        assert!(e.is_retriable());
+    }
+
+    #[test]
+    fn an_encode_failure_is_not_a_decode_failure() {
+        let e = Error::Encode(FrameError::TooLarge { size: 10, max: 5 });
+        assert!(e.to_string().starts_with("cannot encode"), "{e}");
+    }
+}

@@ -14,7 +14,7 @@ pub mod wire;
 pub mod error;
 pub mod protocol;
 
-pub use error::{ConnectionError, Error, Result, ServerError, ServerErrorCode};
+pub use error::{ConnectionError, Error, IoError, Result, ServerError, ServerErrorCode};
 pub mod auth;
 pub mod client;
 pub mod compression;

@@ -31,7 +31,7 @@ const COMMANDS_PER_TURN: usize = 4096;
 const READ_CHUNK: usize = 64 * 1024;
 
 fn io_error(e: std::io::Error) -> ConnectionError {
-    ConnectionError::Io(e.to_string())
+    ConnectionError::Io(e.into())
 }
 
 /// Opens a connection to `physical` for the broker `logical` (they differ through a proxy),
@@ -48,7 +48,7 @@ pub(crate) async fn connect(
             .await
             .map_err(|e| ConnectionError::Connect {
                 addr: addr.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         let _ = tcp.set_nodelay(true);
         let proxy_to = (logical != physical).then(|| logical.host_port());

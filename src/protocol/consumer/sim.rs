@@ -390,7 +390,8 @@ impl Sim {
                     let result = if !self.broker.up {
                         Err(Error::Connection(ConnectionError::Connect {
                             addr: "sim".into(),
-                            reason: "refused".into(),
+                            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+                                .into(),
                         }))
                     } else if self.in_fault_phase() && self.rng.chance(self.faults.attach_error) {
                         Err(Error::Server {
