@@ -39,7 +39,7 @@ BROKER_BIN=$(ls "$BENCH_DIR"/.venv/lib/python3*/site-packages/pulsar_lite/bin/pu
 [ -x "$PY" ] && [ -x "$RS" ] && [ -x "$OC" ] && [ -n "$BROKER_BIN" ] || die "harness not set up: run its setup.sh"
 PW=${PULSAR_WIRE_BIN:-$ROOT/target/release/pulsar-wire}
 case "$PW" in /*) ;; *) PW=$PWD/$PW ;; esac
-[ -x "$PW" ] || die "no pulsar-wire binary at $PW: cargo build --release --bin pulsar-wire"
+[ -x "$PW" ] || die "no pulsar-wire binary at $PW: cargo build --release --features cli --bin pulsar-wire"
 [[ "$SECS" =~ ^[0-9]+$ ]] || die "SECS must be a whole number, got '$SECS'"
 for r in $RATES; do [[ "$r" =~ ^[0-9]+$ ]] || die "RATES must be whole numbers, got '$r'"; done
 

@@ -41,12 +41,14 @@ section "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 done_step "fmt"
 
-section "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+section "cargo clippy --all-targets --features cli -- -D warnings"
+cargo clippy --all-targets --features cli -- -D warnings
+# The library alone, as a dependency sees it (no CLI crates).
+cargo clippy --lib -- -D warnings
 done_step "clippy"
 
-section "cargo test --all-targets"
-cargo test --all-targets
+section "cargo test --all-targets --features cli"
+cargo test --all-targets --features cli
 done_step "tests"
 
 section "feature tests (serde) and the real-broker suite's build"
