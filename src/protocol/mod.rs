@@ -10,4 +10,5 @@ pub mod connection;
 pub mod flow;
 pub mod hash;
 pub mod pending;
+pub(crate) mod producer;
 pub mod topic;
