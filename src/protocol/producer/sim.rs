@@ -1149,3 +1149,27 @@ fn close_waits_for_pending_sends_then_closes() {
     assert!(matches!(&*sim.close.0.borrow(), Some(Ok(()))));
     assert!(matches!(sim.ended, Some(Ok(()))));
 }
+
+#[test]
+fn create_fails_at_once_on_an_error_no_retry_can_fix() {
+    let mut sim = Sim::new(
+        8,
+        config(None, None, false),
+        quiet_script(),
+        Duration::from_secs(30),
+    );
+    let Some(Action::Attach { epoch, .. }) = sim.core.poll_action() else {
+        panic!("the first attach is due at once");
+    };
+    let redirects = Error::TooManyRedirects {
+        topic: "sim".into(),
+        max: 20,
+    };
+    assert!(!sim.core.handle_attached(epoch, Err(redirects), sim.t0));
+    assert!(matches!(
+        sim.core.poll_action(),
+        Some(Action::Failed(Error::TooManyRedirects { max: 20, .. }))
+    ));
+    assert!(sim.core.is_ended());
+    assert_eq!(sim.core.poll_timeout(), None, "no retry");
+}
