@@ -841,3 +841,74 @@ async fn a_partitioned_producer_routes_keys_by_murmur3() {
     }
     assert_eq!(used.len(), 2, "the keys use both partitions");
 }
+
+// --- creating the producer, and its timers while it re-attaches -------------------------------
+
+#[tokio::test]
+async fn create_retries_transient_errors_until_the_producer_is_created() {
+    let mut peer = Peer::start().await;
+    let answers = Arc::new(Mutex::new(vec![
+        (proto::ServerError::ServiceNotReady, "the topic is loading"),
+        (
+            proto::ServerError::ProducerBusy,
+            "the previous producer is still there",
+        ),
+    ]));
+    let left = answers.clone();
+    peer.set_handler(move |_, frame| {
+        let p = frame.command.producer.as_ref()?;
+        let (code, message) = {
+            let mut left = left.lock().unwrap();
+            if left.is_empty() {
+                return None;
+            }
+            left.remove(0)
+        };
+        Some(vec![error_reply(p.request_id, code, message)])
+    });
+    let client = client(&peer);
+    let producer = create(client.producer(TOPIC)).await;
+    assert!(answers.lock().unwrap().is_empty());
+    let epochs: Vec<u64> = peer
+        .received(Type::Producer)
+        .iter()
+        .map(|f| f.command.producer.as_ref().unwrap().epoch.unwrap_or(0))
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![0, 1, 2],
+        "three attempts, each with the next epoch"
+    );
+    let id = guard("send", producer.send("after the retries")).await;
+    assert!(id.is_ok(), "{id:?}");
+    let _ = peer.expect(Type::Send).await;
+}
+
+#[tokio::test]
+async fn a_send_times_out_while_the_producer_re_attaches() {
+    let mut peer = Peer::start().await;
+    // A long operation timeout: the re-attach below stays in flight far beyond the send timeout.
+    let client = client_with_timeout(&peer, Duration::from_secs(60));
+    let producer = create(
+        client
+            .producer(TOPIC)
+            .batching(false)
+            .send_timeout(Duration::from_millis(200)),
+    )
+    .await;
+    let (conn, _) = peer.expect_on(Type::Producer).await;
+    peer.ignore(Type::Producer);
+    peer.disconnect(conn);
+    // The re-attach's PRODUCER, which the peer leaves unanswered.
+    loop {
+        match peer.next_event().await {
+            peer::Event::Frame(_, f) if f.command.r#type == Type::Producer as i32 => break,
+            _ => {}
+        }
+    }
+    let receipt = guard("send_async", producer.send_async("while detached"))
+        .await
+        .expect("queued");
+    let err = guard("the receipt", receipt).await.expect_err("timed out");
+    assert!(matches!(err, Error::SendTimeout(_)), "{err:?}");
+}

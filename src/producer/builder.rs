@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::batch::BatchLimits;
 use super::partition::{self, PartitionConfig};
 use crate::compression::Compression;
+use crate::protocol::producer::batch::BatchLimits;
 
 const DEFAULT_BATCHING: BatchLimits = BatchLimits {
     max_messages: 1000,

@@ -5,7 +5,6 @@
 //! ([`crate::protocol::pending`]), and re-attaches to a new connection when its connection
 //! drops, resending what is pending in order with the same sequence ids.
 
-mod batch;
 mod builder;
 mod partition;
 

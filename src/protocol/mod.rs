@@ -11,4 +11,5 @@ pub(crate) mod consumer;
 pub mod flow;
 pub mod hash;
 pub mod pending;
+pub(crate) mod producer;
 pub mod topic;

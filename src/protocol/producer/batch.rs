@@ -1,6 +1,6 @@
 //! The batch container: messages accumulated into one entry in the official batch format
 //! (`[u32 size][SingleMessageMetadata][payload]` repeated), closed when it reaches its message
-//! or byte limit, or when its delay expires. Sans-IO: the partition task drives it.
+//! or byte limit, or when its delay expires. Sans-IO: the producer core drives it.
 
 use std::time::Instant;
 
