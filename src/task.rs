@@ -3,7 +3,7 @@
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::error::{ConnectionError, Error, ServerErrorCode};
+use crate::error::ConnectionError;
 
 /// How many queued commands or events a task handles in one turn of its select loop before it
 /// looks at its timers again: enough to spread the cost of re-arming them over many messages,
@@ -50,23 +50,4 @@ pub(crate) async fn next_event<T>(
 /// a task takes the rest of a turn's events after [`next_event`] gave it the first.
 pub(crate) fn queued_event<T>(events: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     events.as_mut().and_then(|rx| rx.try_recv().ok())
-}
-
-/// Whether re-attaching after this error is pointless: the topic, the credentials or the
-/// request itself are wrong, beyond the codes every task treats so (`extra`).
-pub(crate) fn is_permanent(e: &Error, extra: &[ServerErrorCode]) -> bool {
-    match e.server_error() {
-        Some(s) => {
-            matches!(
-                s.code,
-                ServerErrorCode::TopicNotFound
-                    | ServerErrorCode::AuthorizationError
-                    | ServerErrorCode::AuthenticationError
-                    | ServerErrorCode::InvalidTopicName
-                    | ServerErrorCode::IncompatibleSchema
-                    | ServerErrorCode::NotAllowedError
-            ) || extra.contains(&s.code)
-        }
-        None => matches!(e, Error::Closed(_) | Error::InvalidTopic(_)),
-    }
 }

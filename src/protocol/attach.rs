@@ -19,7 +19,9 @@
 //! connection can be dropped. Time is an input: nothing here reads a clock.
 //!
 //! The first attach (creating the producer, subscribing) retries transient errors with backoff
-//! until the operation timeout, then fails with the last error, as the Java client does. Once
+//! until the operation timeout, then fails with the last error, as the Java client does; an
+//! error no retry can fix (a non-retriable broker error, too many redirects, an invalid URL)
+//! fails it at once. Once
 //! attached, the attachment retries without end, except on a permanent error.
 
 use std::time::{Duration, Instant};
@@ -162,7 +164,7 @@ impl Attachment {
                 let retry_in = self.backoff.next_delay_random();
                 let retry_at = now + retry_in;
                 if let Some(deadline) = self.first_deadline {
-                    if retry_at >= deadline || !e.is_retriable() && e.server_error().is_some() {
+                    if retry_at >= deadline || !e.is_retriable() {
                         self.state = AttachState::Failed;
                         return AttachOutcome::Failed(e.clone());
                     }
@@ -366,6 +368,21 @@ mod tests {
         assert!(matches!(
             a.attached(second, t0, Ok(())),
             AttachOutcome::Stale
+        ));
+    }
+
+    #[test]
+    fn an_error_no_retry_can_fix_fails_the_first_attach_at_once() {
+        let t0 = Instant::now();
+        let mut a = attachment(t0);
+        let e = a.poll_attach(t0).unwrap();
+        let endless = Error::TooManyRedirects {
+            topic: "t".into(),
+            max: 20,
+        };
+        assert!(matches!(
+            a.attached(e, t0, Err(&endless)),
+            AttachOutcome::Failed(_)
         ));
     }
 

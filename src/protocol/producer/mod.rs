@@ -46,7 +46,7 @@ use crate::compression::{self, Compression};
 use crate::error::{Error, Result, ServerErrorCode};
 use crate::message::ProducerMessage;
 use crate::producer::AccessMode;
-use crate::protocol::attach::{AttachOutcome, AttachState, Attachment};
+use crate::protocol::attach::{AttachOutcome, Attachment};
 use crate::protocol::backoff::Backoff;
 use crate::protocol::clock::WallClock;
 use crate::protocol::commands::{self, ProducerArgs};
@@ -480,17 +480,6 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
         result: Result<Attached, Error>,
         now: Instant,
     ) -> bool {
-        // The first attach also gives up at once on an error that no retry can fix without
-        // being a broker's (too many redirects, an invalid service URL): `Attachment` only
-        // does so for server errors.
-        if let Err(e) = &result {
-            let current = self.attachment.state() == AttachState::Attaching { epoch };
-            if current && !self.attachment.ever_attached() && !e.is_retriable() {
-                tracing::warn!(topic = %self.topic, error = %e, "producer cannot be created");
-                self.fail(e.clone());
-                return false;
-            }
-        }
         let outcome = self
             .attachment
             .attached(epoch, now, result.as_ref().map(|_| ()));
@@ -841,7 +830,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             &mut self.buf,
             max_frame,
         ) {
-            completions.fail(&Error::Decode(e));
+            completions.fail(&Error::Encode(e));
             return;
         }
         let frame: Bytes = self.buf.split().freeze();
