@@ -11,31 +11,43 @@
 
 pub mod wire;
 
-pub mod error;
-pub mod protocol;
-
-pub use error::{ConnectionError, Error, IoError, Result, ServerError, ServerErrorCode};
-pub mod auth;
-pub mod client;
 pub mod compression;
-mod connection;
-pub mod consumer;
-pub mod message;
-pub mod producer;
-pub mod reader;
-pub mod schema;
-mod task;
-pub mod url;
 
-pub use auth::{Authentication, TokenAuth};
+/// The sans-IO protocol core: the connection, producer and consumer state machines, command
+/// builders, topic names, key hashing, backoff. Public only with the `unstable` feature (no
+/// stability promise); the client's own types are re-exported at the crate root.
+#[cfg(feature = "unstable")]
+pub mod protocol;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unreachable_pub)]
+mod protocol;
+
+mod auth;
+mod client;
+mod connection;
+mod consumer;
+mod error;
+mod message;
+mod producer;
+mod reader;
+mod schema;
+mod session;
+mod task;
+mod url;
+
+pub use auth::{Authentication, TokenAuth, TokenSupplier};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{
-    Consumer, ConsumerBuilder, DeadLetterPolicy, InitialPosition, SubscriptionType,
+    java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,
+    InitialPosition, SubscriptionType, DELAY_TIME, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES,
 };
+pub use error::{ConnectionError, Error, IoError, Result, ServerError, ServerErrorCode};
 pub use message::{Message, ProducerMessage};
 pub use producer::{
     AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt,
 };
+pub use protocol::hash::{partition_for_key, HashingScheme};
+pub use protocol::topic::{Domain, TopicName, TopicNameError};
 pub use reader::{Reader, ReaderBuilder};
 pub use schema::{Schema, SchemaType};
 pub use wire::MessageId;

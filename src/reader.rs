@@ -5,16 +5,17 @@
 
 use std::time::Duration;
 
-use crate::client::PulsarClient;
+use crate::consumer::ConsumerBuilder;
 use crate::consumer::{random_name, Consumer, StartPosition, SubscriptionType};
 use crate::error::Result;
 use crate::message::Message;
+use crate::session::Session;
 use crate::wire::MessageId;
 
 /// Builds a [`Reader`].
 #[derive(Debug, Clone)]
 pub struct ReaderBuilder {
-    client: PulsarClient,
+    session: std::sync::Arc<Session>,
     topic: String,
     start: MessageId,
     inclusive: bool,
@@ -23,9 +24,9 @@ pub struct ReaderBuilder {
 }
 
 impl ReaderBuilder {
-    pub(crate) fn new(client: PulsarClient, topic: String) -> Self {
+    pub(crate) fn new(session: std::sync::Arc<Session>, topic: String) -> Self {
         ReaderBuilder {
-            client,
+            session,
             topic,
             start: MessageId::LATEST,
             inclusive: false,
@@ -64,9 +65,7 @@ impl ReaderBuilder {
         let name = self
             .name
             .unwrap_or_else(|| format!("reader-{}", random_name(10)));
-        let mut consumer = self
-            .client
-            .consumer(self.topic)
+        let mut consumer = ConsumerBuilder::new(self.session, self.topic)
             .subscription(name)
             .subscription_type(SubscriptionType::Exclusive)
             .receiver_queue_size(self.receiver_queue_size)

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use pulsar_wire::consumer::{java_message_id, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES};
+use pulsar_wire::{java_message_id, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES};
 use pulsar_wire::{DeadLetterPolicy, InitialPosition, PulsarClient, SubscriptionType};
 
 fn client() -> PulsarClient {

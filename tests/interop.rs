@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pulsar_wire::protocol::hash::{partition_for_key, HashingScheme};
+use pulsar_wire::{partition_for_key, HashingScheme};
 use pulsar_wire::{
     Consumer, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient, SubscriptionType,
 };

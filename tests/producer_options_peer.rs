@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use prost::Message as _;
 use pulsar_wire::compression::{self, Compression};
-use pulsar_wire::protocol::hash::{partition_for_key, HashingScheme};
 use pulsar_wire::wire::proto::{self, KeyValue};
 use pulsar_wire::wire::{self, BatchEntry, Frame};
+use pulsar_wire::{partition_for_key, HashingScheme};
 use pulsar_wire::{
     AccessMode, Error, InitialPosition, Producer, ProducerBuilder, ProducerMessage, PulsarClient,
     Schema, ServerErrorCode, SubscriptionType,

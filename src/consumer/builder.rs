@@ -9,10 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::discovery::{Children, Discovery, TopicPattern};
 use super::{Consumer, DeadLetterPolicy, DeadLetters};
-use crate::client::PulsarClient;
 use crate::error::{Error, Result};
 use crate::protocol::consumer::{ChildConfig, StartPosition};
 use crate::protocol::topic::TopicName;
+use crate::session::Session;
+use std::sync::Arc as SessionArc;
 
 /// `len` random lowercase letters.
 pub(crate) fn random_name(len: usize) -> String {
@@ -97,7 +98,7 @@ pub enum InitialPosition {
 /// of 1000, negative acks redelivered after 60 s.
 #[derive(Debug, Clone)]
 pub struct ConsumerBuilder {
-    client: PulsarClient,
+    session: SessionArc<Session>,
     topics: Vec<String>,
     subscription: Option<String>,
     config: ChildConfig,
@@ -108,7 +109,7 @@ pub struct ConsumerBuilder {
 }
 
 impl ConsumerBuilder {
-    pub(crate) fn new(client: PulsarClient, topic: String) -> Self {
+    pub(crate) fn new(session: SessionArc<Session>, topic: String) -> Self {
         ConsumerBuilder {
             topics: vec![topic],
             subscription: None,
@@ -138,9 +139,9 @@ impl ConsumerBuilder {
                 chunk_expiry: Duration::from_secs(60),
                 max_chunked_size: 512 * 1024 * 1024,
                 crypto_failure_action: ConsumerCryptoFailureAction::Fail,
-                operation_timeout: client.inner.operation_timeout,
+                operation_timeout: session.operation_timeout,
             },
-            client,
+            session,
         }
     }
 
@@ -320,14 +321,14 @@ impl ConsumerBuilder {
             // Like the official clients: a random name (Failover orders consumers by name).
             config.consumer_name = Some(random_name(5));
         }
-        let inner = &self.client.inner;
+        let inner = &self.session;
         if inner.is_closed() {
             return Err(Error::Closed("client"));
         }
         let mut dead_letters = match (self.dead_letter, self.retry) {
             (None, false) => None,
             (policy, _) => Some(DeadLetters::new(
-                self.client.clone(),
+                self.session.clone(),
                 config.subscription.clone(),
                 policy.unwrap_or_else(|| DeadLetterPolicy::new(16)),
             )),
@@ -359,7 +360,7 @@ impl ConsumerBuilder {
         }
         let mut targets: Vec<TopicName> = Vec::new();
         if let Some(p) = &pattern {
-            targets.extend(p.list(&self.client).await?);
+            targets.extend(p.list(&self.session).await?);
         }
         for t in topics.iter().filter(|t| !t.is_empty()) {
             targets.push(TopicName::parse(t)?);
@@ -370,7 +371,7 @@ impl ConsumerBuilder {
         let (tx, rx) = mpsc::unbounded_channel();
         let children: Children = Arc::new(RwLock::new(Vec::new()));
         let mut discovery = Discovery {
-            client: self.client.clone(),
+            session: self.session.clone(),
             config: config.clone(),
             out: tx,
             children: Arc::downgrade(&children),

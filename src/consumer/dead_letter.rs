@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use crate::client::PulsarClient;
 use crate::error::Result;
 use crate::message::{Message, ProducerMessage};
 use crate::producer::Producer;
+use crate::producer::ProducerBuilder;
 use crate::protocol::topic::TopicName;
+use crate::session::Session;
 use crate::wire::MessageId;
 
 /// Property: the topic the message was first published to.
@@ -65,16 +66,20 @@ pub fn java_message_id(id: &MessageId) -> String {
 /// The dead-letter and retry producers of one consumer, created on first use.
 #[derive(Debug)]
 pub(crate) struct DeadLetters {
-    client: PulsarClient,
+    session: std::sync::Arc<Session>,
     subscription: String,
     pub policy: DeadLetterPolicy,
     producers: Mutex<HashMap<String, Producer>>,
 }
 
 impl DeadLetters {
-    pub fn new(client: PulsarClient, subscription: String, policy: DeadLetterPolicy) -> Self {
+    pub fn new(
+        session: std::sync::Arc<Session>,
+        subscription: String,
+        policy: DeadLetterPolicy,
+    ) -> Self {
         DeadLetters {
-            client,
+            session,
             subscription,
             policy,
             producers: Mutex::new(HashMap::new()),
@@ -126,9 +131,7 @@ impl DeadLetters {
         if let Some(p) = producers.get(topic) {
             return Ok(p.clone());
         }
-        let mut builder = self
-            .client
-            .producer(topic)
+        let mut builder = ProducerBuilder::new(self.session.clone(), topic.to_owned())
             .batching(false)
             .block_if_queue_full(true);
         if let Some(sub) = initial_subscription {

@@ -12,13 +12,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::partition::{self, ChildConfig, ChildHandle, Delivery};
-use crate::client::PulsarClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::protocol::backoff::Backoff;
 use crate::protocol::commands;
 use crate::protocol::connection::TopicListUpdate;
 use crate::protocol::topic::{Domain, TopicName};
+use crate::session::Session;
 use crate::task::sleep_until_opt;
 
 /// The partition tasks of a consumer; indexes are stable (closed ones stay in place).
@@ -84,11 +84,10 @@ impl TopicPattern {
     }
 
     /// The matching topics of the namespace now (partitions folded into their topic).
-    pub async fn list(&self, client: &PulsarClient) -> Result<Vec<TopicName>> {
+    pub async fn list(&self, session: &Session) -> Result<Vec<TopicName>> {
         let namespace = self.namespace.clone();
         let persistent = self.persistent;
-        let resp = client
-            .inner
+        let resp = session
             .request_any("get topics of namespace", |id| {
                 commands::get_topics_of_namespace(&namespace, persistent, id)
             })
@@ -121,7 +120,7 @@ impl TopicPattern {
 
 /// Everything needed to start partition tasks after subscribing.
 pub(crate) struct Discovery {
-    pub client: PulsarClient,
+    pub session: Arc<Session>,
     pub config: ChildConfig,
     pub out: mpsc::UnboundedSender<Delivery>,
     pub children: Weak<RwLock<Vec<ChildHandle>>>,
@@ -155,7 +154,7 @@ impl Discovery {
         for (t, partition) in targets {
             let index = children.read().map(|c| c.len()).unwrap_or(0);
             let child = partition::start(
-                self.client.clone(),
+                self.session.clone(),
                 t,
                 partition,
                 index,
@@ -197,7 +196,7 @@ impl Discovery {
         if !matches || self.topics.contains_key(topic.full_name()) {
             return;
         }
-        let count = match self.client.inner.partitioned_metadata(&topic).await {
+        let count = match self.session.partitioned_metadata(&topic).await {
             Ok(n) => n,
             Err(e) => {
                 warn!(topic = %topic, error = %e, "cannot subscribe to a new topic yet");
@@ -221,7 +220,7 @@ impl Discovery {
         let Some(pattern) = self.pattern.as_ref() else {
             return Err(true);
         };
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let conn = inner.any_connection().await.map_err(|_| false)?;
         if !conn.supports_topic_watchers() {
             return Err(true);
@@ -280,7 +279,7 @@ impl Discovery {
     /// One discovery round.
     async fn round(&mut self, children: &Children) {
         let wanted = match &self.pattern {
-            Some(pattern) => match pattern.list(&self.client).await {
+            Some(pattern) => match pattern.list(&self.session).await {
                 Ok(list) => list,
                 Err(e) => {
                     warn!(error = %e, "topic discovery failed; retrying next round");
@@ -316,7 +315,7 @@ impl Discovery {
             if known.is_some_and(|n| n == 0) || topic.is_partition() {
                 continue;
             }
-            let count = match self.client.inner.partitioned_metadata(&topic).await {
+            let count = match self.session.partitioned_metadata(&topic).await {
                 Ok(n) => n,
                 Err(_) => continue,
             };
@@ -396,7 +395,7 @@ impl Discovery {
             }
         }
         if let Some(w) = watch {
-            let id = self.client.inner.next_id();
+            let id = self.session.next_id();
             let _ = w
                 .conn
                 .send(commands::watch_topic_list_close(id, w.watcher_id));

@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use crate::client::PulsarClient;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -24,6 +23,7 @@ use crate::protocol::connection::ConsumerEvent;
 use crate::protocol::consumer::{AckWaiter, ConsumerCore, ConsumerShared, CoreCommand, Output};
 pub(crate) use crate::protocol::consumer::{ChildConfig, Delivery, SeekTarget, StartPosition};
 use crate::protocol::topic::TopicName;
+use crate::session::Session;
 use crate::task::{next_event, queued_event, sleep_until_opt, DRAIN};
 use crate::wire::MessageId;
 
@@ -198,7 +198,7 @@ impl ChildHandle {
 /// Starts the task and waits for the first subscription: retried on transient errors until
 /// the operation timeout, failed at once on a permanent one.
 pub(crate) async fn start(
-    client: PulsarClient,
+    session: Arc<Session>,
     topic: TopicName,
     partition: i32,
     index: usize,
@@ -206,7 +206,7 @@ pub(crate) async fn start(
     out: mpsc::UnboundedSender<Delivery>,
 ) -> Result<ChildHandle> {
     let shared = Arc::new(ConsumerShared::new(&config));
-    let consumer_id = client.inner.next_id();
+    let consumer_id = session.next_id();
     let start = config.start;
     let core = ConsumerCore::new(
         topic.clone(),
@@ -222,7 +222,7 @@ pub(crate) async fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let task = ChildTask {
         core,
-        client,
+        session,
         topic,
         partition,
         consumer_id,
@@ -263,7 +263,7 @@ enum Done {
 
 struct ChildTask {
     core: ConsumerCore<AckReply>,
-    client: PulsarClient,
+    session: Arc<Session>,
     topic: TopicName,
     partition: i32,
     consumer_id: u64,
@@ -406,7 +406,7 @@ impl ChildTask {
     fn drop_connection(&mut self, close_on_broker: bool) {
         if let Some(conn) = self.connection.take() {
             if close_on_broker {
-                let id = self.client.inner.next_id();
+                let id = self.session.next_id();
                 let _ = conn.send(commands::close_consumer(self.consumer_id, id));
             }
             conn.unregister_consumer(self.consumer_id);
@@ -416,7 +416,7 @@ impl ChildTask {
 
     /// Starts a lookup and SUBSCRIBE beside the loop.
     fn attach(&mut self, epoch: u64, args: SubscribeArgs) {
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let topic = self.topic.clone();
         let consumer_id = self.consumer_id;
         self.attaching = Some(Box::pin(async move {
@@ -466,7 +466,7 @@ impl ChildTask {
                     self.connection = Some(conn);
                     self.events = Some(rx);
                 } else {
-                    let id = self.client.inner.next_id();
+                    let id = self.session.next_id();
                     let _ = conn.send(commands::close_consumer(self.consumer_id, id));
                     conn.unregister_consumer(self.consumer_id);
                 }
@@ -491,7 +491,7 @@ impl ChildTask {
             }
             return;
         };
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let consumer_id = self.consumer_id;
         self.requests.spawn(async move {
             let mut result = Ok(());
@@ -545,7 +545,7 @@ impl ChildTask {
             )));
             return;
         };
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let request_id = inner.next_id();
         let mut command = commands::seek(self.consumer_id, request_id);
         if let Some(seek) = command.seek.as_mut() {
@@ -575,7 +575,7 @@ impl ChildTask {
             )));
             return;
         };
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let consumer_id = self.consumer_id;
         let partition = self.partition;
         self.requests.spawn(async move {
@@ -625,7 +625,7 @@ impl ChildTask {
                 Ok(())
             };
         };
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let id = inner.next_id();
         let (operation, command) = if unsubscribe {
             ("unsubscribe", commands::unsubscribe(self.consumer_id, id))

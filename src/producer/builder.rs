@@ -17,10 +17,10 @@ use std::sync::RwLock;
 use std::time::Instant;
 
 use super::{PartitionHandle, Producer, ProducerInner, RoutingMode};
-use crate::client::PulsarClient;
 use crate::error::{Error, Result};
 use crate::protocol::hash::HashingScheme;
 use crate::protocol::topic::TopicName;
+use crate::session::Session;
 
 /// Producer access modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,7 +52,7 @@ impl AccessMode {
 /// routing with Murmur3.
 #[derive(Debug, Clone)]
 pub struct ProducerBuilder {
-    client: PulsarClient,
+    session: std::sync::Arc<Session>,
     topic: String,
     config: PartitionConfig,
     hashing: HashingScheme,
@@ -61,9 +61,9 @@ pub struct ProducerBuilder {
 }
 
 impl ProducerBuilder {
-    pub(crate) fn new(client: PulsarClient, topic: String) -> Self {
+    pub(crate) fn new(session: std::sync::Arc<Session>, topic: String) -> Self {
         ProducerBuilder {
-            client,
+            session,
             topic,
             config: PartitionConfig {
                 name: None,
@@ -238,7 +238,7 @@ impl ProducerBuilder {
     /// Looks the topic up, creates the producer on every partition and returns it.
     pub async fn create(self) -> Result<Producer> {
         let topic = TopicName::parse(&self.topic)?;
-        let inner = &self.client.inner;
+        let inner = &self.session;
         if inner.is_closed() {
             return Err(Error::Closed("client"));
         }
@@ -252,7 +252,7 @@ impl ProducerBuilder {
         for (i, t) in topics.into_iter().enumerate() {
             let index = (partitions > 0).then_some(i as i32);
             let handle: PartitionHandle =
-                partition::start(self.client.clone(), t, index, self.config.clone()).await?;
+                partition::start(self.session.clone(), t, index, self.config.clone()).await?;
             handles.push(handle);
         }
         let n = handles.len().max(1);
@@ -280,7 +280,7 @@ impl ProducerBuilder {
         if partitions > 0 {
             tokio::spawn(super::watch_partitions(
                 Arc::downgrade(&inner),
-                self.client.clone(),
+                self.session.clone(),
                 self.config.clone(),
                 self.discovery_period,
                 stopped,

@@ -127,7 +127,7 @@ impl ProducerInner {
 /// partitions.
 async fn watch_partitions(
     inner: std::sync::Weak<ProducerInner>,
-    client: crate::client::PulsarClient,
+    session: std::sync::Arc<crate::session::Session>,
     config: partition::PartitionConfig,
     period: Duration,
     mut stop: tokio::sync::oneshot::Receiver<()>,
@@ -140,13 +140,13 @@ async fn watch_partitions(
         let Some(producer) = inner.upgrade() else {
             return;
         };
-        let Ok(n) = client.inner.partitioned_metadata(&producer.topic).await else {
+        let Ok(n) = session.partitioned_metadata(&producer.topic).await else {
             continue;
         };
         let have = producer.handles().len() as u32;
         for i in have..n {
             let topic = producer.topic.partition(i);
-            match partition::start(client.clone(), topic, Some(i as i32), config.clone()).await {
+            match partition::start(session.clone(), topic, Some(i as i32), config.clone()).await {
                 Ok(handle) => {
                     if let Ok(mut p) = producer.partitions.write() {
                         p.push(handle);

@@ -14,8 +14,6 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::client::MemoryLimit;
-use crate::client::PulsarClient;
 use crate::connection::Connection;
 use crate::error::{ConnectionError, Error, Result};
 use crate::message::ProducerMessage;
@@ -26,6 +24,7 @@ use crate::protocol::connection::ProducerEvent;
 pub(crate) use crate::protocol::producer::PartitionConfig;
 use crate::protocol::producer::{self as core, Action, Attached, ProducerCore};
 use crate::protocol::topic::TopicName;
+use crate::session::{MemoryLimit, Session};
 use crate::task::{early, next_event, queued_event, sleep_until_opt, DRAIN};
 use crate::wire::MessageId;
 
@@ -157,13 +156,13 @@ type Attaching = Pin<Box<dyn Future<Output = (u64, AttachResult)> + Send>>;
 /// Creates the producer on the broker (retrying transient errors until the operation timeout),
 /// then hands back the handle on its task.
 pub(crate) async fn start(
-    client: PulsarClient,
+    session: Arc<Session>,
     topic: TopicName,
     partition: Option<i32>,
     config: PartitionConfig,
 ) -> Result<PartitionHandle> {
-    let producer_id = client.inner.next_id();
-    let memory = client.inner.memory_limit.clone();
+    let producer_id = session.next_id();
+    let memory = session.memory_limit.clone();
     let name = Arc::new(Mutex::new(config.name.clone().unwrap_or_default()));
     let now = Instant::now().into_std();
     let unix_ms = SystemTime::now()
@@ -181,7 +180,7 @@ pub(crate) async fn start(
         partition,
         producer_id,
         config.clone(),
-        client.inner.operation_timeout,
+        session.operation_timeout,
         Backoff::default(),
         WallClock::new(now, unix_ms),
         slack,
@@ -190,7 +189,7 @@ pub(crate) async fn start(
     let (ready_tx, ready_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
     let task = PartitionTask {
-        client,
+        session,
         topic,
         producer_id,
         core,
@@ -221,7 +220,7 @@ enum Exit {
 }
 
 struct PartitionTask {
-    client: PulsarClient,
+    session: Arc<Session>,
     topic: TopicName,
     producer_id: u64,
     core: ProducerCore<Receipt, Reply>,
@@ -249,12 +248,12 @@ async fn attach_result(attaching: &mut Option<Attaching>) -> (u64, AttachResult)
 /// a new channel and sends PRODUCER. On a timeout the broker may still create the producer, so
 /// it is told to drop it.
 async fn attach(
-    client: PulsarClient,
+    session: Arc<Session>,
     topic: TopicName,
     producer_id: u64,
     args: ProducerArgs,
 ) -> AttachResult {
-    let inner = client.inner.clone();
+    let inner = session.clone();
     let conn = inner.lookup(&topic).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     conn.register_producer(producer_id, tx)?;
@@ -372,7 +371,7 @@ impl PartitionTask {
                     self.events = Some(rx);
                 } else {
                     // Stale: the broker created it, so tell it to drop it.
-                    let id = self.client.inner.next_id();
+                    let id = self.session.next_id();
                     let _ = conn.send(commands::close_producer(self.producer_id, id));
                     conn.unregister_producer(self.producer_id);
                 }
@@ -391,7 +390,7 @@ impl PartitionTask {
                 match action {
                     Action::Attach { epoch, args } => {
                         let fut = attach(
-                            self.client.clone(),
+                            self.session.clone(),
                             self.topic.clone(),
                             self.producer_id,
                             args,
@@ -455,7 +454,7 @@ impl PartitionTask {
     fn detach(&mut self, close_on_broker: bool) {
         if let Some(conn) = self.connection.take() {
             if close_on_broker {
-                let id = self.client.inner.next_id();
+                let id = self.session.next_id();
                 let _ = conn.send(commands::close_producer(self.producer_id, id));
             }
             conn.unregister_producer(self.producer_id);
@@ -468,7 +467,7 @@ impl PartitionTask {
         let Some(conn) = self.connection.take() else {
             return Ok(());
         };
-        let inner = self.client.inner.clone();
+        let inner = self.session.clone();
         let id = inner.next_id();
         let result = conn
             .request(

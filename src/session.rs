@@ -1,0 +1,269 @@
+//! The session behind a [`PulsarClient`](crate::PulsarClient): what producers, consumers and
+//! their tasks need of the client (the connection pool, lookup, request ids, the operation
+//! timeout, the memory limit), without the client's public API. The tasks and builders hold an
+//! `Arc<Session>`; nothing below the client imports it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::debug;
+
+use crate::connection::pool::Pool;
+use crate::connection::Connection;
+use crate::error::{ConnectionError, Error, Result, ServerErrorCode};
+use crate::protocol::backoff::Backoff;
+use crate::protocol::commands;
+use crate::protocol::topic::TopicName;
+use crate::url::{BrokerAddress, ServiceUrl};
+use crate::wire::proto::command_lookup_topic_response::LookupType;
+
+#[derive(Debug)]
+/// The shared state of one client.
+pub(crate) struct Session {
+    pub(crate) service: ServiceUrl,
+    pub(crate) next_host: AtomicUsize,
+    pub(crate) pool: Pool,
+    pub(crate) operation_timeout: Duration,
+    pub(crate) max_lookup_redirects: u32,
+    pub(crate) ids: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
+}
+
+/// The client-wide budget of payload bytes awaiting receipts.
+#[derive(Debug)]
+pub(crate) struct MemoryLimit {
+    limit: usize,
+    bytes: Arc<tokio::sync::Semaphore>,
+}
+
+impl MemoryLimit {
+    pub(crate) fn new(limit: usize) -> Option<Arc<Self>> {
+        // The semaphore counts in bytes; a single reservation is capped at the limit (u32).
+        let limit = limit.min(u32::MAX as usize);
+        (limit > 0).then(|| {
+            Arc::new(MemoryLimit {
+                limit,
+                bytes: Arc::new(tokio::sync::Semaphore::new(limit)),
+            })
+        })
+    }
+
+    /// Reserves `size` bytes until the returned permit drops; a message larger than the whole
+    /// limit reserves all of it.
+    pub(crate) async fn reserve(
+        &self,
+        size: usize,
+        block: bool,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let n = size.min(self.limit).max(1) as u32;
+        if block {
+            self.bytes
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map_err(|_| Error::Closed("client"))
+        } else {
+            self.bytes
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|_| Error::MemoryLimitExceeded(self.limit))
+        }
+    }
+
+    /// Bytes reserved now.
+    pub(crate) fn used(&self) -> usize {
+        self.limit - self.bytes.available_permits()
+    }
+}
+
+impl Session {
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn service_host(&self) -> Result<BrokerAddress> {
+        let hosts = &self.service.hosts;
+        if hosts.is_empty() {
+            return Err(Error::InvalidConfig("the service URL has no host".into()));
+        }
+        let i = self.next_host.fetch_add(1, Ordering::Relaxed) % hosts.len();
+        Ok(hosts[i].clone())
+    }
+
+    /// A connection to any broker of the service URL, retried with backoff until `deadline`.
+    async fn service_connection(&self, deadline: tokio::time::Instant) -> Result<Connection> {
+        // Retries inside one operation: short waits, the operation timeout bounds them.
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            if self.is_closed() {
+                return Err(Error::Closed("client"));
+            }
+            let host = self.service_host()?;
+            match self.pool.get(&host, &host).await {
+                Ok(conn) => return Ok(conn),
+                // A refused handshake (bad credentials, ...) will not succeed by retrying.
+                Err(ConnectionError::Handshake(e)) if !e.code.is_retriable() => {
+                    return Err(Error::Connection(ConnectionError::Handshake(e)));
+                }
+                Err(ConnectionError::Credentials(e)) => {
+                    return Err(Error::Connection(ConnectionError::Credentials(e)));
+                }
+                // A certificate problem does not go away by retrying.
+                Err(ConnectionError::Tls(e)) => {
+                    return Err(Error::Connection(ConnectionError::Tls(e)));
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay_random();
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(Error::Connection(e));
+                    }
+                    debug!(error = %e, ?delay, "service connection failed, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// A connection to any broker of the service URL, retried until the operation timeout.
+    pub(crate) async fn any_connection(&self) -> Result<Connection> {
+        self.service_connection(tokio::time::Instant::now() + self.operation_timeout)
+            .await
+    }
+
+    /// Runs a request against any broker, retrying connection failures and retriable broker
+    /// errors with backoff until the operation timeout.
+    pub(crate) async fn request_any(
+        &self,
+        operation: &'static str,
+        make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
+    ) -> Result<(Connection, crate::wire::proto::BaseCommand)> {
+        let deadline = tokio::time::Instant::now() + self.operation_timeout;
+        // Retries inside one operation: short waits, the operation timeout bounds them.
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            let conn = self.service_connection(deadline).await?;
+            let id = self.next_id();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match conn.request(id, operation, make(id), Some(left)).await {
+                Ok(resp) => return Ok((conn, resp)),
+                Err(e) if e.is_retriable() && !matches!(e, Error::Timeout { .. }) => {
+                    let delay = backoff.next_delay_random();
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(e);
+                    }
+                    debug!(error = %e, operation, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// PARTITIONED_METADATA: the partition count (0: not partitioned).
+    pub(crate) async fn partitioned_metadata(&self, topic: &TopicName) -> Result<u32> {
+        if topic.is_partition() {
+            return Ok(0);
+        }
+        let name = topic.full_name().to_owned();
+        let (_, resp) = self
+            .request_any("partitioned metadata", |id| {
+                commands::partitioned_metadata(&name, id)
+            })
+            .await?;
+        Ok(resp
+            .partition_metadata_response
+            .and_then(|r| r.partitions)
+            .unwrap_or(0))
+    }
+
+    /// LOOKUP: the connection to the broker that owns `topic`, following redirects.
+    pub(crate) async fn lookup(&self, topic: &TopicName) -> Result<Connection> {
+        let name = topic.full_name().to_owned();
+        let tls = self.service.tls();
+        let (mut conn, mut resp) = self
+            .request_any("lookup", |id| commands::lookup(&name, id, false))
+            .await?;
+        for redirects in 0..=self.max_lookup_redirects {
+            let r = resp.lookup_topic_response.unwrap_or_default();
+            let proxy = r.proxy_through_service_url.unwrap_or(false);
+            let lookup_type = LookupType::try_from(r.response.unwrap_or(0));
+            let url = if tls {
+                r.broker_service_url_tls
+                    .clone()
+                    .or(r.broker_service_url.clone())
+            } else {
+                r.broker_service_url.clone()
+            };
+            let url = url.ok_or_else(|| {
+                Error::Connection(crate::error::ConnectionError::Protocol(format!(
+                    "lookup of {name} answered without a broker URL"
+                )))
+            })?;
+            let logical = BrokerAddress::parse(&url)?;
+            let target = if tls && !logical.tls && !proxy {
+                // A TLS service URL, and a lookup answer without a TLS URL (no
+                // `brokerServiceUrlTls`): pulsar-lite, or a single broker behind a TLS
+                // terminator, advertises only its plain address. Going there would drop TLS
+                // (and bypass the terminator), so the client stays on the connection's own
+                // (TLS) address, taking the answer to name the broker that connection already
+                // reaches. A redirect elsewhere cannot be followed without TLS: it fails.
+                if matches!(lookup_type, Ok(LookupType::Redirect)) {
+                    return Err(Error::Connection(ConnectionError::Protocol(format!(
+                        "lookup of {name} redirected to {logical}, which has no TLS URL: with \
+                         a pulsar+ssl:// service URL the brokers must advertise \
+                         brokerServiceUrlTls"
+                    ))));
+                }
+                conn.clone()
+            } else {
+                let physical = if proxy {
+                    conn.logical().clone()
+                } else {
+                    logical.clone()
+                };
+                self.pool
+                    .get(&logical, &physical)
+                    .await
+                    .map_err(Error::Connection)?
+            };
+            match lookup_type {
+                Ok(LookupType::Connect) => return Ok(target),
+                Ok(LookupType::Redirect) => {
+                    if redirects == self.max_lookup_redirects {
+                        break;
+                    }
+                    let id = self.next_id();
+                    let authoritative = r.authoritative.unwrap_or(false);
+                    resp = target
+                        .request(
+                            id,
+                            "lookup",
+                            commands::lookup(&name, id, authoritative),
+                            Some(self.operation_timeout),
+                        )
+                        .await?;
+                    conn = target;
+                }
+                _ => {
+                    return Err(Error::Server {
+                        operation: "lookup",
+                        error: crate::error::ServerError {
+                            code: ServerErrorCode::UnknownError,
+                            message: "lookup failed".into(),
+                        },
+                    })
+                }
+            }
+        }
+        Err(Error::TooManyRedirects {
+            topic: name,
+            max: self.max_lookup_redirects,
+        })
+    }
+}
