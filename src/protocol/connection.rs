@@ -668,3 +668,99 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The connection core in simulated time: keepalive and request deadlines, with the
+    //! instants given, no socket and no sleep.
+    use super::*;
+    use crate::wire::proto;
+
+    fn connected(core: &mut ConnectionCore<u32>) {
+        let frame = Frame {
+            command: BaseCommand {
+                r#type: Type::Connected as i32,
+                connected: Some(Box::new(proto::CommandConnected {
+                    server_version: "test".into(),
+                    protocol_version: Some(21),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            payload: None,
+        };
+        assert!(matches!(
+            core.handle_frame(frame),
+            Ok(Inbound::Connected(_))
+        ));
+    }
+
+    fn pong() -> Frame {
+        Frame {
+            command: commands::pong(),
+            payload: None,
+        }
+    }
+
+    fn pings(core: &mut ConnectionCore<u32>) -> usize {
+        std::iter::from_fn(|| core.poll_transmit())
+            .filter(|c| c.r#type == Type::Ping as i32)
+            .count()
+    }
+
+    #[test]
+    fn a_ping_each_interval_and_a_missed_pong_ends_the_connection() {
+        let t0 = Instant::now();
+        let keepalive = Duration::from_secs(30);
+        let mut core = ConnectionCore::<u32>::new(t0, keepalive);
+        connected(&mut core);
+        assert_eq!(core.poll_timeout(), Some(t0 + keepalive));
+        assert!(core.handle_timeout(t0 + keepalive).is_ok());
+        assert_eq!(pings(&mut core), 1);
+        // Answered: the next interval pings again.
+        assert!(matches!(core.handle_frame(pong()), Ok(Inbound::Nothing)));
+        assert!(core.handle_timeout(t0 + keepalive * 2).is_ok());
+        assert_eq!(pings(&mut core), 1);
+        // Not answered within an interval: the connection is over.
+        assert_eq!(
+            core.handle_timeout(t0 + keepalive * 3).err(),
+            Some(ConnectionError::KeepaliveTimeout(keepalive))
+        );
+    }
+
+    #[test]
+    fn any_inbound_frame_counts_as_an_answer() {
+        let t0 = Instant::now();
+        let keepalive = Duration::from_secs(1);
+        let mut core = ConnectionCore::<u32>::new(t0, keepalive);
+        connected(&mut core);
+        for i in 1..100u32 {
+            assert!(
+                core.handle_timeout(t0 + keepalive * i).is_ok(),
+                "interval {i}"
+            );
+            // A broker PING (answered with PONG) shows it is alive, as any frame does.
+            let ping = Frame {
+                command: commands::ping(),
+                payload: None,
+            };
+            assert!(core.handle_frame(ping).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_request_times_out_at_its_deadline_and_only_it() {
+        let t0 = Instant::now();
+        let mut core = ConnectionCore::<u32>::new(t0, Duration::from_secs(30));
+        connected(&mut core);
+        core.register_request(1, "lookup", 10, Some(t0 + Duration::from_secs(5)));
+        core.register_request(2, "subscribe", 20, Some(t0 + Duration::from_secs(8)));
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        let expired = core
+            .handle_timeout(t0 + Duration::from_secs(5))
+            .expect("alive");
+        assert_eq!(expired, vec![(10, "lookup")]);
+        assert_eq!(core.pending_requests(), 1);
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(8)));
+    }
+}

@@ -921,3 +921,121 @@ fn consume_delivers_an_encrypted_message_flagged_and_untouched() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The commands the core wants written now.
+fn transmitted(core: &mut ConsumerCore<NoWaiter>) -> Vec<proto::BaseCommand> {
+    std::iter::from_fn(|| core.poll_transmit()).collect()
+}
+
+fn redelivered(commands: &[proto::BaseCommand]) -> Vec<u64> {
+    commands
+        .iter()
+        .filter_map(|c| c.redeliver_unacknowledged_messages.as_ref())
+        .flat_map(|r| r.message_ids.iter().map(|id| id.entry_id))
+        .collect()
+}
+
+#[test]
+fn negative_ack_delays_grow_with_the_redelivery_count() {
+    let (mut core, t0) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.config.nack_backoff = Some((Duration::from_millis(100), Duration::from_secs(1)));
+    for (entry, count) in [(1, 0), (2, 1), (3, 2), (4, 10)] {
+        core.handle_command(
+            CoreCommand::Nack {
+                id: MessageId::new(1, entry),
+                redelivery_count: count,
+            },
+            t0,
+        );
+    }
+    // 100 ms, 200 ms, 400 ms, then capped at 1 s: each entry comes back at its own time.
+    let mut seen = Vec::new();
+    while let Some(t) = core.poll_timeout() {
+        core.handle_timeout(t);
+        for e in redelivered(&transmitted(&mut core)) {
+            seen.push((e, t - t0));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (1, Duration::from_millis(100)),
+            (2, Duration::from_millis(200)),
+            (3, Duration::from_millis(400)),
+            (4, Duration::from_secs(1)),
+        ]
+    );
+}
+
+#[test]
+fn the_ack_timeout_redelivers_what_was_received_and_not_acknowledged() {
+    let (mut core, t0) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.config.ack_timeout = Some(Duration::from_secs(1));
+    core.handle_command(CoreCommand::Received(MessageId::new(1, 5)), t0);
+    core.handle_command(CoreCommand::Received(MessageId::new(1, 6)), t0);
+    core.handle_command(
+        CoreCommand::Ack {
+            id: MessageId::new(1, 6),
+            cumulative: false,
+            waiter: None,
+        },
+        t0 + Duration::from_millis(500),
+    );
+    let due = core.poll_timeout().expect("timers");
+    // The ack group's flush comes first (100 ms); then the ack timeout at 1 s.
+    core.handle_timeout(due);
+    let acked: Vec<u64> = transmitted(&mut core)
+        .iter()
+        .filter_map(|c| c.ack.as_ref())
+        .flat_map(|a| a.message_id.iter().map(|id| id.entry_id))
+        .collect();
+    assert_eq!(acked, vec![6]);
+    let due = core.poll_timeout().expect("the ack timeout");
+    assert_eq!(due, t0 + Duration::from_secs(1));
+    core.handle_timeout(due);
+    assert_eq!(
+        redelivered(&transmitted(&mut core)),
+        vec![5],
+        "only the unacknowledged one"
+    );
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn an_incomplete_chunked_message_expires_and_is_asked_for_again() {
+    let (mut core, t0) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.chunks = ChunkAssembler::new(10, Duration::from_secs(60), 1 << 20);
+    let chunk = ConsumerEvent::Message {
+        command: proto::CommandMessage {
+            consumer_id: 1,
+            message_id: proto::MessageIdData {
+                ledger_id: 1,
+                entry_id: 9,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        payload: wire::Payload {
+            broker_entry_metadata: None,
+            checksum: None,
+            metadata: proto::MessageMetadata {
+                producer_name: "p".into(),
+                sequence_id: 0,
+                publish_time: 1,
+                uuid: Some("p-0".into()),
+                chunk_id: Some(0),
+                num_chunks_from_msg: Some(2),
+                total_chunk_msg_size: Some(8),
+                ..Default::default()
+            },
+            data: Bytes::from_static(b"half"),
+        },
+    };
+    core.handle_event(chunk, t0);
+    transmitted(&mut core);
+    assert!(core.poll_output().is_none(), "nothing delivered yet");
+    let due = core.poll_timeout().expect("the chunk expiry");
+    assert_eq!(due, t0 + Duration::from_secs(60));
+    core.handle_timeout(due);
+    assert_eq!(redelivered(&transmitted(&mut core)), vec![9]);
+}
