@@ -14,7 +14,8 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The first non-zero delay of a default [`Backoff`]: 100 ms.
 pub const DEFAULT_INITIAL_DELAY: Duration = Duration::from_millis(100);
@@ -126,12 +127,11 @@ fn jitter(base: Duration, random: f64) -> Duration {
     Duration::new(secs, subsec)
 }
 
-/// A per-process, per-call seed from std's randomly keyed hasher and the clock.
+/// A per-process, per-call seed from std's randomly keyed hasher (its keys are drawn at random
+/// per process and change with every `RandomState`) and a call counter: no clock read.
 fn process_seed() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    RandomState::new().hash_one(now)
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    RandomState::new().hash_one(CALLS.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Marsaglia's xorshift64: small, fast and good enough for jitter (not for cryptography).

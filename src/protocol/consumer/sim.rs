@@ -1,3 +1,4 @@
+// Compiled only in tests: the parent declares this module under #[cfg(test)].
 //! The consumer core in simulated time against a model broker: frames both ways through the
 //! wire codec and [`ConnectionCore`], seeded latency and faults (connection drops, broker
 //! restarts, attach errors, pushes past the permits, duplicate deliveries), no socket, no

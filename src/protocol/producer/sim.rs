@@ -1,3 +1,4 @@
+// Compiled only in tests: the parent declares this module under #[cfg(test)].
 //! A deterministic simulation of [`ProducerCore`] against a model broker, in simulated time: no
 //! sockets, no sleeps, no clock.
 //!
