@@ -831,6 +831,11 @@ impl<W: AckWaiter> ConsumerCore<W> {
             // A whole entry before the start (a batch's last index decides).
             let last_index = payload.metadata.num_messages_in_batch.map_or(-1, |n| n - 1);
             if filter.skips(&entry.with_batch(last_index, 0)) {
+                if !self.config.durable {
+                    // Before a reader's start (or what it already delivered): acknowledged on
+                    // its non-durable cursor, so that a broker does not send it again.
+                    self.group.individual(entry, Vec::new(), now);
+                }
                 self.return_permits(entries);
                 return;
             }

@@ -810,7 +810,19 @@ fn a_lost_subscription_reaches_the_application_as_a_typed_error() {
 
 /// A core attached at once to nothing (its transmits are inspected), with this action.
 fn attached_core(action: ConsumerCryptoFailureAction) -> (ConsumerCore<NoWaiter>, Instant) {
-    let mut sim = Sim::new(9, 1, SubscriptionType::Shared, true, CALM);
+    attached_core_of(action, true)
+}
+
+fn attached_core_of(
+    action: ConsumerCryptoFailureAction,
+    durable: bool,
+) -> (ConsumerCore<NoWaiter>, Instant) {
+    let sub = if durable {
+        SubscriptionType::Shared
+    } else {
+        SubscriptionType::Exclusive
+    };
+    let mut sim = Sim::new(9, 1, sub, durable, CALM);
     sim.core.config.crypto_failure_action = action;
     let now = sim.now;
     let epoch = loop {
@@ -1039,4 +1051,45 @@ fn an_incomplete_chunked_message_expires_and_is_asked_for_again() {
     assert_eq!(due, t0 + Duration::from_secs(60));
     core.handle_timeout(due);
     assert_eq!(redelivered(&transmitted(&mut core)), vec![9]);
+}
+
+#[test]
+fn a_reader_acknowledges_what_it_skips_before_its_start() {
+    // pulsar-lite, after a restart, may send a reader's non-durable subscription entries from
+    // before its start, and send them again and again while they stay unacknowledged: the
+    // reader skipped them, gave their permits back, and got them once more, without end.
+    let (mut core, t0) = attached_core_of(ConsumerCryptoFailureAction::Fail, false);
+    core.filter = Some(StartPosition {
+        id: MessageId::new(1, 5),
+        inclusive: false,
+    });
+    let mut sim_broker = Broker::new(10, false);
+    let frame = sim_broker.message(1, 3);
+    let mut buf = BytesMut::from(&frame[..]);
+    let Ok(Some(wire::Frame {
+        command,
+        payload: Some(payload),
+    })) = wire::decode(&mut buf, wire::DEFAULT_MAX_FRAME_SIZE)
+    else {
+        panic!("a MESSAGE frame");
+    };
+    let message = command.message.expect("MESSAGE");
+    core.handle_event(
+        ConsumerEvent::Message {
+            command: message,
+            payload,
+        },
+        t0,
+    );
+    assert!(
+        core.poll_output().is_none(),
+        "not delivered: before the start"
+    );
+    core.flush_acks_now();
+    let acked: Vec<u64> = transmitted(&mut core)
+        .iter()
+        .filter_map(|c| c.ack.as_ref())
+        .flat_map(|a| a.message_id.iter().map(|id| id.entry_id))
+        .collect();
+    assert_eq!(acked, vec![3]);
 }
