@@ -82,12 +82,14 @@ impl ChildHandle {
             match d.item {
                 Ok(msg) => {
                     *last = Some(msg.id);
+                    // Under the lock too: an epoch bump resets the count, and must not come
+                    // between the check and this.
+                    self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
                     msg
                 }
                 Err(e) => return Some(Err(e)),
             }
         };
-        self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
         if self.shared.track_received {
             let _ = self.tx.send(Cmd::Core(CoreCommand::Received(msg.id)));
         }

@@ -165,7 +165,7 @@ impl ConsumerShared {
     }
 }
 
-/// What the application hands the application, stamped with the epoch it belongs to.
+/// What the core hands the application, stamped with the epoch it belongs to.
 #[derive(Debug)]
 pub(crate) struct Delivery {
     /// Which partition of the consumer.
