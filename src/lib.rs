@@ -27,7 +27,7 @@ pub mod schema;
 mod task;
 pub mod url;
 
-pub use auth::{Authentication, TokenAuth};
+pub use auth::{Authentication, TlsAuth, TokenAuth};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{
     Consumer, ConsumerBuilder, DeadLetterPolicy, InitialPosition, SubscriptionType,

@@ -40,10 +40,11 @@ fn script_subscribes(peer: &Peer, answers: Vec<Option<proto::ServerError>>) -> A
     peer.set_handler(move |_, frame| {
         let s = frame.command.subscribe.as_ref()?;
         let n = count.fetch_add(1, Ordering::SeqCst);
-        match answers.get(n).copied().flatten() {
-            Some(code) => Some(vec![error(s.request_id, code, "scripted")]),
-            None => None,
-        }
+        answers
+            .get(n)
+            .copied()
+            .flatten()
+            .map(|code| vec![error(s.request_id, code, "scripted")])
     });
     seen
 }
