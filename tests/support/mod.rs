@@ -286,9 +286,17 @@ impl Broker {
     /// A private broker for a test that kills and restarts it: pulsar-lite, or Apache Pulsar
     /// with `PULSAR_WIRE_BROKER=apache` (one private Apache Pulsar at a time per test binary;
     /// others wait). With `PULSAR_URL` it is pulsar-lite.
+    ///
+    /// The private Apache Pulsar persists every acknowledgement at once
+    /// (`managedLedgerDefaultMarkDeleteRateLimit=0`): by default a cursor's position is written
+    /// at most once a second (`ManagedCursorImpl`'s mark-delete rate limiter), so a kill -9
+    /// forgets up to a second of acknowledgements and redelivers those messages, which the
+    /// fault tests would take for acknowledgements the client lost.
     pub fn start_private() -> Broker {
         match selection() {
-            Selection::Apache => apache::private(ApacheOptions::plain()),
+            Selection::Apache => apache::private(
+                ApacheOptions::plain().config("managedLedgerDefaultMarkDeleteRateLimit", "0"),
+            ),
             _ => Broker::start_local(),
         }
     }
