@@ -46,7 +46,7 @@ cargo clippy --all-targets -- -D warnings
 done_step "clippy"
 
 section "cargo test --all-targets"
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
 done_step "tests"
 
 section "feature tests (serde) and the real-broker suite (Apache Pulsar)"

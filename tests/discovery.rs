@@ -349,12 +349,21 @@ async fn the_watcher_applies_its_initial_list_and_reopens_with_its_connection() 
     assert_eq!(added, "persistent://public/default/orders-c");
 
     peer.disconnect(conn);
-    let again = peer
-        .expect(Type::WatchTopicList)
-        .await
-        .command
-        .watch_topic_list
-        .expect("body");
+    // The peer reports the close of that connection, and the watcher comes again on a new one
+    // (in either order: the client may reconnect before the peer's close event is read).
+    let mut closed = false;
+    let mut again = None;
+    while !closed || again.is_none() {
+        match peer.next_event().await {
+            peer::Event::Closed(c) if c == conn => closed = true,
+            peer::Event::Frame(_, f) if f.command.r#type == Type::WatchTopicList as i32 => {
+                again = f.command.watch_topic_list;
+            }
+            peer::Event::Frame(..) | peer::Event::Accepted(_) => {}
+            other => panic!("expected the close and a new WatchTopicList, got {other:?}"),
+        }
+    }
+    let again = again.expect("body");
     assert_eq!(
         again.topics_hash.as_deref(),
         Some("h1"),
