@@ -109,9 +109,42 @@ impl Authentication for TokenAuth {
     }
 }
 
+/// TLS client-certificate authentication (method `tls`, the broker's
+/// `AuthenticationProviderTls`), as `AuthenticationTls` in the official clients: the credentials
+/// are the client certificate of the TLS connection, so CONNECT carries the method name and no
+/// data. The certificate itself is set with
+/// [`ClientBuilder::tls_certificate_and_key`](crate::ClientBuilder::tls_certificate_and_key),
+/// or both at once with [`ClientBuilder::tls_authentication`](crate::ClientBuilder::tls_authentication).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsAuth;
+
+impl TlsAuth {
+    /// TLS authentication (the certificate comes from the client's TLS settings).
+    pub fn new() -> Self {
+        TlsAuth
+    }
+}
+
+impl Authentication for TlsAuth {
+    fn method_name(&self) -> &str {
+        "tls"
+    }
+
+    fn auth_data(&self) -> Result<Bytes, String> {
+        Ok(Bytes::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_auth_names_the_tls_method_and_sends_no_data() {
+        let auth = TlsAuth::new();
+        assert_eq!(auth.method_name(), "tls");
+        assert_eq!(auth.auth_data().unwrap(), Bytes::new());
+    }
 
     #[test]
     fn debug_never_shows_the_token() {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{Authentication, TokenAuth};
+use crate::auth::{Authentication, TlsAuth, TokenAuth};
 use crate::connection::pool::Pool;
 use crate::connection::tls::{self, TlsOptions};
 use crate::connection::ConnectionConfig;
@@ -125,6 +125,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Authenticates with a TLS client certificate (method `tls`, the broker's
+    /// `AuthenticationProviderTls`; the official clients' `AuthenticationTls`): the certificate
+    /// is sent in the TLS handshake, as with [`ClientBuilder::tls_certificate_and_key`], and the
+    /// broker takes the role from it. Needs a `pulsar+ssl://` service URL.
+    pub fn tls_authentication(
+        self,
+        cert_pem_path: impl Into<std::path::PathBuf>,
+        key_pem_path: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls_certificate_and_key(cert_pem_path, key_pem_path)
+            .authentication(TlsAuth::new())
+    }
+
     /// Checks the settings and makes the client. Connections open on first use.
     pub fn build(self) -> Result<PulsarClient> {
         let service = ServiceUrl::parse(&self.url)?;
@@ -134,6 +147,13 @@ impl ClientBuilder {
         if self.keepalive < Duration::from_millis(100) {
             return Err(Error::InvalidConfig(
                 "the keepalive interval must be at least 100 ms".into(),
+            ));
+        }
+        if self.auth.as_ref().is_some_and(|a| a.method_name() == "tls") && !service.tls() {
+            return Err(Error::InvalidConfig(
+                "TLS authentication sends the client certificate in the TLS handshake: it needs \
+                 a pulsar+ssl:// service URL"
+                    .into(),
             ));
         }
         // Built once (files read, roots loaded) and shared by every connection.

@@ -35,7 +35,7 @@ mod session;
 mod task;
 mod url;
 
-pub use auth::{Authentication, TokenAuth, TokenSupplier};
+pub use auth::{Authentication, TlsAuth, TokenAuth, TokenSupplier};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{
     java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,

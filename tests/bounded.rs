@@ -12,6 +12,7 @@ use support::Broker;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_pending_messages_fails_fast_or_blocks() {
+    // pulsar-lite explicitly: a private broker it can stop (SIGSTOP) without other tests.
     let broker = Broker::start_local();
     let client = PulsarClient::new(broker.url()).expect("client");
     let topic = support::unique_topic("pending");

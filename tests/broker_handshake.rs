@@ -242,6 +242,7 @@ async fn connect_ping_lookup_with_framed_codec() {
 /// and a connection made before the kill is closed by it.
 #[tokio::test]
 async fn private_broker_kill_and_restart() {
+    // pulsar-lite-specific: it checks pulsar-lite's config file and log lines.
     let broker = support::Broker::start_local();
     let port = broker.port().expect("a local broker has a port");
     let dir = broker

@@ -36,6 +36,31 @@ async fn consumer(
         .expect("subscribe")
 }
 
+/// Waits for the first message (liveness guard: 30 s), then receives until `quiet` passes with
+/// nothing new; returns (payload, id) in arrival order. For subscriptions whose first delivery
+/// may wait: Apache Pulsar delays the first read of a new active Failover consumer by
+/// `activeConsumerFailoverDelayTimeMillis` (1 s by default).
+async fn drain_from_first(
+    consumer: &mut Consumer,
+    quiet: Duration,
+    ack: bool,
+) -> Vec<(String, MessageId)> {
+    let first = consumer
+        .receive_timeout(Duration::from_secs(30))
+        .await
+        .expect("receive")
+        .expect("a first message within 30 s");
+    if ack {
+        consumer.ack(&first).await.expect("ack");
+    }
+    let mut out = vec![(
+        first.payload_str().unwrap_or_default().to_owned(),
+        first.id(),
+    )];
+    out.extend(drain(consumer, quiet, ack).await);
+    out
+}
+
 /// Receives until `quiet` passes with nothing new; returns (payload, id) in arrival order.
 async fn drain(consumer: &mut Consumer, quiet: Duration, ack: bool) -> Vec<(String, MessageId)> {
     let mut out = Vec::new();
@@ -150,10 +175,6 @@ async fn key_shared_keeps_each_key_on_one_consumer_in_order() {
 async fn failover_delivers_to_one_consumer_and_fails_over_on_close() {
     let client = client();
     let topic = support::unique_topic("failover");
-    let producer = client.producer(&topic).create().await.expect("producer");
-    for i in 0..10 {
-        producer.send(format!("m{i}")).await.expect("send");
-    }
     // pulsar-lite 0.2.0 fails over to the standby only when the first subscriber's name sorts
     // first (seen with the official client too), so the names are fixed here.
     let failover = |name: &'static str| {
@@ -167,12 +188,30 @@ async fn failover_delivers_to_one_consumer_and_fails_over_on_close() {
     };
     let mut a = failover("a").await.expect("subscribe a");
     let mut b = failover("b").await.expect("subscribe b");
+    // Both are subscribed before anything is sent: Apache Pulsar may make the second consumer
+    // the active one, and then rewinds the cursor for it (after its failover delay), which
+    // would hand messages the first one already had to the second too.
+    let producer = client.producer(&topic).create().await.expect("producer");
+    for i in 0..10 {
+        producer.send(format!("m{i}")).await.expect("send");
+    }
+    // Nothing is acknowledged: whoever is active receives everything. The first message may
+    // wait for the broker's failover delay; then nothing more may come to either.
+    let mut da = BTreeSet::new();
+    let mut db = BTreeSet::new();
+    let guard = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(guard);
+    while da.len() + db.len() < 10 {
+        tokio::select! {
+            m = a.receive() => { da.insert(m.expect("receive a").id()); }
+            m = b.receive() => { db.insert(m.expect("receive b").id()); }
+            () = &mut guard => panic!("10 messages within 30 s: a {} b {}", da.len(), db.len()),
+        }
+    }
     let quiet = Duration::from_millis(700);
-    // Nothing is acknowledged: whoever is active receives everything.
     let (got_a, got_b) = tokio::join!(drain(&mut a, quiet, false), drain(&mut b, quiet, false));
-    let distinct =
-        |v: &Vec<(String, MessageId)>| v.iter().map(|(_, id)| *id).collect::<BTreeSet<_>>();
-    let (da, db) = (distinct(&got_a), distinct(&got_b));
+    da.extend(got_a.iter().map(|(_, id)| *id));
+    db.extend(got_b.iter().map(|(_, id)| *id));
     assert!(
         (da.len() == 10 && db.is_empty()) || (db.len() == 10 && da.is_empty()),
         "one active consumer: a {} b {}",
@@ -227,7 +266,8 @@ async fn cumulative_ack_acknowledges_everything_up_to_the_message() {
     }
     c.close().await.expect("close");
     let mut again = consumer(&client, &topic, "s", SubscriptionType::Failover).await;
-    let rest: BTreeSet<MessageId> = drain(&mut again, Duration::from_secs(1), false)
+    // The new active Failover consumer's first read may wait (see drain_from_first).
+    let rest: BTreeSet<MessageId> = drain_from_first(&mut again, Duration::from_secs(1), false)
         .await
         .into_iter()
         .map(|(_, id)| id)

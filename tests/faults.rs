@@ -1,6 +1,9 @@
-//! Faults against a real broker (a private pulsar-lite per test): kill -9 and restart in the
-//! middle of a produce stream and of a consume stream (every subscription type), a broker down at start, and a broker
-//! that stops answering (SIGSTOP). Nothing sent may be lost; every failed send says why.
+//! Faults against a real broker (a private broker per test, `support::Broker::start_private`:
+//! pulsar-lite, or Apache Pulsar with `PULSAR_WIRE_BROKER=apache`, where kill is
+//! `apache-pulsar.sh kill9` and restart is `start` again on the same directory): kill -9 and
+//! restart in the middle of a produce stream and of a consume stream (every subscription type),
+//! a broker down at start, and a broker that stops answering (SIGSTOP). Nothing sent may be
+//! lost; every failed send says why.
 
 mod support;
 
@@ -57,7 +60,7 @@ async fn read_all(client: &PulsarClient, topic: &str, expect: usize) -> Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_produce_stream_loses_nothing() {
-    let broker = Broker::start_local();
+    let broker = Broker::start_private();
     let client = client(&broker);
     let topic = support::unique_topic("fault-produce");
     let producer = client
@@ -157,7 +160,7 @@ fn fault_messages() -> usize {
 /// a quarter of them (at most 5,000), restarting it 2 s later. Every message must arrive, and
 /// one acknowledged before the crash must not come again.
 async fn kill_9_during_a_consume_stream(sub_type: SubscriptionType) {
-    let broker = Broker::start_local();
+    let broker = Broker::start_private();
     let client = client(&broker);
     let topic = support::unique_topic("fault-consume");
     let n = fault_messages();
@@ -288,7 +291,7 @@ async fn a_broker_down_at_start_fails_with_a_typed_error_after_the_operation_tim
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_stops_answering_is_detected_by_keepalive_and_the_producer_recovers() {
-    let broker = Broker::start_local();
+    let broker = Broker::start_private();
     let client = PulsarClient::builder(broker.url())
         .operation_timeout(Duration::from_secs(10))
         .keepalive_interval(Duration::from_millis(300))

@@ -9,7 +9,8 @@
 //! fail saying so.
 //!
 //! The partitioned tests start a private pulsar-lite whose config gives every new topic four
-//! partitions (pulsar-lite makes partitioned topics no other way).
+//! partitions (pulsar-lite makes partitioned topics no other way); on Apache Pulsar
+//! (`PULSAR_WIRE_BROKER=apache`) they create a 4-partition topic through the admin API.
 //!
 //! The Python API has no hashing-scheme option: its producers route keys with the C++ client's
 //! default, `BoostHash`, which no other client shares. `produce.py --hashing murmur3` therefore
@@ -365,10 +366,11 @@ fn partition_of_topic(name: &str) -> u32 {
         .unwrap_or_else(|_| panic!("{name} is not a partition topic"))
 }
 
-/// A private pulsar-lite whose new topics get [`PARTITIONS`] partitions: started with the
-/// default config, which is then replaced before any topic exists, and restarted.
-fn partitioned_broker() -> support::Broker {
-    support::Broker::start_local_partitioned(PARTITIONS)
+/// A broker on which [`support::Broker::partitioned_topic`] makes [`PARTITIONS`]-partition
+/// topics: a private pulsar-lite whose every new topic gets them, or the shared Apache Pulsar
+/// (topics created through its admin API) with `PULSAR_WIRE_BROKER=apache`.
+fn partitioned_broker() -> support::BrokerRef {
+    support::Broker::partitioned(PARTITIONS)
 }
 
 // --- pulsar-wire → official client ---------------------------------------------------------------
@@ -601,7 +603,7 @@ async fn official_to_wire_batched() {
 async fn keys_land_on_the_java_murmur3_partition() {
     let broker = partitioned_broker();
     let client = client(broker.url());
-    let topic = support::unique_topic("interop-keys");
+    let topic = broker.partitioned_topic("interop-keys", PARTITIONS);
     let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
     let spec = |origin: &str, key: &str| Spec {
         payload: format!("{origin}|{key}").into_bytes(),
@@ -685,7 +687,7 @@ async fn keys_land_on_the_java_murmur3_partition() {
 async fn official_to_wire_partitioned() {
     let broker = partitioned_broker();
     let client = client(broker.url());
-    let topic = support::unique_topic("interop-o2w-part");
+    let topic = broker.partitioned_topic("interop-o2w-part", PARTITIONS);
     let specs: Vec<Spec> = field_specs("o2w-part", 40)
         .into_iter()
         .enumerate()

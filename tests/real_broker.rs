@@ -1,16 +1,11 @@
-//! The real-broker suite: behaviour that pulsar-lite cannot show, checked against a real Apache
-//! Pulsar. Run it with a broker at `PULSAR_URL`:
+//! The real-broker suite: behaviour that pulsar-lite cannot show (deduplication, delayed
+//! delivery, exclusive producers, the schema registry, batch-index acknowledgements), checked
+//! against Apache Pulsar. It always runs on an Apache Pulsar standalone of its own, started by
+//! `scripts/apache-pulsar.sh` with deduplication and batch-index acknowledgements enabled (run
+//! `scripts/apache-pulsar.sh install` once):
 //!
 //! ```text
-//! docker run -it --rm -p 6650:6650 -p 8080:8080 apachepulsar/pulsar:4.0.4 bin/pulsar standalone
-//! PULSAR_URL=pulsar://localhost:6650 cargo test --features real-broker --test real_broker
-//! ```
-//!
-//! The deduplication test needs it enabled on the broker:
-//!
-//! ```text
-//! docker run -it --rm -p 6650:6650 -e brokerDeduplicationEnabled=true apachepulsar/pulsar:4.0.4 \
-//!     sh -c 'bin/apply-config-from-env.py conf/standalone.conf && bin/pulsar standalone'
+//! cargo test --features real-broker --test real_broker
 //! ```
 //!
 //! Each case is also covered on the wire by the scripted peer (tests/protocol_peer.rs) in the
@@ -27,13 +22,17 @@ use pulsar_wire::{
     ServerErrorCode, SubscriptionType,
 };
 
+/// The Apache Pulsar of this suite (Apache-specific: pulsar-lite has none of these features).
+fn broker() -> &'static support::Broker {
+    support::apache_with(
+        &support::ApacheOptions::plain()
+            .config("brokerDeduplicationEnabled", "true")
+            .config("acknowledgmentAtBatchIndexLevelEnabled", "true"),
+    )
+}
+
 fn client() -> PulsarClient {
-    let url = support::external_url().unwrap_or_else(|| {
-        panic!(
-            "the real-broker suite needs PULSAR_URL pointing at an Apache Pulsar (see the README)"
-        )
-    });
-    PulsarClient::builder(url)
+    PulsarClient::builder(broker().url())
         .operation_timeout(Duration::from_secs(30))
         .build()
         .expect("client")
@@ -251,7 +250,7 @@ async fn official_produce_batched(url: &str, topic: &str, n: usize) {
 #[tokio::test]
 async fn official_batches_acked_by_half_return_only_the_other_half() {
     let client = client();
-    let url = support::external_url().unwrap_or_default();
+    let url = broker().url().to_string();
     let topic = support::unique_topic("interop-ack-index");
     official_produce_batched(&url, &topic, 40).await;
     let subscribe = || {

@@ -1,29 +1,48 @@
 //! Test support shared by the integration test binaries (each `tests/*.rs` does `mod support;`).
 //!
-//! [`broker()`] is the broker of the whole test binary: with `PULSAR_URL` set it is that broker
-//! (nothing is started); otherwise a local pulsar-lite started once on a free loopback port with
-//! a fresh database in a temporary directory, and stopped when the test binary ends.
-//! [`Broker::start_local`] starts a private pulsar-lite for tests that kill and restart it.
+//! # Which broker a test gets
 //!
-//! The binary is `PULSAR_LITE_BIN`, or the one `scripts/setup-broker.sh` installs in `.venv/`.
-//! When it is missing the tests fail with a message saying how to get it; they never skip.
+//! Each test says which broker it needs:
+//!
+//! - [`broker()`]: the binary's default broker, shared by its tests: the broker at `PULSAR_URL`
+//!   when set (nothing is started); else Apache Pulsar when `PULSAR_WIRE_BROKER=apache`; else a
+//!   local pulsar-lite (the fast default) started once on a free loopback port with a fresh
+//!   database in a temporary directory;
+//! - [`apache()`] / [`apache_with`]: Apache Pulsar always (plain, or with token auth, TLS and
+//!   broker.conf keys), for Apache-specific tests;
+//! - [`Broker::start_private`]: a private broker for fault tests that kill -9 and restart it:
+//!   pulsar-lite, or Apache Pulsar with `PULSAR_WIRE_BROKER=apache` (kill is
+//!   `apache-pulsar.sh kill9`, restart is `start` again on the same directory);
+//! - [`Broker::start_local`]: pulsar-lite always, for pulsar-lite-specific tests (its config
+//!   file, its log lines).
+//!
+//! Apache Pulsar is a standalone started through `scripts/apache-pulsar.sh` (see
+//! [`apache`](mod@apache)), one per set of options per test binary.
+//!
+//! The pulsar-lite binary is `PULSAR_LITE_BIN`, or the one `scripts/setup-broker.sh` installs
+//! in `.venv/`; Apache Pulsar needs `scripts/apache-pulsar.sh install`. When the broker a test
+//! needs is missing the test fails with a message saying how to get it; it never skips.
 //!
 //! # Cleanup
 //!
-//! Test binaries do not run destructors of statics, so a local broker is stopped two ways:
+//! Test binaries do not run destructors of statics, so a local broker (pulsar-lite or Apache
+//! Pulsar; their directories are named `pulsar-wire-test-broker-...`, which `.ci/run`'s leak
+//! check looks for in every command line) is stopped two ways:
 //!
 //! - on a normal exit of the test binary (Linux), an exit hook in `.fini_array` kills the
 //!   broker, waits for it and removes its temporary directory before the process is gone;
 //! - in every other case (a crash, a signal, `kill -9` of the test binary) a watchdog `sh`
 //!   process, started with the broker, reads a pipe whose only writer is the test process. The
 //!   kernel closes that pipe when the test process dies, however it dies; the watchdog then kills
-//!   the broker whose pid is in `broker.pid` and removes the temporary directory.
+//!   the broker whose pid is in `broker.pid` (after checking that its command line is
+//!   pulsar-lite's, or Apache Pulsar's `PulsarStandaloneStarter`) and removes the temporary
+//!   directory.
 //!
 //! # What pulsar-lite does not do
 //!
 //! pulsar-lite 0.2.0 is a small independent broker, not Apache Pulsar. Tests of the following
-//! must use a scripted peer (a fake broker speaking frames over a socket) or a real Apache Pulsar
-//! through `PULSAR_URL`:
+//! must use a scripted peer (a fake broker speaking frames over a socket) or Apache Pulsar
+//! ([`apache()`]; tests/real_broker.rs and tests/apache_security.rs do):
 //!
 //! - no TLS (it reads a TLS ClientHello as a frame);
 //! - tokens are accepted but never checked (no authentication failures, no auth challenge);
@@ -47,8 +66,11 @@
 //! - CONNECTED says protocol 20 and carries no `max_message_size` and no feature flags.
 #![allow(dead_code)]
 
+pub mod apache;
 pub mod cli;
 pub mod peer;
+
+pub use apache::ApacheOptions;
 
 pub mod tls;
 
@@ -78,38 +100,82 @@ keep_alive_interval_secs = 30
 enabled = false
 ";
 
-/// The watchdog: `sh -c WATCHDOG sh DIR`. Its stdin is a pipe held only by the test process, so
-/// `read` sees end of file as soon as the test process is gone. It then kills the broker named in
-/// `DIR/broker.pid` (if that pid still runs pulsar-lite) and removes `DIR`.
-const WATCHDOG: &str = r#"
+/// The watchdog: `sh -c WATCHDOG sh DIR MARKER`. Its stdin is a pipe held only by the test
+/// process, so `read` sees end of file as soon as the test process is gone. It then kills the
+/// broker named in `DIR/broker.pid` if that pid's command line still contains MARKER
+/// (`pulsar-lite`, or `PulsarStandaloneStarter` for Apache Pulsar), and an
+/// `apache-pulsar.sh start` still running (`DIR/start.pid`), and removes `DIR`. It looks a few
+/// times: a start script killed mid-way may just have forked the JVM.
+pub(crate) const WATCHDOG: &str = r#"
 trap '' INT HUP
 while read -r _; do :; done
-pid=$(cat "$1/broker.pid" 2>/dev/null)
-if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && ! grep -aq pulsar-lite "/proc/$pid/cmdline"; then
-    pid=
-fi
-if [ -n "$pid" ]; then
-    kill -9 "$pid" 2>/dev/null
-    i=0
-    # Gone, or a zombie nobody has reaped yet (it holds no files any more).
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do
-        state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-        [ "$state" = Z ] && break
-        sleep 0.1; i=$((i + 1))
-    done
-fi
+round=0
+while [ "$round" -lt 5 ]; do
+    spid=$(cat "$1/start.pid" 2>/dev/null)
+    if [ -n "$spid" ] && grep -aq apache-pulsar.sh "/proc/$spid/cmdline" 2>/dev/null; then
+        kill -9 "$spid" 2>/dev/null
+    fi
+    pid=$(cat "$1/broker.pid" 2>/dev/null)
+    if [ -n "$pid" ] && ! grep -aq "$2" "/proc/$pid/cmdline" 2>/dev/null; then
+        pid=
+    fi
+    if [ -n "$pid" ]; then
+        kill -9 "$pid" 2>/dev/null
+        i=0
+        # Gone, or a zombie nobody has reaped yet (it holds no files any more).
+        while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
+            state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+            [ "$state" = Z ] && break
+            sleep 0.1; i=$((i + 1))
+        done
+    fi
+    [ -z "$spid" ] && [ -z "$pid" ] && break
+    round=$((round + 1))
+    sleep 0.2
+done
 rm -rf "$1"
 "#;
 
 static SHARED: OnceLock<Result<Broker, String>> = OnceLock::new();
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The broker of this test binary: `PULSAR_URL` when set, else a local pulsar-lite started on
-/// first use and stopped when the test binary ends.
+/// Which broker the tests get by default: `PULSAR_URL` when set, else `PULSAR_WIRE_BROKER`
+/// (`lite`, the default, or `apache`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// The broker at `PULSAR_URL` (nothing is started).
+    External(String),
+    /// pulsar-lite (the fast default).
+    Lite,
+    /// Apache Pulsar started by `scripts/apache-pulsar.sh` (`PULSAR_WIRE_BROKER=apache`).
+    Apache,
+}
+
+/// The default broker selection of this run (see [`Selection`]).
+pub fn selection() -> Selection {
+    if let Some(url) = external_url() {
+        return Selection::External(url);
+    }
+    match std::env::var("PULSAR_WIRE_BROKER")
+        .unwrap_or_default()
+        .trim()
+    {
+        "" | "lite" | "pulsar-lite" => Selection::Lite,
+        "apache" => Selection::Apache,
+        other => panic!("PULSAR_WIRE_BROKER={other}: use lite (the default) or apache"),
+    }
+}
+
+/// The broker of this test binary: `PULSAR_URL` when set; else Apache Pulsar with
+/// `PULSAR_WIRE_BROKER=apache` (as [`apache()`]); else a local pulsar-lite started on first use.
+/// A started broker is stopped when the test binary ends.
 ///
 /// Tests share it and run in parallel: do not kill or restart it; use
-/// [`Broker::start_local`] for that.
+/// [`Broker::start_private`] for that.
 pub fn broker() -> &'static Broker {
+    if selection() == Selection::Apache {
+        return apache();
+    }
     let shared = SHARED.get_or_init(|| match external_url() {
         Some(url) => Ok(Broker::external(url)),
         None => std::panic::catch_unwind(Broker::start_local).map_err(|e| {
@@ -123,6 +189,20 @@ pub fn broker() -> &'static Broker {
         Ok(broker) => broker,
         Err(message) => panic!("{message}"),
     }
+}
+
+/// Apache Pulsar, always (whatever `PULSAR_URL` and `PULSAR_WIRE_BROKER` say): a plain
+/// standalone shared by the tests of this binary. Fails, saying how to install it, when
+/// `scripts/apache-pulsar.sh install` has not been run.
+pub fn apache() -> &'static Broker {
+    apache::shared(&ApacheOptions::plain())
+}
+
+/// Apache Pulsar started with `options` (token auth, TLS, broker.conf keys), shared by the
+/// tests of this binary that ask for the same options. Use one set of options per test binary:
+/// each is a JVM of its own.
+pub fn apache_with(options: &ApacheOptions) -> &'static Broker {
+    apache::shared(options)
 }
 
 /// A topic name no other test (or earlier run) uses:
@@ -158,6 +238,24 @@ pub struct Broker {
     url: String,
     addr: String,
     local: Option<Local>,
+    apache: Option<apache::Apache>,
+}
+
+/// A broker a test owns or shares (see [`Broker::partitioned`]).
+#[derive(Debug)]
+pub enum BrokerRef {
+    Owned(Box<Broker>),
+    Shared(&'static Broker),
+}
+
+impl std::ops::Deref for BrokerRef {
+    type Target = Broker;
+    fn deref(&self) -> &Broker {
+        match self {
+            BrokerRef::Owned(b) => b,
+            BrokerRef::Shared(b) => b,
+        }
+    }
 }
 
 /// A pulsar-lite process, its files and its watchdog.
@@ -181,6 +279,82 @@ impl Broker {
             url,
             addr,
             local: None,
+            apache: None,
+        }
+    }
+
+    /// A private broker for a test that kills and restarts it: pulsar-lite, or Apache Pulsar
+    /// with `PULSAR_WIRE_BROKER=apache` (one private Apache Pulsar at a time per test binary;
+    /// others wait). With `PULSAR_URL` it is pulsar-lite.
+    ///
+    /// The private Apache Pulsar persists every acknowledgement at once
+    /// (`managedLedgerDefaultMarkDeleteRateLimit=0`): by default a cursor's position is written
+    /// at most once a second (`ManagedCursorImpl`'s mark-delete rate limiter), so a kill -9
+    /// forgets up to a second of acknowledgements and redelivers those messages, which the
+    /// fault tests would take for acknowledgements the client lost.
+    pub fn start_private() -> Broker {
+        match selection() {
+            Selection::Apache => apache::private(
+                ApacheOptions::plain().config("managedLedgerDefaultMarkDeleteRateLimit", "0"),
+            ),
+            _ => Broker::start_local(),
+        }
+    }
+
+    /// A private Apache Pulsar started with `options`, for a test that kills and restarts it.
+    pub fn start_apache(options: ApacheOptions) -> Broker {
+        apache::private(options)
+    }
+
+    /// A broker on which [`Broker::partitioned_topic`] makes topics of `partitions` partitions:
+    /// a private pulsar-lite whose every new topic has them (its only way to make partitioned
+    /// topics), or the shared Apache Pulsar with `PULSAR_WIRE_BROKER=apache`.
+    pub fn partitioned(partitions: u32) -> BrokerRef {
+        match selection() {
+            Selection::Apache => BrokerRef::Shared(apache()),
+            _ => BrokerRef::Owned(Box::new(Broker::start_local_partitioned(partitions))),
+        }
+    }
+
+    /// A new topic name with `partitions` partitions on this broker: created through the admin
+    /// API on Apache Pulsar; on pulsar-lite the broker's `default_partitions` makes them (see
+    /// [`Broker::partitioned`]).
+    pub fn partitioned_topic(&self, prefix: &str, partitions: u32) -> String {
+        let topic = unique_topic(prefix);
+        if let Some(apache) = &self.apache {
+            let local = topic.trim_start_matches("persistent://");
+            let (status, body) = apache.admin(
+                "PUT",
+                &format!("/admin/v2/persistent/{local}/partitions"),
+                Some(&partitions.to_string()),
+            );
+            assert!(
+                (200..300).contains(&status),
+                "creating {topic} with {partitions} partitions: HTTP {status} {body}"
+            );
+        }
+        topic
+    }
+
+    /// Whether this is an Apache Pulsar the tests started.
+    pub fn is_apache(&self) -> bool {
+        self.apache.is_some()
+    }
+
+    /// The Apache Pulsar the tests started (panics for any other broker).
+    pub fn apache(&self) -> &apache::Apache {
+        match &self.apache {
+            Some(a) => a,
+            None => panic!("this test needs an Apache Pulsar started by the tests"),
+        }
+    }
+
+    /// A `NAME=value` line `scripts/apache-pulsar.sh start` printed (`PULSAR_TOKEN`,
+    /// `PULSAR_TLS_URL`, `PULSAR_CA`, `PULSAR_CLIENT_CERT`, ...), for an Apache Pulsar.
+    pub fn env(&self, name: &str) -> &str {
+        match self.apache().env(name) {
+            Some(v) => v,
+            None => panic!("the broker has no {name} (was it started with the option for it?)"),
         }
     }
 
@@ -202,6 +376,7 @@ impl Broker {
             .arg(WATCHDOG)
             .arg("sh")
             .arg(&dir)
+            .arg("pulsar-lite")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -228,6 +403,7 @@ impl Broker {
             url: String::new(),
             addr: String::new(),
             local: Some(local),
+            apache: None,
         };
         // Another process may take the free port between the probe and the broker's bind: then
         // the broker exits with "Address already in use" and a new port is tried.
@@ -271,8 +447,13 @@ impl Broker {
         }
     }
 
-    /// Whether this is a local pulsar-lite (false with `PULSAR_URL`).
+    /// Whether this is a broker the tests started (false with `PULSAR_URL`).
     pub fn is_local(&self) -> bool {
+        self.local.is_some() || self.apache.is_some()
+    }
+
+    /// Whether this is a pulsar-lite the tests started.
+    pub fn is_lite(&self) -> bool {
         self.local.is_some()
     }
 
@@ -281,7 +462,7 @@ impl Broker {
         self.local.as_ref().map(|l| l.port)
     }
 
-    /// The local broker's log file (stdout and stderr of every run, appended).
+    /// The local pulsar-lite's log file (stdout and stderr of every run, appended).
     pub fn log_path(&self) -> Option<&Path> {
         self.local.as_ref().map(|l| l.log.as_path())
     }
@@ -298,19 +479,27 @@ impl Broker {
 
     /// The local broker's temporary directory (removed when it stops).
     pub fn dir(&self) -> Option<&Path> {
-        self.local.as_ref().map(|l| l.dir.as_path())
+        match (&self.local, &self.apache) {
+            (Some(l), _) => Some(l.dir.as_path()),
+            (None, Some(a)) => Some(a.dir()),
+            (None, None) => None,
+        }
     }
 
     /// The last `lines` lines of the local broker's log ("" for an external broker).
     pub fn log_tail(&self, lines: usize) -> String {
-        self.local
-            .as_ref()
-            .map(|l| tail(&l.log, lines))
-            .unwrap_or_default()
+        match (&self.local, &self.apache) {
+            (Some(l), _) => tail(&l.log, lines),
+            (None, Some(a)) => tail(&a.log(), lines),
+            (None, None) => String::new(),
+        }
     }
 
     /// Whether the local broker process is running (always true for an external broker).
     pub fn is_running(&self) -> bool {
+        if let Some(a) = &self.apache {
+            return a.is_running();
+        }
         match &self.local {
             None => true,
             Some(l) => match lock(&l.child).as_mut() {
@@ -323,6 +512,9 @@ impl Broker {
     /// Kills the local broker with SIGKILL (like `kill -9`) and waits until it is gone. Its
     /// database and port stay for [`Broker::restart`]. Panics for an external broker.
     pub fn kill(&self) {
+        if let Some(a) = &self.apache {
+            return a.kill();
+        }
         self.local().kill();
     }
 
@@ -330,6 +522,9 @@ impl Broker {
     /// first if it runs) and waits until it accepts connections. Panics for an external broker,
     /// or with the log tail if it does not come up within 30 s.
     pub fn restart(&self) {
+        if let Some(a) = &self.apache {
+            return a.restart();
+        }
         let local = self.local();
         local.kill();
         let deadline = Instant::now() + START_TIMEOUT;
@@ -349,8 +544,8 @@ impl Broker {
         match &self.local {
             Some(local) => local,
             None => panic!(
-                "this test needs a local pulsar-lite to kill or restart, but the broker is \
-                 PULSAR_URL={}; use Broker::start_local()",
+                "this test needs a local broker to kill or restart, but the broker is \
+                 PULSAR_URL={}; use Broker::start_private()",
                 self.url
             ),
         }
@@ -361,6 +556,9 @@ impl Drop for Broker {
     fn drop(&mut self) {
         if let Some(local) = &self.local {
             local.shutdown();
+        }
+        if let Some(apache) = &self.apache {
+            apache.shutdown();
         }
     }
 }
@@ -521,9 +719,10 @@ extern "C" fn stop_shared_broker_at_exit() {
             local.shutdown();
         }
     }
+    apache::stop_shared();
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -575,7 +774,7 @@ fn free_port() -> u16 {
 }
 
 /// `host:port` of a `pulsar://host:port[/...]` URL (the first host of a multi-host URL).
-fn addr_of_url(url: &str) -> String {
+pub(crate) fn addr_of_url(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let hostport = rest.split(['/', ',']).next().unwrap_or(rest);
     if hostport.contains(':') && !hostport.ends_with(']') {
@@ -593,7 +792,7 @@ fn read_from(path: &Path, offset: u64) -> String {
 }
 
 /// The last `lines` lines of a file.
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = read_from(path, 0);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -1,0 +1,444 @@
+//! Apache Pulsar for the tests: a standalone (broker + bookie + metadata store in one JVM) started
+//! through `scripts/apache-pulsar.sh` in a temporary directory named
+//! `pulsar-wire-test-broker-apache-...` (the prefix `.ci/run`'s leak check looks for), stopped
+//! when the test binary ends by the same exit hook and watchdog as pulsar-lite.
+//!
+//! It needs `scripts/apache-pulsar.sh install` (Java 17+ and Maven) once; without it the tests
+//! that need Apache Pulsar fail saying so.
+//!
+//! At most one private Apache Pulsar ([`super::Broker::start_private`]) runs at a time in a test
+//! binary: the others wait for it to be dropped (one JVM is ~400 MB and most of a core while
+//! it starts).
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::{lock, tail, unique_name, Broker, WATCHDOG};
+
+/// What to do when Apache Pulsar is not installed.
+pub const HOW_TO_GET_APACHE: &str =
+    "run scripts/apache-pulsar.sh install (it needs a Java 17+ runtime and Maven)";
+
+/// The command-line marker of the standalone JVM, checked before it is killed by pid.
+const JVM_MARKER: &str = "PulsarStandaloneStarter";
+
+/// How an Apache Pulsar standalone is started: the options of `scripts/apache-pulsar.sh start`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ApacheOptions {
+    /// `--auth token`: token authentication and authorization (also the TLS client
+    /// certificate, `AuthenticationProviderTls`, with `tls`).
+    pub token: bool,
+    /// `--tls`: TLS ports beside the plain ones (`PULSAR_TLS_URL`, `PULSAR_HTTPS_URL`).
+    pub tls: bool,
+    /// `--transactions`.
+    pub transactions: bool,
+    /// `--config KEY=VALUE` lines of broker.conf.
+    pub config: Vec<String>,
+}
+
+impl ApacheOptions {
+    /// A plain standalone: no authentication, no TLS.
+    pub fn plain() -> Self {
+        Self::default()
+    }
+
+    /// With token authentication.
+    pub fn token(mut self) -> Self {
+        self.token = true;
+        self
+    }
+
+    /// With TLS ports.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// With a broker.conf key.
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.config.push(format!("{key}={value}"));
+        self
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.token {
+            args.extend(["--auth".to_string(), "token".to_string()]);
+        }
+        if self.tls {
+            args.push("--tls".to_string());
+        }
+        if self.transactions {
+            args.push("--transactions".to_string());
+        }
+        for kv in &self.config {
+            args.extend(["--config".to_string(), kv.clone()]);
+        }
+        args
+    }
+}
+
+type Shared = &'static OnceLock<Result<Broker, String>>;
+
+/// The Apache Pulsar standalones shared by the tests of this binary, one per set of options.
+static SHARED: OnceLock<Mutex<HashMap<ApacheOptions, Shared>>> = OnceLock::new();
+
+fn shared_map() -> &'static Mutex<HashMap<ApacheOptions, Shared>> {
+    SHARED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The Apache Pulsar of this test binary started with `options`, started on first use and
+/// stopped when the test binary ends. Tests share it: do not kill or restart it.
+pub fn shared(options: &ApacheOptions) -> &'static Broker {
+    let cell: Shared = {
+        let mut map = lock(shared_map());
+        map.entry(options.clone())
+            .or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
+    };
+    let result = cell.get_or_init(|| {
+        std::panic::catch_unwind(|| Apache::start(options.clone(), None)).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "Apache Pulsar failed to start".to_string())
+        })
+    });
+    match result {
+        Ok(broker) => broker,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Stops every shared Apache Pulsar (from the exit hook: never blocks, never panics).
+pub fn stop_shared() {
+    let Some(map) = SHARED.get() else { return };
+    let Ok(map) = map.try_lock() else { return };
+    for cell in map.values() {
+        if let Some(Ok(broker)) = cell.get() {
+            if let Some(apache) = &broker.apache {
+                apache.shutdown();
+            }
+        }
+    }
+}
+
+/// One private Apache Pulsar at a time: a slot held by the private broker until it is dropped.
+struct Slots {
+    busy: Mutex<bool>,
+    freed: Condvar,
+}
+
+static SLOTS: Slots = Slots {
+    busy: Mutex::new(false),
+    freed: Condvar::new(),
+};
+
+/// The slot of a running private Apache Pulsar.
+#[derive(Debug)]
+pub struct Slot(());
+
+impl Slot {
+    fn take() -> Slot {
+        let mut busy = lock(&SLOTS.busy);
+        while *busy {
+            busy = SLOTS
+                .freed
+                .wait(busy)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        *busy = true;
+        Slot(())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *lock(&SLOTS.busy) = false;
+        SLOTS.freed.notify_one();
+    }
+}
+
+/// A private Apache Pulsar, for tests that kill and restart it.
+pub fn private(options: ApacheOptions) -> Broker {
+    let slot = Slot::take();
+    Apache::start(options, Some(slot))
+}
+
+/// A standalone started by `scripts/apache-pulsar.sh`, its directory and its watchdog.
+#[derive(Debug)]
+pub struct Apache {
+    dir: PathBuf,
+    options: ApacheOptions,
+    env: HashMap<String, String>,
+    watchdog: Mutex<Option<Child>>,
+    stopped: Mutex<bool>,
+    _slot: Option<Slot>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/apache-pulsar.sh")
+}
+
+/// The classpath file `scripts/apache-pulsar.sh install` writes.
+fn classpath_file() -> PathBuf {
+    let cache = std::env::var_os("PULSAR_WIRE_CACHE")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apache-pulsar/target")
+        });
+    cache.join("pulsar-classpath.txt")
+}
+
+impl Apache {
+    /// Starts a standalone in a new temporary directory and waits until it is ready. Panics with
+    /// the script's and the broker's log tails if it does not come up.
+    fn start(options: ApacheOptions, slot: Option<Slot>) -> Broker {
+        let cp = classpath_file();
+        if !cp.is_file() {
+            panic!(
+                "this test needs Apache Pulsar, which is not installed (no {}): {HOW_TO_GET_APACHE}",
+                cp.display()
+            );
+        }
+        let dir =
+            std::env::temp_dir().join(format!("pulsar-wire-test-{}", unique_name("broker-apache")));
+        if let Err(e) = fs::create_dir(&dir) {
+            panic!("cannot create the broker directory {}: {e}", dir.display());
+        }
+        let watchdog = match Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(&dir)
+            .arg(JVM_MARKER)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                panic!("cannot start the broker watchdog (sh): {e}");
+            }
+        };
+        let mut apache = Apache {
+            dir,
+            options,
+            env: HashMap::new(),
+            watchdog: Mutex::new(Some(watchdog)),
+            stopped: Mutex::new(false),
+            _slot: slot,
+        };
+        let args = apache.options.args();
+        match apache.run_start(&args) {
+            Ok(env) => apache.env = env,
+            Err(message) => {
+                let message = apache.failure_message("start", &message);
+                apache.shutdown();
+                panic!("{message}");
+            }
+        }
+        let url = apache.env("PULSAR_URL").unwrap_or_default().to_string();
+        let addr = super::addr_of_url(&url);
+        Broker {
+            url,
+            addr,
+            local: None,
+            apache: Some(apache),
+        }
+    }
+
+    /// `scripts/apache-pulsar.sh start [args] DIR`; its NAME=value lines.
+    fn run_start(&self, args: &[String]) -> Result<HashMap<String, String>, String> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("start.log"))
+            .map_err(|e| format!("cannot open start.log: {e}"))?;
+        let child = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .args(args)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
+        // For the watchdog, should this process die while the script runs.
+        let _ = fs::write(self.dir.join("start.pid"), child.id().to_string());
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("waiting for apache-pulsar.sh: {e}"))?;
+        let _ = fs::remove_file(self.dir.join("start.pid"));
+        if !out.status.success() {
+            return Err(format!("apache-pulsar.sh start exited with {}", out.status));
+        }
+        let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !env.contains_key("PULSAR_URL") {
+            return Err("apache-pulsar.sh start printed no PULSAR_URL".to_string());
+        }
+        Ok(env)
+    }
+
+    fn failure_message(&self, what: &str, why: &str) -> String {
+        format!(
+            "Apache Pulsar failed to {what}: {why}\n--- apache-pulsar.sh ---\n{}\n--- broker.log tail ---\n{}",
+            tail(&self.dir.join("start.log"), 30),
+            tail(&self.dir.join("broker.log"), 40)
+        )
+    }
+
+    /// A NAME=value line `start` printed (`PULSAR_TOKEN`, `PULSAR_TLS_URL`, `PULSAR_CA`, ...).
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(String::as_str)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("broker.log")
+    }
+
+    fn script_command(&self, command: &str) -> Result<(), String> {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg(command)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run apache-pulsar.sh {command}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "apache-pulsar.sh {command} exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// SIGKILL (`apache-pulsar.sh kill9`), waiting until it is gone; the data stays.
+    pub fn kill(&self) {
+        if let Err(e) = self.script_command("kill9") {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts it again on the same ports with the same data (killing it first if it runs).
+    pub fn restart(&self) {
+        self.kill();
+        if let Err(why) = self.run_start(&[]) {
+            panic!("{}", self.failure_message("restart", &why));
+        }
+    }
+
+    /// Whether the JVM runs.
+    pub fn is_running(&self) -> bool {
+        let Ok(pid) = fs::read_to_string(self.dir.join("broker.pid")) else {
+            return false;
+        };
+        fs::read(format!("/proc/{}/cmdline", pid.trim()))
+            .map(|c| String::from_utf8_lossy(&c).contains(JVM_MARKER))
+            .unwrap_or(false)
+    }
+
+    /// A token for `subject` signed with the broker's key, expiring at `exp` (unix seconds,
+    /// may be in the past) or never.
+    pub fn mint_token(&self, subject: &str, exp: Option<u64>) -> String {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).arg("token").arg(&self.dir).arg(subject);
+        if let Some(exp) = exp {
+            cmd.arg(exp.to_string());
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run apache-pulsar.sh token: {e}"));
+        assert!(
+            out.status.success(),
+            "apache-pulsar.sh token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// An admin REST call on the plain HTTP port (with the admin token when auth is on):
+    /// `(status, body)`.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let http = self.env("PULSAR_HTTP_URL").unwrap_or_default();
+        let hostport = http.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = TcpStream::connect(hostport)
+            .unwrap_or_else(|e| panic!("cannot connect to the admin API at {hostport}: {e}"));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+        let body = body.unwrap_or("");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(token) = self.env("PULSAR_TOKEN") {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("admin request {method} {path}: {e}"));
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .unwrap_or_else(|e| panic!("admin response to {method} {path}: {e}"));
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response to {method} {path}: {text}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Kills the JVM, removes the directory and lets the watchdog go. Never panics (it also
+    /// runs from the exit hook); a second call does nothing.
+    pub fn shutdown(&self) {
+        match self.stopped.try_lock() {
+            Ok(mut stopped) if !*stopped => *stopped = true,
+            _ => return,
+        }
+        // kill9 checks that the pid in broker.pid is the standalone before it kills it.
+        let _ = self.script_command("kill9");
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Ok(mut watchdog) = self.watchdog.try_lock() {
+            if let Some(mut watchdog) = watchdog.take() {
+                drop(watchdog.stdin.take());
+                let _ = watchdog.wait();
+            }
+        }
+    }
+}
+
+/// The broker log's text (for assertions on what the broker said).
+pub fn read_log(apache: &Apache) -> String {
+    let mut text = String::new();
+    let _ = fs::File::open(apache.log()).and_then(|mut f| f.read_to_string(&mut text));
+    text
+}
