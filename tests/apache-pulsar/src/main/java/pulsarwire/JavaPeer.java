@@ -9,8 +9,10 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -53,7 +55,8 @@ import org.apache.pulsar.client.api.TypedMessageBuilder;
  * <p>{@code consume}: {@code subscription}, {@code subscription_type} (default Shared; always
  * from Earliest), {@code count}: the messages to finish, {@code nack_below}: a delivery whose
  * redelivery count is below it is nacked (after {@code nack_delay_ms}), any other is acked
- * (unless {@code ack} is false) and finished; {@code batch_index_ack}; {@code dead_letter}:
+ * (unless {@code ack} is false, or its batch index is in {@code keep_batch_indexes}) and
+ * finished; {@code batch_index_ack}; {@code priority_level}; {@code dead_letter}:
  * {@code {max_redeliver_count, topic (default: the client's), watch_topic}}; {@code
  * watch_dead_letters}: subscribe to {@code watch_topic} first (subscription java-dlq-watch, never acked) and wait until that many dead letters
  * came; {@code quiet_ms}: then go on receiving that long, for messages that should not come
@@ -186,6 +189,8 @@ public final class JavaPeer {
         int count = spec.path("count").asInt(0);
         int nackBelow = spec.path("nack_below").asInt(0);
         boolean ack = spec.path("ack").asBoolean(true);
+        Set<Integer> keep = new HashSet<>();
+        spec.path("keep_batch_indexes").forEach(i -> keep.add(i.asInt()));
         int deadWanted = spec.path("watch_dead_letters").asInt(0);
         ConsumerBuilder<byte[]> builder = client.newConsumer()
                 .topic(spec.get("topic").asText())
@@ -193,7 +198,8 @@ public final class JavaPeer {
                 .subscriptionType(SubscriptionType.valueOf(spec.path("subscription_type").asText("Shared")))
                 .subscriptionInitialPosition(SubscriptionInitialPosition.Earliest)
                 .negativeAckRedeliveryDelay(spec.path("nack_delay_ms").asLong(100), TimeUnit.MILLISECONDS)
-                .enableBatchIndexAcknowledgment(spec.path("batch_index_ack").asBoolean(false));
+                .enableBatchIndexAcknowledgment(spec.path("batch_index_ack").asBoolean(false))
+                .priorityLevel(spec.path("priority_level").asInt(0));
         JsonNode dl = spec.get("dead_letter");
         Consumer<byte[]> watcher = null;
         if (dl != null) {
@@ -225,7 +231,7 @@ public final class JavaPeer {
                 }
                 Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
                 if (m != null) {
-                    if (handle(consumer, m, deliveries++, nackBelow, ack, false)) {
+                    if (handle(consumer, m, deliveries++, nackBelow, ack, keep, false)) {
                         finished++;
                     }
                 }
@@ -242,7 +248,7 @@ public final class JavaPeer {
                 Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
                 if (m != null) {
                     extras++;
-                    handle(consumer, m, deliveries++, nackBelow, ack, true);
+                    handle(consumer, m, deliveries++, nackBelow, ack, keep, true);
                 }
             }
             ObjectNode done = event("done");
@@ -259,11 +265,12 @@ public final class JavaPeer {
 
     /** Prints a delivery, then nacks, acks or keeps it; true when it is finished. */
     private static boolean handle(Consumer<byte[]> consumer, Message<byte[]> m, int delivery,
-            int nackBelow, boolean ack, boolean extra) throws Exception {
+            int nackBelow, boolean ack, Set<Integer> keep, boolean extra) throws Exception {
         ObjectNode line = describe("message", m);
         line.put("delivery", delivery);
         line.put("extra", extra);
         boolean nack = m.getRedeliveryCount() < nackBelow;
+        ack = ack && !keep.contains(((MessageIdAdv) m.getMessageId()).getBatchIndex());
         line.put("action", nack ? "nack" : ack ? "ack" : "keep");
         emit(line);
         if (nack) {
