@@ -7,7 +7,9 @@
 #   scripts/apache-pulsar.sh install
 #       Resolve Apache Pulsar (pulsar-broker, pulsar-client-original) with the
 #       Maven project in tests/apache-pulsar and cache its classpath. A second
-#       install takes seconds. Prints PULSAR_VERSION= and PULSAR_CLASSPATH_FILE=.
+#       install takes seconds. Then builds the Java client peer of the interop
+#       tests (scripts/java-peer.sh build). Prints PULSAR_VERSION= and
+#       PULSAR_CLASSPATH_FILE=.
 #   scripts/apache-pulsar.sh start [--auth token] [--tls] [--transactions]
 #                                  [--config KEY=VALUE]... DIR
 #       Start a standalone on free 127.0.0.1 ports with its data in DIR, in the
@@ -136,6 +138,7 @@ cmd_install() {
     local n
     n=$(tr ':' '\n' < "$CP_FILE" | grep -c .)
     log "Apache Pulsar $(cached_version): $n jars, classpath in $CP_FILE"
+    PULSAR_WIRE_CACHE="$CACHE" "$ROOT/scripts/java-peer.sh" build >&2
     printf 'PULSAR_VERSION=%s\nPULSAR_CLASSPATH_FILE=%s\n' "$(cached_version)" "$CP_FILE"
 }
 

@@ -342,6 +342,14 @@ fn zlib_decompress(input: &[u8], expected: usize) -> Result<Vec<u8>, Compression
             return Ok(out);
         }
         if d.total_in() == consumed && d.total_out() == written {
+            // The Java client never finishes its zlib streams: it deflates with SYNC_FLUSH (no
+            // final block, no Adler-32) and inflates just the uncompressed size. All the input
+            // read and exactly the claimed size out is such a stream, whole.
+            let all_read = usize::try_from(consumed).is_ok_and(|n| n == input.len());
+            if all_read && now == expected {
+                out.truncate(now);
+                return Ok(out);
+            }
             // No progress with all the input given: the stream is cut short.
             return Err(corrupt(
                 Compression::Zlib,
@@ -689,6 +697,33 @@ Hello python client, this is a msg.";
             );
         }
         assert_eq!(&compress(Compression::Zlib, HELLO_3)[..2], &[0x78, 0x9c]);
+    }
+
+    #[test]
+    fn zlib_reads_the_java_clients_unfinished_streams() {
+        // The Java client's CompressionCodecZLib deflates with SYNC_FLUSH and never finishes:
+        // no final block, no Adler-32 (the C zlib, Z_SYNC_FLUSH, wrote these). An empty payload
+        // is no bytes at all (Deflater.needsInput() holds from the start).
+        let hello = [
+            0x78, 0x9c, 0xca, 0x48, 0xcd, 0xc9, 0xc9, 0x57, 0xc8, 0x40, 0x90, 0x00, 0x00, 0x00,
+            0x00, 0xff, 0xff,
+        ];
+        let text = b"hello hello hello";
+        let out = decompress(Compression::Zlib, &hello, text.len(), 1 << 20);
+        assert_eq!(out.as_deref(), Ok(&text[..]));
+        let empty = [0x78, 0x9c, 0x00, 0x00, 0x00, 0xff, 0xff];
+        assert_eq!(
+            decompress(Compression::Zlib, &empty, 0, 1 << 20).as_deref(),
+            Ok(&b""[..])
+        );
+        assert_eq!(
+            decompress(Compression::Zlib, &[], 0, 1 << 20).as_deref(),
+            Ok(&b""[..])
+        );
+        // Cut short, or claiming more than it holds, it is still refused.
+        assert!(decompress(Compression::Zlib, &hello[..9], text.len(), 1 << 20).is_err());
+        assert!(decompress(Compression::Zlib, &hello, text.len() + 1, 1 << 20).is_err());
+        assert!(decompress(Compression::Zlib, &hello, text.len() - 1, 1 << 20).is_err());
     }
 
     #[test]

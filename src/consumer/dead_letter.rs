@@ -19,6 +19,11 @@ use crate::wire::MessageId;
 pub const REAL_TOPIC: &str = "REAL_TOPIC";
 /// Property: the message's id on that topic (`ledger:entry:partition[:batch]`).
 pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+/// Property: the subscription the message was dead-lettered or retried from.
+pub const REAL_SUBSCRIPTION: &str = "REAL_SUBSCRIPTION";
+/// Property: the old (misspelt) name of [`ORIGIN_MESSAGE_ID`], which the Java client still
+/// writes too, with the same value.
+pub const ORIGIN_MESSAGE_ID_LEGACY: &str = "ORIGIN_MESSAGE_IDY_TIME";
 /// Property: how many times the message was reconsumed through the retry topic.
 pub const RECONSUME_TIMES: &str = "RECONSUMETIMES";
 /// Property: the delay asked for on the last reconsume, in milliseconds.
@@ -142,16 +147,22 @@ impl DeadLetters {
         Ok(p)
     }
 
-    /// The message with its origin recorded, ready to republish.
-    fn republish(msg: &Message) -> ProducerMessage {
+    /// The message with its origin recorded, ready to republish: the properties the Java
+    /// client adds (`ConsumerImpl.getPropertiesMap`), each unless the message has it already.
+    fn republish(&self, msg: &Message) -> ProducerMessage {
         let mut out = ProducerMessage::new(msg.payload().clone());
         out.properties = msg.properties().clone();
-        out.properties
-            .entry(REAL_TOPIC.to_owned())
-            .or_insert_with(|| msg.topic().to_owned());
-        out.properties
-            .entry(ORIGIN_MESSAGE_ID.to_owned())
-            .or_insert_with(|| java_message_id(&msg.id()));
+        let origin = java_message_id(&msg.id());
+        for (key, value) in [
+            (REAL_TOPIC, msg.topic()),
+            (ORIGIN_MESSAGE_ID_LEGACY, &origin),
+            (ORIGIN_MESSAGE_ID, &origin),
+            (REAL_SUBSCRIPTION, &self.subscription),
+        ] {
+            out.properties
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
         out.partition_key = msg.partition_key().map(str::to_owned);
         out.ordering_key = msg.ordering_key().map(bytes::Bytes::copy_from_slice);
         out.event_time = msg.event_time();
@@ -164,7 +175,7 @@ impl DeadLetters {
         let producer = self
             .producer(&topic, self.policy.initial_subscription_name.as_deref())
             .await?;
-        producer.send(Self::republish(msg)).await
+        producer.send(self.republish(msg)).await
     }
 
     /// Sends `msg` to the retry topic, to be delivered again after `delay`.
@@ -177,7 +188,7 @@ impl DeadLetters {
             + 1;
         let topic = self.retry_topic(&Self::origin_topic(msg));
         let producer = self.producer(&topic, None).await?;
-        let mut out = Self::republish(msg);
+        let mut out = self.republish(msg);
         out.properties
             .insert(RECONSUME_TIMES.to_owned(), times.to_string());
         out.properties

@@ -23,7 +23,8 @@ pub use builder::{
 };
 pub(crate) use dead_letter::DeadLetters;
 pub use dead_letter::{
-    java_message_id, DeadLetterPolicy, DELAY_TIME, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES,
+    java_message_id, DeadLetterPolicy, DELAY_TIME, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY,
+    REAL_SUBSCRIPTION, REAL_TOPIC, RECONSUME_TIMES,
 };
 pub(crate) use discovery::Children;
 pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, StartPosition};

@@ -69,6 +69,7 @@
 pub mod apache;
 pub mod cli;
 pub mod peer;
+pub mod tap;
 
 pub use apache::ApacheOptions;
 

@@ -1,0 +1,344 @@
+package pulsarwire;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import org.apache.pulsar.client.api.CompressionType;
+import org.apache.pulsar.client.api.Consumer;
+import org.apache.pulsar.client.api.ConsumerBuilder;
+import org.apache.pulsar.client.api.DeadLetterPolicy;
+import org.apache.pulsar.client.api.HashingScheme;
+import org.apache.pulsar.client.api.Message;
+import org.apache.pulsar.client.api.MessageId;
+import org.apache.pulsar.client.api.MessageIdAdv;
+import org.apache.pulsar.client.api.Producer;
+import org.apache.pulsar.client.api.ProducerBuilder;
+import org.apache.pulsar.client.api.PulsarClient;
+import org.apache.pulsar.client.api.Schema;
+import org.apache.pulsar.client.api.SubscriptionInitialPosition;
+import org.apache.pulsar.client.api.SubscriptionType;
+import org.apache.pulsar.client.api.TypedMessageBuilder;
+
+/**
+ * The official Java client as a peer of pulsar-wire's interop tests (tests/interop_java.rs).
+ *
+ * <pre>
+ *   java pulsarwire.JavaPeer produce|consume &lt; SPEC
+ * </pre>
+ *
+ * <p>SPEC is one JSON object on stdin (read to its end). Every field but {@code url} and
+ * {@code topic} is optional.
+ *
+ * <p>{@code produce}: {@code compression} (NONE, LZ4, ZLIB, ZSTD, SNAPPY), {@code batching}
+ * with {@code batch_max_messages} (batches close on that count or on the final flush, never on
+ * time), {@code chunking} with {@code chunk_max_size}, {@code hashing} (JavaStringHash,
+ * Murmur3_32Hash; else the client's default), {@code schema} (bytes, string, json, avro: json
+ * and avro are {@link Pojo}), and {@code messages}: a list of {@code {payload_hex | value,
+ * properties, key, ordering_key_hex, event_time, deliver_after_ms}} ({@code value} is the text
+ * for string, {@code {name, count}} for json and avro). Prints one {@code sent} line per message
+ * in order (its id), then {@code done} with the producer name and the schema definition.
+ *
+ * <p>{@code consume}: {@code subscription}, {@code subscription_type} (default Shared; always
+ * from Earliest), {@code count}: the messages to finish, {@code nack_below}: a delivery whose
+ * redelivery count is below it is nacked (after {@code nack_delay_ms}), any other is acked
+ * (unless {@code ack} is false, or its batch index is in {@code keep_batch_indexes}) and
+ * finished; {@code batch_index_ack}; {@code priority_level}; {@code dead_letter}:
+ * {@code {max_redeliver_count, topic (default: the client's), watch_topic}}; {@code
+ * watch_dead_letters}: subscribe to {@code watch_topic} first (subscription java-dlq-watch, never acked) and wait until that many dead letters
+ * came; {@code quiet_ms}: then go on receiving that long, for messages that should not come
+ * (printed with {@code "extra": true}); {@code timeout_ms} for all that (default 60000).
+ * Prints {@code subscribed} once subscribed, one {@code message} line per delivery ({@code
+ * dead_letter} for the watcher's), then {@code done}.
+ *
+ * <p>Stdout carries only JSON lines; the client's log goes to stderr. On any failure: an {@code
+ * error} line, exit status 1.
+ */
+public final class JavaPeer {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static PrintStream out;
+
+    public static void main(String[] args) {
+        // The JSON lines get the real stdout; anything else printed (the client's log) goes to
+        // stderr. Before the client loads its logger, which binds System.out.
+        out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+        System.setOut(System.err);
+        int status = 0;
+        try {
+            if (args.length != 1) {
+                throw new IllegalArgumentException("usage: JavaPeer produce|consume < SPEC_JSON");
+            }
+            JsonNode spec = JSON.readTree(System.in);
+            try (PulsarClient client = PulsarClient.builder()
+                    .serviceUrl(spec.get("url").asText())
+                    .operationTimeout(15, TimeUnit.SECONDS)
+                    .build()) {
+                switch (args[0]) {
+                    case "produce" -> produce(client, spec);
+                    case "consume" -> consume(client, spec);
+                    default -> throw new IllegalArgumentException("unknown command " + args[0]);
+                }
+            }
+        } catch (Throwable e) {
+            ObjectNode line = event("error");
+            line.put("message", e.toString());
+            emit(line);
+            e.printStackTrace();
+            status = 1;
+        }
+        out.flush();
+        System.exit(status);
+    }
+
+    // --- produce -------------------------------------------------------------------------------
+
+    private static void produce(PulsarClient client, JsonNode spec) throws Exception {
+        switch (spec.path("schema").asText("bytes")) {
+            case "bytes" -> produce(client, spec, Schema.BYTES, m -> unhex(m.path("payload_hex").asText()));
+            case "string" -> produce(client, spec, Schema.STRING, m -> m.get("value").asText());
+            case "json" -> produce(client, spec, Schema.JSON(Pojo.class), JavaPeer::pojo);
+            case "avro" -> produce(client, spec, Schema.AVRO(Pojo.class), JavaPeer::pojo);
+            default -> throw new IllegalArgumentException("unknown schema " + spec.get("schema"));
+        }
+    }
+
+    private static Pojo pojo(JsonNode m) {
+        JsonNode v = m.get("value");
+        return new Pojo(v.get("name").isNull() ? null : v.get("name").asText(), v.get("count").asInt());
+    }
+
+    private static <T> void produce(PulsarClient client, JsonNode spec, Schema<T> schema,
+            Function<JsonNode, T> value) throws Exception {
+        List<JsonNode> messages = new ArrayList<>();
+        spec.path("messages").forEach(messages::add);
+        boolean batching = spec.path("batching").asBoolean(false);
+        ProducerBuilder<T> builder = client.newProducer(schema)
+                .topic(spec.get("topic").asText())
+                .compressionType(CompressionType.valueOf(spec.path("compression").asText("NONE")))
+                .enableBatching(batching)
+                .batchingMaxMessages(spec.path("batch_max_messages").asInt(1000))
+                .batchingMaxPublishDelay(60, TimeUnit.SECONDS)
+                .batchingMaxBytes(64 * 1024 * 1024)
+                .enableChunking(spec.path("chunking").asBoolean(false))
+                .blockIfQueueFull(true)
+                .sendTimeout(60, TimeUnit.SECONDS)
+                .maxPendingMessages(Math.max(1000, messages.size()));
+        if (spec.has("chunk_max_size")) {
+            builder.chunkMaxMessageSize(spec.get("chunk_max_size").asInt());
+        }
+        if (spec.has("hashing")) {
+            builder.hashingScheme(HashingScheme.valueOf(spec.get("hashing").asText()));
+        }
+        try (Producer<T> producer = builder.create()) {
+            List<CompletableFuture<MessageId>> ids = new ArrayList<>();
+            for (JsonNode m : messages) {
+                TypedMessageBuilder<T> msg = producer.newMessage().value(value.apply(m));
+                Map<String, String> properties = new TreeMap<>();
+                m.path("properties").fields().forEachRemaining(e -> properties.put(e.getKey(), e.getValue().asText()));
+                if (!properties.isEmpty()) {
+                    msg.properties(properties);
+                }
+                if (m.hasNonNull("key")) {
+                    msg.key(m.get("key").asText());
+                }
+                if (m.hasNonNull("ordering_key_hex")) {
+                    msg.orderingKey(unhex(m.get("ordering_key_hex").asText()));
+                }
+                if (m.hasNonNull("event_time")) {
+                    msg.eventTime(m.get("event_time").asLong());
+                }
+                if (m.hasNonNull("deliver_after_ms")) {
+                    msg.deliverAfter(m.get("deliver_after_ms").asLong(), TimeUnit.MILLISECONDS);
+                }
+                // Unbatched: one at a time, each stored before the next is sent.
+                ids.add(batching ? msg.sendAsync() : CompletableFuture.completedFuture(msg.send()));
+            }
+            producer.flush();
+            for (int i = 0; i < ids.size(); i++) {
+                ObjectNode line = event("sent");
+                line.put("index", i);
+                putId(line, ids.get(i).get(60, TimeUnit.SECONDS));
+                emit(line);
+            }
+            ObjectNode done = event("done");
+            done.put("sent", messages.size());
+            done.put("producer_name", producer.getProducerName());
+            done.put("schema_definition",
+                    new String(schema.getSchemaInfo().getSchema(), StandardCharsets.UTF_8));
+            emit(done);
+        }
+    }
+
+    // --- consume -------------------------------------------------------------------------------
+
+    private static void consume(PulsarClient client, JsonNode spec) throws Exception {
+        long deadline = System.currentTimeMillis() + spec.path("timeout_ms").asLong(60000);
+        int count = spec.path("count").asInt(0);
+        int nackBelow = spec.path("nack_below").asInt(0);
+        boolean ack = spec.path("ack").asBoolean(true);
+        Set<Integer> keep = new HashSet<>();
+        spec.path("keep_batch_indexes").forEach(i -> keep.add(i.asInt()));
+        int deadWanted = spec.path("watch_dead_letters").asInt(0);
+        ConsumerBuilder<byte[]> builder = client.newConsumer()
+                .topic(spec.get("topic").asText())
+                .subscriptionName(spec.path("subscription").asText("java-sub"))
+                .subscriptionType(SubscriptionType.valueOf(spec.path("subscription_type").asText("Shared")))
+                .subscriptionInitialPosition(SubscriptionInitialPosition.Earliest)
+                .negativeAckRedeliveryDelay(spec.path("nack_delay_ms").asLong(100), TimeUnit.MILLISECONDS)
+                .enableBatchIndexAcknowledgment(spec.path("batch_index_ack").asBoolean(false))
+                .priorityLevel(spec.path("priority_level").asInt(0));
+        JsonNode dl = spec.get("dead_letter");
+        Consumer<byte[]> watcher = null;
+        if (dl != null) {
+            DeadLetterPolicy.DeadLetterPolicyBuilder policy = DeadLetterPolicy.builder()
+                    .maxRedeliverCount(dl.get("max_redeliver_count").asInt());
+            if (dl.hasNonNull("topic")) {
+                policy.deadLetterTopic(dl.get("topic").asText());
+            }
+            builder.deadLetterPolicy(policy.build());
+            if (deadWanted > 0) {
+                watcher = client.newConsumer()
+                        .topic(dl.get("watch_topic").asText())
+                        .subscriptionName("java-dlq-watch")
+                        .subscriptionType(SubscriptionType.Shared)
+                        .subscriptionInitialPosition(SubscriptionInitialPosition.Earliest)
+                        .subscribe();
+            }
+        }
+        try (Consumer<byte[]> consumer = builder.subscribe()) {
+            emit(event("subscribed"));
+            int finished = 0;
+            int deliveries = 0;
+            int dead = 0;
+            while (finished < count || dead < deadWanted) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw new IllegalStateException(String.format(
+                            "timed out: %d of %d messages finished, %d of %d dead letters",
+                            finished, count, dead, deadWanted));
+                }
+                Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
+                if (m != null) {
+                    if (handle(consumer, m, deliveries++, nackBelow, ack, keep, false)) {
+                        finished++;
+                    }
+                }
+                Message<byte[]> d = watcher == null ? null : watcher.receive(50, TimeUnit.MILLISECONDS);
+                if (d != null) {
+                    dead++;
+                    ObjectNode line = describe("dead_letter", d);
+                    emit(line);
+                }
+            }
+            long quietUntil = System.currentTimeMillis() + spec.path("quiet_ms").asLong(0);
+            int extras = 0;
+            while (System.currentTimeMillis() < quietUntil) {
+                Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
+                if (m != null) {
+                    extras++;
+                    handle(consumer, m, deliveries++, nackBelow, ack, keep, true);
+                }
+            }
+            ObjectNode done = event("done");
+            done.put("finished", finished);
+            done.put("deliveries", deliveries);
+            done.put("extras", extras);
+            emit(done);
+        } finally {
+            if (watcher != null) {
+                watcher.close();
+            }
+        }
+    }
+
+    /** Prints a delivery, then nacks, acks or keeps it; true when it is finished. */
+    private static boolean handle(Consumer<byte[]> consumer, Message<byte[]> m, int delivery,
+            int nackBelow, boolean ack, Set<Integer> keep, boolean extra) throws Exception {
+        ObjectNode line = describe("message", m);
+        line.put("delivery", delivery);
+        line.put("extra", extra);
+        boolean nack = m.getRedeliveryCount() < nackBelow;
+        ack = ack && !keep.contains(((MessageIdAdv) m.getMessageId()).getBatchIndex());
+        line.put("action", nack ? "nack" : ack ? "ack" : "keep");
+        emit(line);
+        if (nack) {
+            consumer.negativeAcknowledge(m);
+            return false;
+        }
+        if (ack) {
+            consumer.acknowledge(m);
+        }
+        return true;
+    }
+
+    private static ObjectNode describe(String kind, Message<byte[]> m) {
+        ObjectNode line = event(kind);
+        line.put("payload_hex", hex(m.getData()));
+        ObjectNode props = line.putObject("properties");
+        new TreeMap<>(m.getProperties()).forEach(props::put);
+        line.put("key", m.hasKey() ? m.getKey() : null);
+        line.put("ordering_key_hex", m.hasOrderingKey() ? hex(m.getOrderingKey()) : null);
+        line.put("event_time", m.getEventTime());
+        line.put("publish_time", m.getPublishTime());
+        line.put("received_at_ms", System.currentTimeMillis());
+        line.put("redelivery_count", m.getRedeliveryCount());
+        line.put("topic", m.getTopicName());
+        line.put("producer_name", m.getProducerName());
+        putId(line, m.getMessageId());
+        return line;
+    }
+
+    // --- helpers -------------------------------------------------------------------------------
+
+    /** The id's fields, its string form, and the first chunk of a chunked message. */
+    private static void putId(ObjectNode line, MessageId id) {
+        MessageIdAdv adv = (MessageIdAdv) id;
+        line.put("message_id", id.toString());
+        line.put("ledger_id", adv.getLedgerId());
+        line.put("entry_id", adv.getEntryId());
+        line.put("batch_index", adv.getBatchIndex());
+        line.put("batch_size", adv.getBatchSize());
+        line.put("partition", adv.getPartitionIndex());
+        MessageIdAdv first = adv.getFirstChunkMessageId();
+        if (first != null) {
+            line.put("first_chunk_ledger_id", first.getLedgerId());
+            line.put("first_chunk_entry_id", first.getEntryId());
+        }
+    }
+
+    private static ObjectNode event(String name) {
+        ObjectNode line = JSON.createObjectNode();
+        line.put("event", name);
+        return line;
+    }
+
+    private static synchronized void emit(ObjectNode line) {
+        try {
+            out.println(JSON.writeValueAsString(line));
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String hex(byte[] data) {
+        return HexFormat.of().formatHex(data == null ? new byte[0] : data);
+    }
+
+    private static byte[] unhex(String text) {
+        return HexFormat.of().parseHex(text);
+    }
+
+    private JavaPeer() {}
+}
