@@ -39,7 +39,8 @@ pub use auth::{Authentication, TlsAuth, TokenAuth, TokenSupplier};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{
     java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,
-    InitialPosition, SubscriptionType, DELAY_TIME, ORIGIN_MESSAGE_ID, REAL_TOPIC, RECONSUME_TIMES,
+    InitialPosition, SubscriptionType, DELAY_TIME, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY,
+    REAL_SUBSCRIPTION, REAL_TOPIC, RECONSUME_TIMES,
 };
 pub use error::{ConnectionError, Error, IoError, Result, ServerError, ServerErrorCode};
 pub use message::{Message, ProducerMessage};

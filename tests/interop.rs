@@ -613,7 +613,12 @@ async fn keys_land_on_the_java_murmur3_partition() {
         event_time: None,
     };
 
-    let producer = client.producer(&topic).create().await.expect("producer");
+    let producer = client
+        .producer(&topic)
+        .hashing_scheme(HashingScheme::Murmur3)
+        .create()
+        .await
+        .expect("producer");
     assert_eq!(
         producer.partitions(),
         PARTITIONS as usize,

@@ -23,12 +23,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pulsar_wire::compression::Compression;
-use pulsar_wire::consumer::{
-    java_message_id, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY, REAL_SUBSCRIPTION, REAL_TOPIC,
-};
-use pulsar_wire::protocol::hash::{partition_for_key, HashingScheme};
 use pulsar_wire::wire::proto::base_command::Type;
 use pulsar_wire::wire::proto::MessageMetadata;
+use pulsar_wire::{
+    java_message_id, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY, REAL_SUBSCRIPTION, REAL_TOPIC,
+};
+use pulsar_wire::{partition_for_key, HashingScheme};
 use pulsar_wire::{
     Consumer, DeadLetterPolicy, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient,
     Schema, ServerErrorCode, SubscriptionType,

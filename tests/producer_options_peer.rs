@@ -250,7 +250,13 @@ async fn a_fenced_producer_fails_with_producer_fenced() {
 async fn a_user_sequence_id_is_sent_and_the_next_message_follows_it() {
     let mut peer = Peer::start().await;
     let client = client(&peer);
-    let producer = create(client.producer(TOPIC).batching(false)).await;
+    let producer = create(
+        client
+            .producer(TOPIC)
+            .batching(false)
+            .hashing_scheme(HashingScheme::Murmur3),
+    )
+    .await;
 
     guard(
         "send",

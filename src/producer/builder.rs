@@ -81,7 +81,7 @@ impl ProducerBuilder {
                 chunk_max_size: None,
                 schema: None,
             },
-            hashing: HashingScheme::Murmur3,
+            hashing: HashingScheme::JavaString,
             routing: RoutingMode::RoundRobin,
             discovery_period: Duration::from_secs(60),
         }
@@ -228,7 +228,8 @@ impl ProducerBuilder {
         self
     }
 
-    /// The hash that routes keyed messages to partitions (default Murmur3, as the Java client's
+    /// The hash that routes keyed messages to partitions (default
+    /// [`HashingScheme::JavaString`], the Java client's default `JavaStringHash`; Murmur3 is its
     /// `Murmur3_32Hash`).
     pub fn hashing_scheme(mut self, scheme: HashingScheme) -> Self {
         self.hashing = scheme;

@@ -12,14 +12,17 @@
 
 /// The hash function used to route a keyed message to a partition.
 ///
-/// Mirrors `HashingScheme` of the Java client. [`HashingScheme::Murmur3`] is the default, as it
-/// is in the official clients.
+/// Mirrors `HashingScheme` of the Java client. [`HashingScheme::JavaString`] is the default, as
+/// in the Java and Go clients (a Java producer with default settings and a pulsar-wire producer
+/// send a key to the same partition); the C++ and Python clients default to a Boost hash,
+/// which pulsar-wire does not have: set their `hashing_scheme` to Murmur3 or JavaString to agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HashingScheme {
     /// Murmur3 x86 32-bit over the UTF-8 bytes of the key, seed 0 (`Murmur3_32Hash`).
-    #[default]
     Murmur3,
-    /// Java `String.hashCode()` over the UTF-16 code units of the key (`JavaStringHash`).
+    /// Java `String.hashCode()` over the UTF-16 code units of the key (`JavaStringHash`), the
+    /// default.
+    #[default]
     JavaString,
 }
 
