@@ -73,7 +73,8 @@ done_step "examples"
 section "fuzz targets' build"
 # cargo-fuzz needs a nightly toolchain; without one the targets are built on stable with
 # RUSTC_BOOTSTRAP=1 and the flags cargo fuzz passes (coverage instrumentation, --cfg fuzzing),
-# so that they keep compiling. Their own target directory keeps these flags away from the
+# so that they keep compiling. --target, as cargo fuzz does, keeps RUSTFLAGS off the build
+# scripts and proc macros (instrumented, they would not link). Their own target directory keeps these flags away from the
 # main build's cache.
 FUZZ_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz"
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
@@ -84,7 +85,7 @@ else
 -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
 -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares" \
         cargo build --release --manifest-path fuzz/Cargo.toml --target-dir "$FUZZ_TARGET_DIR" \
-        --bins
+        --target "$(rustc -vV | sed -n 's/^host: //p')" --bins
 fi
 done_step "fuzz build"
 
