@@ -224,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn default_scheme_is_murmur3() {
-        assert_eq!(HashingScheme::default(), HashingScheme::Murmur3);
+    fn default_scheme_is_the_java_clients_java_string_hash() {
+        assert_eq!(HashingScheme::default(), HashingScheme::JavaString);
     }
 }
