@@ -250,13 +250,7 @@ async fn a_fenced_producer_fails_with_producer_fenced() {
 async fn a_user_sequence_id_is_sent_and_the_next_message_follows_it() {
     let mut peer = Peer::start().await;
     let client = client(&peer);
-    let producer = create(
-        client
-            .producer(TOPIC)
-            .batching(false)
-            .hashing_scheme(HashingScheme::Murmur3),
-    )
-    .await;
+    let producer = create(client.producer(TOPIC).batching(false)).await;
 
     guard(
         "send",
@@ -795,7 +789,13 @@ async fn a_partitioned_producer_routes_keys_by_murmur3() {
     let mut peer = Peer::start().await;
     peer.set_partitions(2);
     let client = client(&peer);
-    let producer = create(client.producer(TOPIC).batching(false)).await;
+    let producer = create(
+        client
+            .producer(TOPIC)
+            .batching(false)
+            .hashing_scheme(HashingScheme::Murmur3),
+    )
+    .await;
     assert_eq!(producer.partitions(), 2);
     let mut ids_by_partition = std::collections::BTreeMap::new();
     for _ in 0..2 {
