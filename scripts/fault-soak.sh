@@ -21,9 +21,10 @@ for run in $(seq 1 "$RUNS"); do
     # One test at a time: each kills and restarts a broker of its own.
     if ! cargo test --release --test faults kill_9_during_a -- --test-threads=1 --nocapture \
         >"$log" 2>&1; then
-        grep -E 'consume fault|panicked|FAILED' "$log" || tail -n 40 "$log"
-        rm -f "$log"
-        echo "run $run failed" >&2
+        grep -E -A2 'consume fault|panicked|FAILED' "$log" || tail -n 40 "$log"
+        kept="${CARGO_TARGET_DIR:-target}/fault-soak-run-$run.log"
+        mv "$log" "$kept"
+        echo "run $run failed; its whole output (set RUST_LOG=pulsar_wire=info for the client's log): $kept" >&2
         exit 1
     fi
     grep -oE 'consume fault.*' "$log" || true
