@@ -841,6 +841,30 @@ fn attached_core_of(
 }
 
 fn encrypted_message(entry: u64) -> ConsumerEvent {
+    message_event(
+        entry,
+        proto::MessageMetadata {
+            producer_name: "p".into(),
+            sequence_id: 0,
+            publish_time: 1,
+            // Compressed too: the ciphertext must not be taken for a corrupt LZ4 block.
+            compression: Some(proto::CompressionType::Lz4 as i32),
+            uncompressed_size: Some(100),
+            encryption_keys: vec![proto::EncryptionKeys {
+                key: "rsa".into(),
+                value: Bytes::from_static(b"wrapped key"),
+                metadata: Vec::new(),
+            }],
+            encryption_algo: Some("RSA".into()),
+            encryption_param: Some(Bytes::from_static(&[0; 12])),
+            ..Default::default()
+        },
+        Bytes::from_static(b"ciphertext, not lz4"),
+    )
+}
+
+/// A MESSAGE for entry `1:entry` of consumer 1, as the connection routes it.
+fn message_event(entry: u64, metadata: proto::MessageMetadata, data: Bytes) -> ConsumerEvent {
     ConsumerEvent::Message {
         command: proto::CommandMessage {
             consumer_id: 1,
@@ -854,23 +878,8 @@ fn encrypted_message(entry: u64) -> ConsumerEvent {
         payload: wire::Payload {
             broker_entry_metadata: None,
             checksum: None,
-            metadata: proto::MessageMetadata {
-                producer_name: "p".into(),
-                sequence_id: 0,
-                publish_time: 1,
-                // Compressed too: the ciphertext must not be taken for a corrupt LZ4 block.
-                compression: Some(proto::CompressionType::Lz4 as i32),
-                uncompressed_size: Some(100),
-                encryption_keys: vec![proto::EncryptionKeys {
-                    key: "rsa".into(),
-                    value: Bytes::from_static(b"wrapped key"),
-                    metadata: Vec::new(),
-                }],
-                encryption_algo: Some("RSA".into()),
-                encryption_param: Some(Bytes::from_static(&[0; 12])),
-                ..Default::default()
-            },
-            data: Bytes::from_static(b"ciphertext, not lz4"),
+            metadata,
+            data,
         },
     }
 }
@@ -1018,32 +1027,20 @@ fn the_ack_timeout_redelivers_what_was_received_and_not_acknowledged() {
 fn an_incomplete_chunked_message_expires_and_is_asked_for_again() {
     let (mut core, t0) = attached_core(ConsumerCryptoFailureAction::Fail);
     core.chunks = ChunkAssembler::new(10, Duration::from_secs(60), 1 << 20);
-    let chunk = ConsumerEvent::Message {
-        command: proto::CommandMessage {
-            consumer_id: 1,
-            message_id: proto::MessageIdData {
-                ledger_id: 1,
-                entry_id: 9,
-                ..Default::default()
-            },
+    let chunk = message_event(
+        9,
+        proto::MessageMetadata {
+            producer_name: "p".into(),
+            sequence_id: 0,
+            publish_time: 1,
+            uuid: Some("p-0".into()),
+            chunk_id: Some(0),
+            num_chunks_from_msg: Some(2),
+            total_chunk_msg_size: Some(8),
             ..Default::default()
         },
-        payload: wire::Payload {
-            broker_entry_metadata: None,
-            checksum: None,
-            metadata: proto::MessageMetadata {
-                producer_name: "p".into(),
-                sequence_id: 0,
-                publish_time: 1,
-                uuid: Some("p-0".into()),
-                chunk_id: Some(0),
-                num_chunks_from_msg: Some(2),
-                total_chunk_msg_size: Some(8),
-                ..Default::default()
-            },
-            data: Bytes::from_static(b"half"),
-        },
-    };
+        Bytes::from_static(b"half"),
+    );
     core.handle_event(chunk, t0);
     transmitted(&mut core);
     assert!(core.poll_output().is_none(), "nothing delivered yet");
