@@ -97,7 +97,7 @@ cached_version() { sed -n 's/^PULSAR_VERSION=//p' "$META_FILE"; }
 # The first artifact Maven names as missing in a failed resolution's log.
 missing_artifact() {
     grep -oE "(Could not find artifact|Could not transfer artifact|Failed to read artifact descriptor for|Missing artifact) [^ ]+" "$1" \
-        | head -n 1 | awk '{print $NF}' | sed 's/:$//'
+        | sed -n 1p | awk '{print $NF}' | sed 's/:$//' || true
 }
 
 resolve_version() {
@@ -152,7 +152,7 @@ running_pid() {
     pid=$(<"$dir/broker.pid")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     [[ -r /proc/$pid/cmdline ]] || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$MAIN_CLASS" || return 1
+    grep -qaF "$MAIN_CLASS" "/proc/$pid/cmdline" 2>/dev/null || return 1
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
     [[ $state != Z && $state != X ]] || return 1
     printf '%s\n' "$pid"

@@ -35,7 +35,7 @@ BENCH_DIR=$(cd "$BENCH_DIR" && pwd) || die "BENCH_DIR does not exist"
 PY=$BENCH_DIR/.venv/bin/python
 RS=$BENCH_DIR/.target/release/peer-pulsar-rs
 OC=$BENCH_DIR/.target/peer-official-c
-BROKER_BIN=$(ls "$BENCH_DIR"/.venv/lib/python3*/site-packages/pulsar_lite/bin/pulsar-lite 2>/dev/null | head -n1)
+BROKER_BIN=$(ls "$BENCH_DIR"/.venv/lib/python3*/site-packages/pulsar_lite/bin/pulsar-lite 2>/dev/null | sed -n 1p)
 [ -x "$PY" ] && [ -x "$RS" ] && [ -x "$OC" ] && [ -n "$BROKER_BIN" ] || die "harness not set up: run its setup.sh"
 PW=${PULSAR_WIRE_BIN:-$ROOT/target/release/pulsar-wire}
 case "$PW" in /*) ;; *) PW=$PWD/$PW ;; esac

@@ -28,7 +28,7 @@ then
     "$VENV/bin/pip" install -q --disable-pip-version-check \
         "pulsar-lite==$PULSAR_LITE_VERSION" "pulsar-client==$PULSAR_CLIENT_VERSION"
 fi
-BROKER_BIN=$(ls "$VENV"/lib/python3*/site-packages/pulsar_lite/bin/pulsar-lite 2>/dev/null | head -n1)
+BROKER_BIN=$(ls "$VENV"/lib/python3*/site-packages/pulsar_lite/bin/pulsar-lite 2>/dev/null | sed -n 1p)
 if [ -z "$BROKER_BIN" ]; then
     echo "setup-broker: the pulsar-lite binary is not in $VENV" >&2
     exit 1
