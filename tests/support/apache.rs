@@ -419,6 +419,20 @@ impl Apache {
 
     /// Kills the JVM, removes the directory and lets the watchdog go. Never panics (it also
     /// runs from the exit hook); a second call does nothing.
+    /// A failed test's broker log outlives its directory: copied beside the test binaries.
+    fn keep_log(&self) {
+        let Some(tmp) = option_env!("CARGO_TARGET_TMPDIR") else {
+            return;
+        };
+        let Some(name) = self.dir.file_name() else {
+            return;
+        };
+        let kept = Path::new(tmp).join(format!("{}.log", name.to_string_lossy()));
+        if fs::copy(self.log(), &kept).is_ok() {
+            eprintln!("the failed test's broker log is kept in {}", kept.display());
+        }
+    }
+
     pub fn shutdown(&self) {
         match self.stopped.try_lock() {
             Ok(mut stopped) if !*stopped => *stopped = true,
@@ -426,6 +440,9 @@ impl Apache {
         }
         // kill9 checks that the pid in broker.pid is the standalone before it kills it.
         let _ = self.script_command("kill9");
+        if std::thread::panicking() {
+            self.keep_log();
+        }
         let _ = fs::remove_dir_all(&self.dir);
         if let Ok(mut watchdog) = self.watchdog.try_lock() {
             if let Some(mut watchdog) = watchdog.take() {
