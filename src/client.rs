@@ -179,6 +179,7 @@ impl ClientBuilder {
                 ids: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 memory_limit: MemoryLimit::new(self.memory_limit),
+                coordinators: Default::default(),
             }),
         })
     }
@@ -243,6 +244,13 @@ impl PulsarClient {
     /// Starts building a reader on `topic`.
     pub fn reader(&self, topic: impl Into<String>) -> crate::reader::ReaderBuilder {
         crate::reader::ReaderBuilder::new(self.session.clone(), topic.into())
+    }
+
+    /// Starts building a transaction (`.timeout(..).build().await`): sends and
+    /// acknowledgements made in it take effect together on commit, or not at all. The broker
+    /// must run the transaction coordinator (`transactionCoordinatorEnabled=true`).
+    pub fn new_transaction(&self) -> crate::transaction::TransactionBuilder {
+        crate::transaction::TransactionBuilder::new(self.session.clone())
     }
 
     /// The number of partitions of a topic (0 for a non-partitioned topic).

@@ -144,6 +144,10 @@ impl ServerError {
             ServerErrorCode::ProducerBusy => "another producer with this name is connected: use another name",
             ServerErrorCode::ProducerFenced => "this producer lost exclusive access: create a new one",
             ServerErrorCode::TopicTerminatedError => "the topic was terminated: no more messages can be published",
+            ServerErrorCode::TransactionConflict => "another transaction holds this acknowledgement: abort this transaction and redo the work in a new one",
+            ServerErrorCode::TransactionNotFound => "the coordinator does not know the transaction (it ended or timed out): start a new transaction",
+            ServerErrorCode::InvalidTxnStatus => "the transaction is no longer open on the coordinator: start a new transaction",
+            ServerErrorCode::TransactionCoordinatorNotFound => "the transaction coordinator is not ready here (it may be moving): retry; if it lasts, check transactionCoordinatorEnabled on the brokers",
             c if c.is_retriable() => "retry later",
             _ => "see the broker log",
         }
@@ -342,6 +346,26 @@ pub enum Error {
     /// The operation is not possible in this state or with these settings.
     #[error("{0}")]
     NotAllowed(String),
+    /// A send, acknowledgement, commit or abort in a transaction that is no longer open.
+    #[error("transaction {txn} is {state:?}: {}", state.advice())]
+    TransactionNotOpen {
+        /// The transaction.
+        txn: crate::protocol::transaction::TxnId,
+        /// Its state.
+        state: crate::protocol::transaction::TxnState,
+    },
+    /// A commit found failed sends or acknowledgements in the transaction, so it aborted the
+    /// transaction instead: none of its work took effect. Redo the work in a new transaction.
+    #[error("transaction {txn} was aborted instead of committed: {failed} of its sends or acknowledgements failed (their own errors said why); redo the work in a new transaction")]
+    TransactionAborted {
+        /// The transaction.
+        txn: crate::protocol::transaction::TxnId,
+        /// How many operations failed.
+        failed: usize,
+    },
+    /// The cluster has no transaction coordinator.
+    #[error("transactions are not available: {0} (enable transactionCoordinatorEnabled=true, with systemTopicEnabled=true, on the brokers, and initialize the coordinator metadata)")]
+    TransactionsUnavailable(String),
 }
 
 impl Error {

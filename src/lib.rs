@@ -33,6 +33,7 @@ mod reader;
 mod schema;
 mod session;
 mod task;
+mod transaction;
 mod url;
 
 pub use auth::{Authentication, TlsAuth, TokenAuth, TokenSupplier};
@@ -51,6 +52,9 @@ pub use protocol::hash::{partition_for_key, HashingScheme};
 pub use protocol::topic::{Domain, TopicName, TopicNameError};
 pub use reader::{Reader, ReaderBuilder};
 pub use schema::{Schema, SchemaType};
+pub use transaction::{
+    Transaction, TransactionBuilder, TxnId, TxnState, DEFAULT_TRANSACTION_TIMEOUT,
+};
 pub use wire::MessageId;
 
 /// The README's Rust example, compiled and run by `cargo test --doc`.

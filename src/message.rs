@@ -37,6 +37,9 @@ pub struct ProducerMessage {
     /// The clusters to replicate to, overriding the namespace's; `["__local__"]` disables
     /// replication. Such messages are never batched.
     pub replicate_to: Option<Vec<String>>,
+    /// Send in this transaction: the message becomes visible when the transaction commits,
+    /// never if it aborts. Batched only with messages of the same transaction.
+    pub transaction: Option<crate::transaction::Transaction>,
 }
 
 impl ProducerMessage {
@@ -96,6 +99,12 @@ impl ProducerMessage {
     /// Replicates the message to these clusters only.
     pub fn replication_clusters(mut self, clusters: Vec<String>) -> Self {
         self.replicate_to = Some(clusters);
+        self
+    }
+
+    /// Sends the message in `txn` (the Java client's `newMessage(txn)`).
+    pub fn transaction(mut self, txn: &crate::transaction::Transaction) -> Self {
+        self.transaction = Some(txn.clone());
         self
     }
 

@@ -29,6 +29,8 @@ pub(crate) struct Session {
     pub(crate) ids: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
+    /// The transaction coordinators, found on the first transaction.
+    pub(crate) coordinators: crate::transaction::CoordinatorCell,
 }
 
 /// The client-wide budget of payload bytes awaiting receipts.

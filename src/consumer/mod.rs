@@ -31,6 +31,7 @@ pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, Sta
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::transaction::Transaction;
 
 /// A consumer on a subscription. Receive with [`Consumer::receive`] or as a
 /// `futures_core::Stream`; acknowledge each message with [`Consumer::ack`], or
@@ -213,6 +214,40 @@ impl Consumer {
             ));
         }
         self.child(msg)?.ack(msg.id, true).await
+    }
+
+    /// Acknowledges a message in a transaction: the acknowledgement takes effect when `txn`
+    /// commits, and is undone if it aborts (the broker then delivers the message again). The
+    /// subscription is added to the transaction before its first acknowledgement in it. Fails
+    /// with the broker's TransactionConflict when another transaction holds the message, and
+    /// with [`Error::TransactionNotOpen`] when `txn` has ended or timed out.
+    pub async fn ack_with_transaction(&self, msg: &Message, txn: &Transaction) -> Result<()> {
+        self.ack_in(msg, txn, false).await
+    }
+
+    /// Acknowledges a message and everything before it on its topic (partition) in a
+    /// transaction. Not allowed on Shared and Key_Shared subscriptions.
+    pub async fn ack_cumulative_with_transaction(
+        &self,
+        msg: &Message,
+        txn: &Transaction,
+    ) -> Result<()> {
+        if self.sub_type.redelivers_by_id() {
+            return Err(Error::NotAllowed(
+                "cumulative acknowledgement is not allowed on Shared and Key_Shared subscriptions"
+                    .into(),
+            ));
+        }
+        self.ack_in(msg, txn, true).await
+    }
+
+    async fn ack_in(&self, msg: &Message, txn: &Transaction, cumulative: bool) -> Result<()> {
+        let child = self.child(msg)?;
+        let op = txn.start_op()?;
+        txn.add_subscription(&msg.topic, &self.subscription).await?;
+        child
+            .ack_in_transaction(msg.id, cumulative, txn.id(), op)
+            .await
     }
 
     /// Negatively acknowledges a message: the broker redelivers it (its whole batch) after the

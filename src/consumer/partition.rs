@@ -122,6 +122,30 @@ impl ChildHandle {
         rx.await.unwrap_or(Err(closed()))
     }
 
+    /// Acknowledges in a transaction (the subscription already added to it): sent at once,
+    /// answered when the broker has it; `op` is told the outcome.
+    pub async fn ack_in_transaction(
+        &self,
+        id: MessageId,
+        cumulative: bool,
+        txn: crate::transaction::TxnId,
+        op: crate::transaction::TxnOp,
+    ) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Cmd::Core(CoreCommand::TxnAck {
+            id,
+            cumulative,
+            txn,
+            waiter: reply,
+        }));
+        let result = match sent {
+            Ok(()) => rx.await.unwrap_or(Err(closed())),
+            Err(_) => Err(closed()),
+        };
+        op.finish(result.is_ok());
+        result
+    }
+
     pub fn nack(&self, id: MessageId, redelivery_count: u32) -> Result<()> {
         self.tx
             .send(Cmd::Core(CoreCommand::Nack {
@@ -376,6 +400,12 @@ impl ChildTask {
                 Output::Detach => self.drop_connection(false),
                 Output::CloseOnBroker => self.drop_connection(true),
                 Output::AckRequests { acks, waiters } => self.ack_requests(acks, waiters),
+                Output::TxnAck {
+                    ids,
+                    cumulative,
+                    txn,
+                    waiter,
+                } => self.txn_ack(ids, cumulative, txn, waiter),
                 Output::Ready => {
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));
@@ -510,6 +540,43 @@ impl ChildTask {
             for w in waiters {
                 w.answer(result.clone());
             }
+            Done::Nothing
+        });
+    }
+
+    /// Sends an acknowledgement in a transaction as a request beside the loop.
+    fn txn_ack(
+        &mut self,
+        ids: Vec<crate::wire::proto::MessageIdData>,
+        cumulative: bool,
+        txn: crate::transaction::TxnId,
+        waiter: AckReply,
+    ) {
+        let Some(conn) = self.connection.clone() else {
+            waiter.answer(Err(Error::Connection(
+                crate::error::ConnectionError::Closed,
+            )));
+            return;
+        };
+        let session = self.session.clone();
+        let consumer_id = self.consumer_id;
+        self.requests.spawn(async move {
+            let id = session.next_id();
+            let mut command = commands::ack(consumer_id, ids, cumulative, Some(id));
+            if let Some(ack) = command.ack.as_mut() {
+                ack.txnid_least_bits = Some(txn.least_bits);
+                ack.txnid_most_bits = Some(txn.most_bits);
+            }
+            let result = conn
+                .request(
+                    id,
+                    "acknowledge in a transaction",
+                    command,
+                    Some(session.operation_timeout),
+                )
+                .await
+                .map(|_| ());
+            waiter.answer(result);
             Done::Nothing
         });
     }

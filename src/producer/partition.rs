@@ -26,6 +26,7 @@ use crate::protocol::producer::{self as core, Action, Attached, ProducerCore};
 use crate::protocol::topic::TopicName;
 use crate::session::{MemoryLimit, Session};
 use crate::task::{early, next_event, queued_event, sleep_until_opt, DRAIN};
+use crate::transaction::TxnOp;
 use crate::wire::MessageId;
 
 // Sends dominate; boxing the message would add an allocation per send.
@@ -37,6 +38,7 @@ enum Cmd {
         reply: oneshot::Sender<Result<MessageId>>,
         permit: OwnedSemaphorePermit,
         memory: Option<OwnedSemaphorePermit>,
+        txn_op: Option<TxnOp>,
     },
     Flush(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
@@ -51,9 +53,15 @@ pub(crate) struct PartitionHandle {
     max_pending: usize,
     name: Arc<Mutex<String>>,
     memory: Option<Arc<MemoryLimit>>,
+    topic: Arc<str>,
 }
 
 impl PartitionHandle {
+    /// The partition's full topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     pub fn name(&self) -> String {
         self.name
             .lock()
@@ -61,9 +69,11 @@ impl PartitionHandle {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
+    /// Queues a send; `txn_op` (a send in a transaction) is told its outcome.
     pub async fn enqueue(
         &self,
         msg: ProducerMessage,
+        txn_op: Option<TxnOp>,
     ) -> Result<oneshot::Receiver<Result<MessageId>>> {
         let permit = if self.block {
             self.permits
@@ -91,6 +101,7 @@ impl PartitionHandle {
                 reply,
                 permit,
                 memory,
+                txn_op,
             })
             .map_err(|_| Error::Closed("producer"))?;
         Ok(rx)
@@ -120,6 +131,8 @@ struct Receipt {
     reply: oneshot::Sender<Result<MessageId>>,
     _permit: OwnedSemaphorePermit,
     _memory: Option<OwnedSemaphorePermit>,
+    /// A send in a transaction: its commit waits for this.
+    txn_op: Option<TxnOp>,
 }
 
 impl core::Completion for Receipt {
@@ -130,9 +143,13 @@ impl core::Completion for Receipt {
             reply,
             _permit,
             _memory,
+            txn_op,
         } = self;
         drop(_permit);
         drop(_memory);
+        if let Some(op) = txn_op {
+            op.finish(result.is_ok());
+        }
         let _ = reply.send(result);
     }
 }
@@ -188,6 +205,7 @@ pub(crate) async fn start(
     );
     let (ready_tx, ready_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
+    let topic_name: Arc<str> = Arc::from(topic.full_name());
     let task = PartitionTask {
         session,
         topic,
@@ -208,6 +226,7 @@ pub(crate) async fn start(
         max_pending: config.max_pending,
         name,
         memory,
+        topic: topic_name,
     })
 }
 
@@ -348,12 +367,14 @@ impl PartitionTask {
                 reply,
                 permit,
                 memory,
+                txn_op,
             } => self.core.send(
                 msg,
                 Receipt {
                     reply,
                     _permit: permit,
                     _memory: memory,
+                    txn_op,
                 },
                 now,
             ),

@@ -111,6 +111,16 @@ pub enum AckProgress {
     },
 }
 
+/// The `ack_set` that acknowledges batch index `index` alone of a batch of `size` (every bit set
+/// but that one), as a transactional acknowledgement of one message of a batch sends it.
+pub fn individual_ack_set(index: usize, size: usize) -> Vec<i64> {
+    let mut bits = full_set(size);
+    if let Some(word) = bits.get_mut(index / 64) {
+        *word &= !(1u64 << (index % 64));
+    }
+    bits.into_iter().map(|w| w as i64).collect()
+}
+
 /// The `ack_set` of a cumulative acknowledgement at batch index `index` of a batch of `size`:
 /// indexes `0..=index` cleared, the rest set.
 pub fn cumulative_ack_set(index: usize, size: usize) -> Vec<i64> {

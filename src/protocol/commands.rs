@@ -354,6 +354,86 @@ pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
     c
 }
 
+/// TC_CLIENT_CONNECT_REQUEST: opens this connection's session with transaction coordinator
+/// `tc_id` (the partition of `transaction_coordinator_assign` it serves).
+pub fn tc_client_connect(request_id: u64, tc_id: u64) -> BaseCommand {
+    let mut c = base(Type::TcClientConnectRequest);
+    c.tc_client_connect_request = Some(Box::new(proto::CommandTcClientConnectRequest {
+        request_id,
+        tc_id,
+    }));
+    c
+}
+
+/// NEW_TXN on coordinator `tc_id`, timing out after `ttl_millis` (the field has always carried
+/// milliseconds, whatever its old name said).
+pub fn new_txn(request_id: u64, tc_id: u64, ttl_millis: u64) -> BaseCommand {
+    let mut c = base(Type::NewTxn);
+    c.new_txn = Some(Box::new(proto::CommandNewTxn {
+        request_id,
+        txn_ttl_millis: Some(ttl_millis),
+        tc_id: Some(tc_id),
+    }));
+    c
+}
+
+/// ADD_PARTITION_TO_TXN: these partitions will be written in the transaction.
+pub fn add_partition_to_txn(
+    request_id: u64,
+    txn: crate::protocol::transaction::TxnId,
+    partitions: Vec<String>,
+) -> BaseCommand {
+    let mut c = base(Type::AddPartitionToTxn);
+    c.add_partition_to_txn = Some(Box::new(proto::CommandAddPartitionToTxn {
+        request_id,
+        txnid_least_bits: Some(txn.least_bits),
+        txnid_most_bits: Some(txn.most_bits),
+        partitions,
+    }));
+    c
+}
+
+/// ADD_SUBSCRIPTION_TO_TXN: this subscription of this topic will be acknowledged on in the
+/// transaction.
+pub fn add_subscription_to_txn(
+    request_id: u64,
+    txn: crate::protocol::transaction::TxnId,
+    topic: &str,
+    subscription: &str,
+) -> BaseCommand {
+    let mut c = base(Type::AddSubscriptionToTxn);
+    c.add_subscription_to_txn = Some(Box::new(proto::CommandAddSubscriptionToTxn {
+        request_id,
+        txnid_least_bits: Some(txn.least_bits),
+        txnid_most_bits: Some(txn.most_bits),
+        subscription: vec![proto::Subscription {
+            topic: topic.to_owned(),
+            subscription: subscription.to_owned(),
+        }],
+    }));
+    c
+}
+
+/// END_TXN: commit or abort.
+pub fn end_txn(
+    request_id: u64,
+    txn: crate::protocol::transaction::TxnId,
+    commit: bool,
+) -> BaseCommand {
+    let mut c = base(Type::EndTxn);
+    c.end_txn = Some(Box::new(proto::CommandEndTxn {
+        request_id,
+        txnid_least_bits: Some(txn.least_bits),
+        txnid_most_bits: Some(txn.most_bits),
+        txn_action: Some(if commit {
+            proto::TxnAction::Commit as i32
+        } else {
+            proto::TxnAction::Abort as i32
+        }),
+    }));
+    c
+}
+
 /// Converts string pairs into protobuf key-values.
 pub fn key_values(pairs: &[(String, String)]) -> Vec<KeyValue> {
     pairs

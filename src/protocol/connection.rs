@@ -648,23 +648,56 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
             )
         }
         Type::WatchTopicListSuccess => (c.watch_topic_list_success.as_ref()?.request_id, None),
-        Type::NewTxnResponse => (c.new_txn_response.as_ref()?.request_id, None),
+        // The transaction responses: an error code, with the coordinator's message.
+        Type::NewTxnResponse => {
+            let r = c.new_txn_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
+        }
         Type::AddPartitionToTxnResponse => {
-            (c.add_partition_to_txn_response.as_ref()?.request_id, None)
+            let r = c.add_partition_to_txn_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
         }
-        Type::AddSubscriptionToTxnResponse => (
-            c.add_subscription_to_txn_response.as_ref()?.request_id,
-            None,
-        ),
-        Type::EndTxnResponse => (c.end_txn_response.as_ref()?.request_id, None),
+        Type::AddSubscriptionToTxnResponse => {
+            let r = c.add_subscription_to_txn_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
+        }
+        Type::EndTxnResponse => {
+            let r = c.end_txn_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
+        }
         Type::EndTxnOnPartitionResponse => {
-            (c.end_txn_on_partition_response.as_ref()?.request_id, None)
+            let r = c.end_txn_on_partition_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
         }
-        Type::EndTxnOnSubscriptionResponse => (
-            c.end_txn_on_subscription_response.as_ref()?.request_id,
-            None,
-        ),
-        Type::TcClientConnectResponse => (c.tc_client_connect_response.as_ref()?.request_id, None),
+        Type::EndTxnOnSubscriptionResponse => {
+            let r = c.end_txn_on_subscription_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
+        }
+        Type::TcClientConnectResponse => {
+            let r = c.tc_client_connect_response.as_ref()?;
+            (
+                r.request_id,
+                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
+            )
+        }
         _ => return None,
     })
 }

@@ -188,6 +188,14 @@ pub(crate) enum CoreCommand<W> {
         cumulative: bool,
         waiter: Option<W>,
     },
+    /// Acknowledge in a transaction: sent at once as a request (never grouped), answered to
+    /// the waiter; it takes effect when the transaction commits.
+    TxnAck {
+        id: MessageId,
+        cumulative: bool,
+        txn: crate::protocol::transaction::TxnId,
+        waiter: W,
+    },
     /// Negative ack: redeliver after the delay.
     Nack {
         id: MessageId,
@@ -224,6 +232,14 @@ pub(crate) enum Output<W> {
     AckRequests {
         acks: Vec<(Vec<proto::MessageIdData>, bool)>,
         waiters: Vec<W>,
+    },
+    /// Send this acknowledgement in a transaction as a request; answer the waiter with its
+    /// outcome (a TransactionConflict when another transaction holds the message).
+    TxnAck {
+        ids: Vec<proto::MessageIdData>,
+        cumulative: bool,
+        txn: crate::protocol::transaction::TxnId,
+        waiter: W,
     },
     /// The first attach succeeded: the consumer is ready.
     Ready,
@@ -375,6 +391,12 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 cumulative,
                 waiter,
             } => self.ack(id, cumulative, waiter, now),
+            CoreCommand::TxnAck {
+                id,
+                cumulative,
+                txn,
+                waiter,
+            } => self.txn_ack(id, cumulative, txn, waiter),
             CoreCommand::Nack {
                 id,
                 redelivery_count,
@@ -651,6 +673,70 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 self.ack_waiters.push(waiter);
             }
         }
+    }
+
+    /// An acknowledgement in a transaction, as the Java client sends it: at once, with a
+    /// request id, and for a message of a batch always as a batch-index ack (`ack_set` and
+    /// `batch_size`), whatever the consumer's batch-index setting. Locally the message counts
+    /// as acknowledged (no ack-timeout redelivery); if the transaction aborts, the broker
+    /// redelivers what it acknowledged.
+    fn txn_ack(
+        &mut self,
+        id: MessageId,
+        cumulative: bool,
+        txn: crate::protocol::transaction::TxnId,
+        waiter: W,
+    ) {
+        if !self.attach.is_attached() {
+            waiter.answer(Err(Error::Connection(
+                crate::error::ConnectionError::Closed,
+            )));
+            return;
+        }
+        let size = id.batch_size.max(0) as usize;
+        let batched = id.is_batch() && size > 1;
+        let index = id.batch_index.max(0) as usize;
+        let ids = if cumulative {
+            let mut data = id.to_entry_proto();
+            if batched {
+                data.ack_set = cumulative_ack_set(index, size);
+                data.batch_size = Some(size as i32);
+            }
+            if !batched || index + 1 == size {
+                self.acks.forget_up_to(&id.entry());
+            }
+            self.unacked
+                .retain(|(l, e), _| (*l, *e) > (id.ledger_id, id.entry_id));
+            vec![data]
+        } else if id.first_chunk.is_some() {
+            let chunks = self
+                .chunk_ids
+                .remove(&(id.ledger_id, id.entry_id))
+                .unwrap_or_else(|| vec![id.entry()]);
+            chunks
+                .iter()
+                .map(|c| {
+                    self.unacked.remove(&(c.ledger_id, c.entry_id));
+                    c.to_entry_proto()
+                })
+                .collect()
+        } else {
+            let mut data = id.to_entry_proto();
+            if batched {
+                data.ack_set = crate::protocol::acks::individual_ack_set(index, size);
+                data.batch_size = Some(size as i32);
+            }
+            if let AckProgress::Entry(entry) = self.acks.ack_index(&id) {
+                self.unacked.remove(&(entry.ledger_id, entry.entry_id));
+            }
+            vec![data]
+        };
+        self.output.push_back(Output::TxnAck {
+            ids,
+            cumulative,
+            txn,
+            waiter,
+        });
     }
 
     /// Sends the grouped acks (with receipts: as requests whose answers go to the waiters).

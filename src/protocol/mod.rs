@@ -13,3 +13,4 @@ pub mod hash;
 pub mod pending;
 pub(crate) mod producer;
 pub mod topic;
+pub mod transaction;

@@ -423,6 +423,7 @@ impl Sim {
                     }
                 }
                 Output::AckRequests { .. } => unreachable!("no ack receipts in the simulation"),
+                Output::TxnAck { .. } => unreachable!("no transactions in the simulation"),
                 Output::Ready => {}
                 Output::Failed(e) => self.failed = Some(e),
             }

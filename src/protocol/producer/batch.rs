@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::message::ProducerMessage;
+use crate::protocol::transaction::TxnId;
 use crate::wire::{self, proto};
 
 /// Batching limits. Defaults as the official C++ and Go clients: 1000 messages, 128 KiB, 10 ms.
@@ -28,6 +29,8 @@ pub(crate) struct Batch<T> {
     /// dispatches Key_Shared subscriptions on them).
     pub partition_key: Option<String>,
     pub ordering_key: Option<Bytes>,
+    /// The transaction all its messages are in (a batch never mixes transactions).
+    pub txn: Option<TxnId>,
     /// One item per message, in order: item `i` is batch index `i`.
     pub items: Vec<T>,
 }
@@ -42,6 +45,7 @@ pub(crate) struct BatchBuilder<T> {
     last_sequence_id: u64,
     partition_key: Option<String>,
     ordering_key: Option<Bytes>,
+    txn: Option<TxnId>,
     started: Option<Instant>,
 }
 
@@ -55,6 +59,7 @@ impl<T> BatchBuilder<T> {
             last_sequence_id: 0,
             partition_key: None,
             ordering_key: None,
+            txn: None,
             started: None,
         }
     }
@@ -97,6 +102,7 @@ impl<T> BatchBuilder<T> {
             self.first_sequence_id = sequence_id;
             self.partition_key.clone_from(&msg.partition_key);
             self.ordering_key.clone_from(&msg.ordering_key);
+            self.txn = msg.transaction.as_ref().map(|t| t.id());
             self.started = Some(now());
         }
         self.last_sequence_id = sequence_id;
@@ -128,18 +134,20 @@ impl<T> BatchBuilder<T> {
             last_sequence_id: self.last_sequence_id,
             partition_key: self.partition_key.take(),
             ordering_key: self.ordering_key.take(),
+            txn: self.txn.take(),
             items: std::mem::take(&mut self.items),
         })
     }
 }
 
 /// The open batches of a producer: one, or one per key (the key-based batcher, for Key_Shared
-/// subscriptions, where the broker dispatches a whole entry on its first message's key).
+/// subscriptions, where the broker dispatches a whole entry on its first message's key); and
+/// in either case one per transaction, since an entry belongs to one transaction or none.
 #[derive(Debug)]
 pub(crate) struct Batchers<T> {
     limits: BatchLimits,
     by_key: bool,
-    batches: std::collections::HashMap<Option<Bytes>, BatchBuilder<T>>,
+    batches: std::collections::HashMap<(Option<TxnId>, Option<Bytes>), BatchBuilder<T>>,
 }
 
 impl<T> Batchers<T> {
@@ -151,15 +159,17 @@ impl<T> Batchers<T> {
         }
     }
 
-    fn key_of(&self, msg: &ProducerMessage) -> Option<Bytes> {
+    fn key_of(&self, msg: &ProducerMessage) -> (Option<TxnId>, Option<Bytes>) {
+        let txn = msg.transaction.as_ref().map(|t| t.id());
         if !self.by_key {
-            return None;
+            return (txn, None);
         }
-        msg.ordering_key.clone().or_else(|| {
+        let key = msg.ordering_key.clone().or_else(|| {
             msg.partition_key
                 .as_ref()
                 .map(|k| Bytes::copy_from_slice(k.as_bytes()))
-        })
+        });
+        (txn, key)
     }
 
     /// When the oldest open batch must be closed by its delay.

@@ -389,6 +389,8 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             event_time: msg.event_time.filter(|t| *t > 0),
             deliver_at_time: msg.deliver_at.map(|t| t as i64),
             replicate_to: msg.replicate_to.unwrap_or_default(),
+            txnid_least_bits: msg.transaction.as_ref().map(|t| t.id().least_bits),
+            txnid_most_bits: msg.transaction.as_ref().map(|t| t.id().most_bits),
             ..Default::default()
         };
         self.write_send(
@@ -438,11 +440,18 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
                 sequence_id,
                 message_id,
                 ..
-            } => match self.pending.on_receipt(sequence_id) {
-                ReceiptMatch::Completed(p) => {
-                    let id = message_id.entry().with_partition(self.partition);
-                    p.completion.succeed(id);
+            } => match self.pending.on_receipt(
+                sequence_id,
+                message_id.entry().with_partition(self.partition),
+            ) {
+                ReceiptMatch::Completed(done) => {
+                    for (p, id) in done {
+                        p.completion.succeed(id);
+                    }
                     self.wake_flushers();
+                }
+                ReceiptMatch::Early => {
+                    tracing::debug!(topic = %self.topic, sequence_id, "receipt before those of earlier sends (a transactional send waits for the transaction buffer): kept until they complete")
                 }
                 ReceiptMatch::Stale => {
                     tracing::debug!(topic = %self.topic, sequence_id, "receipt for a send that already failed")
@@ -459,6 +468,9 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
                         operation: "send",
                         error,
                     });
+                    for (p, id) in self.pending.take_ready() {
+                        p.completion.succeed(id);
+                    }
                     self.wake_flushers();
                 }
                 self.reattach(now);
@@ -509,12 +521,19 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
         if self.is_ended() {
             return;
         }
-        let expired = self.pending.expire(now);
-        if !expired.is_empty() {
+        loop {
+            let expired = self.pending.expire(now);
+            if expired.is_empty() {
+                break;
+            }
             let timeout = self.config.send_timeout.unwrap_or_default();
             tracing::warn!(topic = %self.topic, count = expired.len(), "sends timed out");
             for p in expired {
                 p.completion.fail(&Error::SendTimeout(timeout));
+            }
+            // Sends behind them that the broker already answered complete now.
+            for (p, id) in self.pending.take_ready() {
+                p.completion.succeed(id);
             }
             self.wake_flushers();
         }
@@ -688,6 +707,8 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             ordering_key: batch.ordering_key,
             num_messages_in_batch: Some(count),
             highest_sequence_id: Some(batch.last_sequence_id),
+            txnid_least_bits: batch.txn.map(|t| t.least_bits),
+            txnid_most_bits: batch.txn.map(|t| t.most_bits),
             ..Default::default()
         };
         self.write_send(
@@ -739,6 +760,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
         if let (Some(send), true) = (command.send.as_mut(), num_messages.is_some()) {
             send.highest_sequence_id = Some(highest_sequence_id);
         }
+        with_txn(&mut command, &metadata);
         self.push_frame(
             command,
             &metadata,
@@ -784,6 +806,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             if let Some(send) = command.send.as_mut() {
                 send.is_chunk = Some(true);
             }
+            with_txn(&mut command, &md);
             let done = if i + 1 == count {
                 match completion.take() {
                     Some(completion) => Completions::ChunkLast {
@@ -843,6 +866,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             frame,
             deadline: self.config.send_timeout.map(|t| now + t),
             completion: completions,
+            receipt: None,
         });
     }
 
@@ -858,5 +882,17 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
                 w.finish(Ok(()));
             }
         }
+    }
+}
+
+/// A SEND in a transaction names it, as its metadata does (the Java client sets both).
+fn with_txn(command: &mut proto::BaseCommand, metadata: &proto::MessageMetadata) {
+    if let (Some(send), Some(least), Some(most)) = (
+        command.send.as_mut(),
+        metadata.txnid_least_bits,
+        metadata.txnid_most_bits,
+    ) {
+        send.txnid_least_bits = Some(least);
+        send.txnid_most_bits = Some(most);
     }
 }
