@@ -1091,3 +1091,65 @@ fn a_reader_acknowledges_what_it_skips_before_its_start() {
         .collect();
     assert_eq!(acked, vec![3]);
 }
+
+#[test]
+fn an_ack_in_a_transaction_is_a_request_of_its_own_with_the_batch_index_as_ack_set() {
+    let (mut core, now) = attached_core(ConsumerCryptoFailureAction::Fail);
+    let txn = crate::protocol::transaction::TxnId {
+        most_bits: 2,
+        least_bits: 9,
+    };
+    // Message 3 of a batch of 5, without batch-index acks configured (the default).
+    let mut id = MessageId::new(1, 4);
+    id.batch_index = 3;
+    id.batch_size = 5;
+    core.handle_command(
+        CoreCommand::TxnAck {
+            id,
+            cumulative: false,
+            txn,
+            waiter: NoWaiter,
+        },
+        now,
+    );
+    core.flush_acks_now();
+    assert!(
+        acks_sent(&mut core).is_empty(),
+        "not grouped with plain acks"
+    );
+    match core.poll_output() {
+        Some(Output::TxnAck {
+            ids,
+            cumulative: false,
+            txn: t,
+            ..
+        }) => {
+            assert_eq!(t, txn);
+            assert_eq!(ids.len(), 1);
+            assert_eq!((ids[0].ledger_id, ids[0].entry_id), (1, 4));
+            assert_eq!(ids[0].batch_size, Some(5));
+            // Every index still to acknowledge but 3.
+            assert_eq!(ids[0].ack_set, vec![0b10111]);
+        }
+        other => panic!("expected a transactional ack, got {other:?}"),
+    }
+    // Cumulatively at index 1: indexes 0 and 1 cleared.
+    id.batch_index = 1;
+    core.handle_command(
+        CoreCommand::TxnAck {
+            id,
+            cumulative: true,
+            txn,
+            waiter: NoWaiter,
+        },
+        now,
+    );
+    match core.poll_output() {
+        Some(Output::TxnAck {
+            ids,
+            cumulative: true,
+            ..
+        }) => assert_eq!(ids[0].ack_set, vec![0b11100]),
+        other => panic!("expected a cumulative transactional ack, got {other:?}"),
+    }
+}
