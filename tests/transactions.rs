@@ -432,3 +432,19 @@ async fn consume_transform_produce_is_all_or_nothing() {
     assert_eq!(seen.len(), 10, "{seen:?}");
     assert_eq!(got, (0..10).map(|n| n * 2).collect());
 }
+
+#[tokio::test]
+async fn a_cluster_without_a_transaction_coordinator_says_so() {
+    // pulsar-lite by default (it has no coordinator), or the broker PULSAR_URL names.
+    let broker = support::broker();
+    let client = PulsarClient::builder(broker.url())
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    match client.new_transaction().build().await {
+        Err(Error::TransactionsUnavailable(why)) => {
+            assert!(why.contains("transaction_coordinator_assign"), "{why}")
+        }
+        other => panic!("expected TransactionsUnavailable, got {other:?}"),
+    }
+}
