@@ -575,6 +575,9 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
             message.cloned().unwrap_or_default(),
         ))
     };
+    // An error only when the code is there.
+    let coded =
+        |code: Option<i32>, message: Option<&String>| code.and_then(|c| err(Some(c), message));
     Some(match kind {
         Type::Success => (c.success.as_ref()?.request_id, None),
         Type::Error => {
@@ -651,52 +654,31 @@ fn response_id_and_error(kind: Type, c: &BaseCommand) -> Option<(u64, Option<Ser
         // The transaction responses: an error code, with the coordinator's message.
         Type::NewTxnResponse => {
             let r = c.new_txn_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         Type::AddPartitionToTxnResponse => {
             let r = c.add_partition_to_txn_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         Type::AddSubscriptionToTxnResponse => {
             let r = c.add_subscription_to_txn_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         Type::EndTxnResponse => {
             let r = c.end_txn_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         Type::EndTxnOnPartitionResponse => {
             let r = c.end_txn_on_partition_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         Type::EndTxnOnSubscriptionResponse => {
             let r = c.end_txn_on_subscription_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         Type::TcClientConnectResponse => {
             let r = c.tc_client_connect_response.as_ref()?;
-            (
-                r.request_id,
-                r.error.and_then(|code| err(Some(code), r.message.as_ref())),
-            )
+            (r.request_id, coded(r.error, r.message.as_ref()))
         }
         _ => return None,
     })
