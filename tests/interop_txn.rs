@@ -19,8 +19,8 @@
 //! transactions end (the sentinel) is received, and nothing forbidden came before it. The broker
 //! holds back everything after an open transaction's first message until it ends.
 //!
-//! Every test but the kill -9 ones shares one Apache Pulsar standalone of this binary (with
-//! transactions and batch-index acks on); the kill -9 tests each start a private one.
+//! Every test but the kill -9 one shares one Apache Pulsar standalone of this binary (with
+//! transactions and batch-index acks on); the kill -9 test starts a private one.
 
 mod support;
 
@@ -351,7 +351,10 @@ fn id_json(id: MessageId) -> Value {
 /// A Java transaction's `txn`/`result`/`txn_end` line says the end went as wanted.
 fn assert_java_end(line: &Value, action: &str) {
     assert_eq!(line["action"], action, "{line}");
-    assert_eq!(line["ok"], true, "the Java client's {action} failed: {line}");
+    assert_eq!(
+        line["ok"], true,
+        "the Java client's {action} failed: {line}"
+    );
     let state = if action == "commit" {
         "COMMITTED"
     } else {
@@ -412,12 +415,7 @@ async fn cpp_consume(topic: &str, sub: &str, count: usize) -> Vec<String> {
     lines
         .iter()
         .filter(|l| l["event"] == "message")
-        .map(|l| {
-            l["data_text"]
-                .as_str()
-                .expect("a text payload")
-                .to_string()
-        })
+        .map(|l| l["data_text"].as_str().expect("a text payload").to_string())
         .collect()
 }
 
@@ -593,18 +591,26 @@ async fn interleaved(ours_commit: bool) {
     assert_eq!(held.iter().map(text).collect::<Vec<_>>(), before);
 
     let mut peer = Peer::start("session", json!({})).await;
-    peer.call_ok(json!({"op": "subscribe", "consumer": "j", "topic": topic, "subscription": "work"}))
-        .await;
+    peer.call_ok(
+        json!({"op": "subscribe", "consumer": "j", "topic": topic, "subscription": "work"}),
+    )
+    .await;
     let opened = peer
         .call_ok(json!({"op": "new_txn", "name": "tj", "timeout_ms": 120000}))
         .await;
     let ours = new_txn(&client).await;
-    println!("Java txn {}, pulsar-wire txn {}", opened["txn_id"], ours.id());
+    println!(
+        "Java txn {}, pulsar-wire txn {}",
+        opened["txn_id"],
+        ours.id()
+    );
     let producer = client.producer(&topic).create().await.expect("producer");
     let (java_sends, wire_sends) = (names("java", 3), names("wire", 3));
     for i in 0..3 {
-        peer.call_ok(json!({"op": "send", "topic": topic, "txn": "tj", "payloads": [java_sends[i]]}))
-            .await;
+        peer.call_ok(
+            json!({"op": "send", "topic": topic, "txn": "tj", "payloads": [java_sends[i]]}),
+        )
+        .await;
         producer
             .send(ProducerMessage::new(wire_sends[i].clone()).transaction(&ours))
             .await
@@ -680,14 +686,19 @@ async fn each_clients_transaction_conflicts_on_a_message_the_others_transaction_
     for p in ["first", "second"] {
         plain.send(p).await.expect("send");
     }
-    let mut held = vec![receive(&mut work).await, receive(&mut work).await];
+    let mut held = [receive(&mut work).await, receive(&mut work).await];
     held.sort_by_key(text);
     let (first, second) = (&held[0], &held[1]);
-    assert_eq!((text(first), text(second)), ("first".into(), "second".into()));
+    assert_eq!(
+        (text(first), text(second)),
+        ("first".into(), "second".into())
+    );
 
     let mut peer = Peer::start("session", json!({})).await;
-    peer.call_ok(json!({"op": "subscribe", "consumer": "j", "topic": topic, "subscription": "work"}))
-        .await;
+    peer.call_ok(
+        json!({"op": "subscribe", "consumer": "j", "topic": topic, "subscription": "work"}),
+    )
+    .await;
     peer.call_ok(json!({"op": "new_txn", "name": "tj1", "timeout_ms": 120000}))
         .await;
     peer.call_ok(json!({"op": "new_txn", "name": "tj2", "timeout_ms": 120000}))
@@ -703,11 +714,16 @@ async fn each_clients_transaction_conflicts_on_a_message_the_others_transaction_
         .await;
     let ack = &result["acks"][0];
     assert_eq!(ack["ok"], false, "the Java ack of a held message: {result}");
-    assert_eq!(ack["error_class"], "TransactionConflictException", "{result}");
+    assert_eq!(
+        ack["error_class"], "TransactionConflictException",
+        "{result}"
+    );
 
     // The Java one holds "second": ours conflicts.
-    peer.call_ok(json!({"op": "ack", "consumer": "j", "txn": "tj2", "ids": [id_json(second.id())]}))
-        .await;
+    peer.call_ok(
+        json!({"op": "ack", "consumer": "j", "txn": "tj2", "ids": [id_json(second.id())]}),
+    )
+    .await;
     let ours2 = new_txn(&client).await;
     let e = work
         .ack_with_transaction(second, &ours2)
@@ -736,7 +752,10 @@ async fn each_clients_transaction_conflicts_on_a_message_the_others_transaction_
         "{end}"
     );
     assert_eq!(end["state"], "ABORTED", "{end}");
-    let e = ours2.commit().await.expect_err("our commit after a failed ack");
+    let e = ours2
+        .commit()
+        .await
+        .expect_err("our commit after a failed ack");
     assert!(
         matches!(e, Error::TransactionAborted { failed: 1, .. }),
         "{e:?}"
@@ -749,52 +768,149 @@ async fn each_clients_transaction_conflicts_on_a_message_the_others_transaction_
     let mut work = subscribe(&client, &topic, "work", SubscriptionType::Shared).await;
     plain.send("sentinel").await.expect("sentinel");
     let seen = until_sentinel(&mut work, "sentinel").await;
-    assert!(seen.is_empty(), "delivered again after committed acks: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "delivered again after committed acks: {seen:?}"
+    );
 }
 
 // --- d: kill -9 in the middle of a transaction -------------------------------------------------
 
-/// Opens a transaction (timeout `txn_timeout`) on a private Apache Pulsar, sends 10 messages in
-/// it (awaiting their receipts before the kill when `receipts_first`), kills the broker with
-/// kill -9, restarts it, then commits. Either the commit succeeds and every message of the
-/// transaction is visible, exactly once, or it fails with a typed error and none is (the
-/// sentinel comes once the broker has aborted the transaction).
-async fn kill_9_in_a_transaction(txn_timeout: Duration, receipts_first: bool) {
-    let mut options = options();
-    // Resent messages are not stored twice.
-    options = options.config("brokerDeduplicationEnabled", "true");
-    let broker = std::sync::Arc::new(support::Broker::start_apache(options));
-    // Long enough for the commit to wait for the restart.
-    let client = client_of(broker.url(), Duration::from_secs(180));
-    let topic = support::unique_topic("txn-kill9");
-    let producer = client
-        .producer(&topic)
-        .batching(false)
-        .send_timeout(Duration::from_secs(300))
-        .create()
-        .await
-        .expect("producer");
-    let txn = client
-        .new_transaction()
-        .timeout(txn_timeout)
-        .build()
-        .await
-        .expect("new transaction");
-    let sent = names("t", 10);
-    let mut receipts = Vec::new();
-    for p in &sent {
-        receipts.push(
-            producer
-                .send_async(ProducerMessage::new(p.clone()).transaction(&txn))
-                .await
-                .expect("send in the transaction"),
-        );
-    }
-    if receipts_first {
-        for r in receipts.drain(..) {
-            r.await.expect("receipt before the kill");
+/// One transaction of the kill -9 test: its topic, its producer, its messages.
+struct Doomed {
+    what: &'static str,
+    topic: String,
+    producer: pulsar_wire::Producer,
+    txn: Transaction,
+    sent: Vec<String>,
+    /// The receipts not awaited before the kill.
+    receipts: Vec<SendReceipt>,
+}
+
+impl Doomed {
+    /// Opens a transaction with `timeout` and sends 10 messages in it to a topic of its own,
+    /// awaiting their receipts when `receipts_first`.
+    async fn start(
+        client: &PulsarClient,
+        what: &'static str,
+        timeout: Duration,
+        receipts_first: bool,
+    ) -> Doomed {
+        let topic = support::unique_topic("txn-kill9");
+        let producer = client
+            .producer(&topic)
+            .batching(false)
+            .send_timeout(Duration::from_secs(300))
+            .create()
+            .await
+            .expect("producer");
+        let txn = client
+            .new_transaction()
+            .timeout(timeout)
+            .build()
+            .await
+            .expect("new transaction");
+        let sent = names(what, 10);
+        let mut receipts = Vec::new();
+        for p in &sent {
+            receipts.push(
+                producer
+                    .send_async(ProducerMessage::new(p.clone()).transaction(&txn))
+                    .await
+                    .expect("send in the transaction"),
+            );
+        }
+        if receipts_first {
+            for r in receipts.drain(..) {
+                r.await.expect("receipt before the kill");
+            }
+        }
+        Doomed {
+            what,
+            topic,
+            producer,
+            txn,
+            sent,
+            receipts,
         }
     }
+
+    /// After the restart: awaits the receipts left, commits, and checks all-or-nothing.
+    async fn commit_and_check(self, client: &PulsarClient) {
+        let what = self.what;
+        let mut failed_sends = 0;
+        for r in self.receipts {
+            if let Err(e) = r.await {
+                println!("{what}: a send failed across the restart: {e}");
+                failed_sends += 1;
+            }
+        }
+        let outcome = self.txn.commit().await;
+        println!(
+            "{what}: commit after the restart ({failed_sends} sends failed, state {:?}): {outcome:?}",
+            self.txn.state()
+        );
+        let committed = match &outcome {
+            Ok(()) => {
+                assert_eq!(
+                    failed_sends, 0,
+                    "{what}: a commit succeeded after a failed send"
+                );
+                assert_eq!(self.txn.state(), TxnState::Committed, "{what}");
+                true
+            }
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e,
+                        Error::TransactionNotOpen { .. }
+                            | Error::TransactionAborted { .. }
+                            | Error::Server { .. }
+                            | Error::Timeout { .. }
+                    ),
+                    "{what}: the failed commit's error is not a typed one: {e:?}"
+                );
+                // Best effort: the broker also aborts it at its timeout.
+                if let Err(e) = self.txn.abort().await {
+                    println!("{what}: abort after the failed commit: {e}");
+                }
+                false
+            }
+        };
+        // Held back until the broker has ended the transaction.
+        self.producer.send("sentinel").await.expect("sentinel");
+        let mut consumer =
+            subscribe(client, &self.topic, "check", SubscriptionType::Exclusive).await;
+        let seen = until_sentinel(&mut consumer, "sentinel").await;
+        if committed {
+            assert_exactly(&seen, &set(&self.sent), what);
+        } else {
+            assert!(
+                seen.is_empty(),
+                "{what}: the transaction failed, yet some of it is visible: {seen:?}"
+            );
+        }
+    }
+}
+
+/// Three pulsar-wire transactions on a private Apache Pulsar (deduplication on, so that a
+/// resent message is stored once), each sending 10 messages to a topic of its own, when the
+/// broker is killed with kill -9 and restarted: "short" (10 s timeout, which the restart
+/// outlasts) and "stored" (5 min) with every receipt awaited before the kill, "in-flight"
+/// (5 min) killed right after its sends were queued. Then each commits: either the commit
+/// succeeds and every message of the transaction is visible, exactly once, or it fails with a
+/// typed error and none is (the sentinel after it comes once the broker has ended the
+/// transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_transactions_is_all_or_nothing() {
+    let options = options().config("brokerDeduplicationEnabled", "true");
+    let broker = std::sync::Arc::new(support::Broker::start_apache(options));
+    // Long enough for a commit to wait out the restart.
+    let client = client_of(broker.url(), Duration::from_secs(180));
+    let long = Duration::from_secs(300);
+    let short = Doomed::start(&client, "short", Duration::from_secs(10), true).await;
+    let stored = Doomed::start(&client, "stored", long, true).await;
+    let in_flight = Doomed::start(&client, "in-flight", long, false).await;
     let started = std::time::Instant::now();
     let b = broker.clone();
     tokio::task::spawn_blocking(move || {
@@ -804,59 +920,8 @@ async fn kill_9_in_a_transaction(txn_timeout: Duration, receipts_first: bool) {
     .await
     .expect("kill -9 and restart");
     println!("kill -9 and restart took {:?}", started.elapsed());
-    let mut failed_sends = 0;
-    for r in receipts {
-        if let Err(e) = r.await {
-            println!("a send failed across the restart: {e}");
-            failed_sends += 1;
-        }
-    }
-    let outcome = txn.commit().await;
-    println!(
-        "commit after the restart ({failed_sends} sends failed, state {:?}): {outcome:?}",
-        txn.state()
-    );
-    let committed = match &outcome {
-        Ok(()) => {
-            assert_eq!(failed_sends, 0, "a commit succeeded after a failed send");
-            assert_eq!(txn.state(), TxnState::Committed);
-            true
-        }
-        Err(e) => {
-            assert!(
-                matches!(
-                    e,
-                    Error::TransactionNotOpen { .. }
-                        | Error::TransactionAborted { .. }
-                        | Error::Server { .. }
-                        | Error::Timeout { .. }
-                ),
-                "the failed commit's error is not a typed one: {e:?}"
-            );
-            // Best effort: the broker also aborts it at its timeout.
-            if let Err(e) = txn.abort().await {
-                println!("abort after the failed commit: {e}");
-            }
-            false
-        }
-    };
-    producer.send("sentinel").await.expect("sentinel");
-    let mut consumer = subscribe(&client, &topic, "check", SubscriptionType::Exclusive).await;
-    let seen = until_sentinel(&mut consumer, "sentinel").await;
-    if committed {
-        assert_exactly(&seen, &set(&sent), "after a commit");
-    } else {
-        assert!(seen.is_empty(), "the transaction failed, yet some of it is visible: {seen:?}");
+    for doomed in [stored, in_flight, short] {
+        doomed.commit_and_check(&client).await;
     }
     client.close().await.expect("close");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_sends_of_a_transaction_are_stored_is_all_or_nothing() {
-    kill_9_in_a_transaction(Duration::from_secs(10), true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_while_sends_of_a_transaction_are_in_flight_is_all_or_nothing() {
-    kill_9_in_a_transaction(Duration::from_secs(300), false).await;
 }
