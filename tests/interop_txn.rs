@@ -788,13 +788,14 @@ struct Doomed {
 }
 
 impl Doomed {
-    /// Opens a transaction with `timeout` and sends 10 messages in it to a topic of its own,
-    /// awaiting their receipts when `receipts_first`.
+    /// Opens a transaction with `timeout` and sends 10 messages in it to a topic of its own
+    /// (5 with `half`), awaiting their receipts when `receipts_first`.
     async fn start(
         client: &PulsarClient,
         what: &'static str,
         timeout: Duration,
         receipts_first: bool,
+        half: bool,
     ) -> Doomed {
         let topic = support::unique_topic("txn-kill9");
         let producer = client
@@ -810,28 +811,34 @@ impl Doomed {
             .build()
             .await
             .expect("new transaction");
-        let sent = names(what, 10);
-        let mut receipts = Vec::new();
-        for p in &sent {
-            receipts.push(
-                producer
-                    .send_async(ProducerMessage::new(p.clone()).transaction(&txn))
-                    .await
-                    .expect("send in the transaction"),
-            );
-        }
-        if receipts_first {
-            for r in receipts.drain(..) {
-                r.await.expect("receipt before the kill");
-            }
-        }
-        Doomed {
+        let mut doomed = Doomed {
             what,
             topic,
             producer,
             txn,
-            sent,
-            receipts,
+            sent: Vec::new(),
+            receipts: Vec::new(),
+        };
+        doomed.send(if half { 5 } else { 10 }).await;
+        if receipts_first {
+            for r in doomed.receipts.drain(..) {
+                r.await.expect("receipt before the kill");
+            }
+        }
+        doomed
+    }
+
+    /// Queues `n` more sends in the transaction (their receipts awaited later).
+    async fn send(&mut self, n: usize) {
+        for _ in 0..n {
+            let payload = format!("{}-{}", self.what, self.sent.len());
+            self.receipts.push(
+                self.producer
+                    .send_async(ProducerMessage::new(payload.clone()).transaction(&self.txn))
+                    .await
+                    .expect("send in the transaction"),
+            );
+            self.sent.push(payload);
         }
     }
 
@@ -896,11 +903,11 @@ impl Doomed {
 /// Three pulsar-wire transactions on a private Apache Pulsar (deduplication on, so that a
 /// resent message is stored once), each sending 10 messages to a topic of its own, when the
 /// broker is killed with kill -9 and restarted: "short" (10 s timeout, which the restart
-/// outlasts) and "stored" (5 min) with every receipt awaited before the kill, "in-flight"
-/// (5 min) killed right after its sends were queued. Then each commits: either the commit
-/// succeeds and every message of the transaction is visible, exactly once, or it fails with a
-/// typed error and none is (the sentinel after it comes once the broker has ended the
-/// transaction).
+/// outlasts) and "stored" (5 min) with every receipt awaited before the kill; "in-flight" (5
+/// min) with 5 sends queued just before the kill and 5 more while the broker is down, none
+/// awaited. Then each commits: either the commit succeeds and every message of the
+/// transaction is visible, exactly once, or it fails with a typed error and none is (the
+/// sentinel after it comes once the broker has ended the transaction).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_in_the_middle_of_transactions_is_all_or_nothing() {
     let options = options().config("brokerDeduplicationEnabled", "true");
@@ -908,17 +915,19 @@ async fn kill_9_in_the_middle_of_transactions_is_all_or_nothing() {
     // Long enough for a commit to wait out the restart.
     let client = client_of(broker.url(), Duration::from_secs(180));
     let long = Duration::from_secs(300);
-    let short = Doomed::start(&client, "short", Duration::from_secs(10), true).await;
-    let stored = Doomed::start(&client, "stored", long, true).await;
-    let in_flight = Doomed::start(&client, "in-flight", long, false).await;
+    let short = Doomed::start(&client, "short", Duration::from_secs(10), true, false).await;
+    let stored = Doomed::start(&client, "stored", long, true, false).await;
+    let mut in_flight = Doomed::start(&client, "in-flight", long, false, true).await;
     let started = std::time::Instant::now();
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || {
-        b.kill();
-        b.restart();
-    })
-    .await
-    .expect("kill -9 and restart");
+    tokio::task::spawn_blocking(move || b.kill())
+        .await
+        .expect("kill -9");
+    in_flight.send(5).await;
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.restart())
+        .await
+        .expect("restart");
     println!("kill -9 and restart took {:?}", started.elapsed());
     for doomed in [stored, in_flight, short] {
         doomed.commit_and_check(&client).await;

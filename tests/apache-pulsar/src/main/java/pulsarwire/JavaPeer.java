@@ -41,7 +41,8 @@ import org.apache.pulsar.client.api.transaction.Transaction;
 import org.apache.pulsar.client.impl.MessageIdImpl;
 
 /**
- * The official Java client as a peer of pulsar-wire's interop tests (tests/interop_java.rs).
+ * The official Java client as a peer of pulsar-wire's interop tests (tests/interop_java.rs,
+ * tests/interop_txn.rs).
  *
  * <pre>
  *   java pulsarwire.JavaPeer produce|consume &lt; SPEC
