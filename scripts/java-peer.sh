@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# java-peer.sh: builds the Java client peer of the interop tests (tests/interop_java.rs):
-# tests/apache-pulsar/src/main/java/pulsarwire/*.java compiled with javac against the Apache
-# Pulsar classpath that `scripts/apache-pulsar.sh install` cached. Offline and idempotent:
-# it compiles only when a source is newer than the last build (a no-op takes milliseconds).
+# java-peer.sh: builds the Java client peer of the interop tests (tests/interop_java.rs,
+# tests/interop_txn.rs): tests/apache-pulsar/src/main/java/pulsarwire/*.java compiled with
+# javac against the Apache Pulsar classpath that `scripts/apache-pulsar.sh install` cached.
+# Offline and idempotent: it compiles only when a source is newer than the last build (a no-op
+# takes milliseconds).
 #
 # Usage:
 #   scripts/java-peer.sh build    compile if needed; prints PEER_CLASSES= and

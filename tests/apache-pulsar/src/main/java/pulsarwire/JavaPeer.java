@@ -3,18 +3,23 @@ package pulsarwire;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedReader;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.apache.pulsar.client.api.CompressionType;
@@ -32,12 +37,16 @@ import org.apache.pulsar.client.api.Schema;
 import org.apache.pulsar.client.api.SubscriptionInitialPosition;
 import org.apache.pulsar.client.api.SubscriptionType;
 import org.apache.pulsar.client.api.TypedMessageBuilder;
+import org.apache.pulsar.client.api.transaction.Transaction;
+import org.apache.pulsar.client.impl.MessageIdImpl;
 
 /**
- * The official Java client as a peer of pulsar-wire's interop tests (tests/interop_java.rs).
+ * The official Java client as a peer of pulsar-wire's interop tests (tests/interop_java.rs,
+ * tests/interop_txn.rs).
  *
  * <pre>
  *   java pulsarwire.JavaPeer produce|consume &lt; SPEC
+ *   java pulsarwire.JavaPeer session &lt; SPEC_LINE COMMAND_LINE...
  * </pre>
  *
  * <p>SPEC is one JSON object on stdin (read to its end). Every field but {@code url} and
@@ -64,6 +73,28 @@ import org.apache.pulsar.client.api.TypedMessageBuilder;
  * Prints {@code subscribed} once subscribed, one {@code message} line per delivery ({@code
  * dead_letter} for the watcher's), then {@code done}.
  *
+ * <p>Transactions ({@code "transaction": "commit"} or {@code "abort"}, with {@code
+ * transaction_timeout_ms}, default 60000): {@code produce} sends every message in one
+ * transaction (its producer has no send timeout, as the client requires), {@code consume} acks
+ * every finished message in one; the transaction opens before the first send or receive
+ * ({@code txn} line: its id) and ends after the last ({@code txn_end} line: the action, {@code
+ * ok} and, when it failed, the exception's {@code error_class} and {@code error}).
+ *
+ * <p>{@code session}: the first stdin line is the spec ({@code url}), every next line one
+ * command, answered by one {@code result} line ({@code op}, {@code ok}; a failed operation is a
+ * result with {@code error_class} and {@code error}, not the end of the session), so that a test
+ * can interleave the Java client's transactions with its own. Commands ({@code op}): {@code
+ * new_txn {name, timeout_ms}} (answers {@code txn_id}, {@code most_bits}, {@code least_bits});
+ * {@code subscribe {consumer, topic, subscription, subscription_type}} (Shared, from Earliest);
+ * {@code receive {consumer, count}} ({@code messages}: payload text and id; each kept by its
+ * text for {@code ack}); {@code send {topic, txn?, payloads}} (text payloads, unbatched, one at
+ * a time; answers their {@code ids}; with {@code txn}, in that transaction); {@code ack
+ * {consumer, txn, payloads | ids}} (in the transaction, one at a time: answers {@code acks},
+ * each {@code ok} or failed; {@code ids} are {@code {ledger_id, entry_id, partition}} of any
+ * message of the subscription, delivered to this consumer or not); {@code end {txn, action}}
+ * (commit or abort; answers {@code state} after it); {@code close}. At {@code close} or the
+ * end of stdin: {@code done}.
+ *
  * <p>Stdout carries only JSON lines; the client's log goes to stderr. On any failure: an {@code
  * error} line, exit status 1.
  */
@@ -79,16 +110,20 @@ public final class JavaPeer {
         int status = 0;
         try {
             if (args.length != 1) {
-                throw new IllegalArgumentException("usage: JavaPeer produce|consume < SPEC_JSON");
+                throw new IllegalArgumentException("usage: JavaPeer produce|consume|session < SPEC_JSON");
             }
-            JsonNode spec = JSON.readTree(System.in);
+            boolean session = args[0].equals("session");
+            BufferedReader input = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            JsonNode spec = session ? JSON.readTree(input.readLine()) : JSON.readTree(input);
             try (PulsarClient client = PulsarClient.builder()
                     .serviceUrl(spec.get("url").asText())
                     .operationTimeout(15, TimeUnit.SECONDS)
+                    .enableTransaction(session || spec.has("transaction"))
                     .build()) {
                 switch (args[0]) {
                     case "produce" -> produce(client, spec);
                     case "consume" -> consume(client, spec);
+                    case "session" -> session(client, input);
                     default -> throw new IllegalArgumentException("unknown command " + args[0]);
                 }
             }
@@ -125,6 +160,7 @@ public final class JavaPeer {
         List<JsonNode> messages = new ArrayList<>();
         spec.path("messages").forEach(messages::add);
         boolean batching = spec.path("batching").asBoolean(false);
+        Transaction txn = openTransaction(client, spec);
         ProducerBuilder<T> builder = client.newProducer(schema)
                 .topic(spec.get("topic").asText())
                 .compressionType(CompressionType.valueOf(spec.path("compression").asText("NONE")))
@@ -134,7 +170,8 @@ public final class JavaPeer {
                 .batchingMaxBytes(64 * 1024 * 1024)
                 .enableChunking(spec.path("chunking").asBoolean(false))
                 .blockIfQueueFull(true)
-                .sendTimeout(60, TimeUnit.SECONDS)
+                // The client allows transactional sends only on producers without a send timeout.
+                .sendTimeout(txn == null ? 60 : 0, TimeUnit.SECONDS)
                 .maxPendingMessages(Math.max(1000, messages.size()));
         if (spec.has("chunk_max_size")) {
             builder.chunkMaxMessageSize(spec.get("chunk_max_size").asInt());
@@ -145,7 +182,8 @@ public final class JavaPeer {
         try (Producer<T> producer = builder.create()) {
             List<CompletableFuture<MessageId>> ids = new ArrayList<>();
             for (JsonNode m : messages) {
-                TypedMessageBuilder<T> msg = producer.newMessage().value(value.apply(m));
+                TypedMessageBuilder<T> msg =
+                        (txn == null ? producer.newMessage() : producer.newMessage(txn)).value(value.apply(m));
                 Map<String, String> properties = new TreeMap<>();
                 m.path("properties").fields().forEachRemaining(e -> properties.put(e.getKey(), e.getValue().asText()));
                 if (!properties.isEmpty()) {
@@ -173,6 +211,7 @@ public final class JavaPeer {
                 putId(line, ids.get(i).get(60, TimeUnit.SECONDS));
                 emit(line);
             }
+            endTransaction(txn, spec);
             ObjectNode done = event("done");
             done.put("sent", messages.size());
             done.put("producer_name", producer.getProducerName());
@@ -192,6 +231,7 @@ public final class JavaPeer {
         Set<Integer> keep = new HashSet<>();
         spec.path("keep_batch_indexes").forEach(i -> keep.add(i.asInt()));
         int deadWanted = spec.path("watch_dead_letters").asInt(0);
+        Transaction txn = openTransaction(client, spec);
         ConsumerBuilder<byte[]> builder = client.newConsumer()
                 .topic(spec.get("topic").asText())
                 .subscriptionName(spec.path("subscription").asText("java-sub"))
@@ -231,7 +271,7 @@ public final class JavaPeer {
                 }
                 Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
                 if (m != null) {
-                    if (handle(consumer, m, deliveries++, nackBelow, ack, keep, false)) {
+                    if (handle(consumer, txn, m, deliveries++, nackBelow, ack, keep, false)) {
                         finished++;
                     }
                 }
@@ -248,9 +288,10 @@ public final class JavaPeer {
                 Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
                 if (m != null) {
                     extras++;
-                    handle(consumer, m, deliveries++, nackBelow, ack, keep, true);
+                    handle(consumer, txn, m, deliveries++, nackBelow, ack, keep, true);
                 }
             }
+            endTransaction(txn, spec);
             ObjectNode done = event("done");
             done.put("finished", finished);
             done.put("deliveries", deliveries);
@@ -264,7 +305,7 @@ public final class JavaPeer {
     }
 
     /** Prints a delivery, then nacks, acks or keeps it; true when it is finished. */
-    private static boolean handle(Consumer<byte[]> consumer, Message<byte[]> m, int delivery,
+    private static boolean handle(Consumer<byte[]> consumer, Transaction txn, Message<byte[]> m, int delivery,
             int nackBelow, boolean ack, Set<Integer> keep, boolean extra) throws Exception {
         ObjectNode line = describe("message", m);
         line.put("delivery", delivery);
@@ -277,7 +318,9 @@ public final class JavaPeer {
             consumer.negativeAcknowledge(m);
             return false;
         }
-        if (ack) {
+        if (ack && txn != null) {
+            consumer.acknowledgeAsync(m.getMessageId(), txn).get(60, TimeUnit.SECONDS);
+        } else if (ack) {
             consumer.acknowledge(m);
         }
         return true;
@@ -298,6 +341,201 @@ public final class JavaPeer {
         line.put("producer_name", m.getProducerName());
         putId(line, m.getMessageId());
         return line;
+    }
+
+    // --- transactions --------------------------------------------------------------------------
+
+    /** The spec's transaction ({@code transaction} given), opened and printed; else null. */
+    private static Transaction openTransaction(PulsarClient client, JsonNode spec) throws Exception {
+        if (!spec.has("transaction")) {
+            return null;
+        }
+        Transaction txn = newTransaction(client, spec.path("transaction_timeout_ms").asLong(60000));
+        ObjectNode line = event("txn");
+        putTxn(line, txn);
+        emit(line);
+        return txn;
+    }
+
+    private static Transaction newTransaction(PulsarClient client, long timeoutMs) throws Exception {
+        return client.newTransaction()
+                .withTransactionTimeout(timeoutMs, TimeUnit.MILLISECONDS)
+                .build()
+                .get(60, TimeUnit.SECONDS);
+    }
+
+    /** Commits or aborts as the spec says, printing a {@code txn_end} line. */
+    private static void endTransaction(Transaction txn, JsonNode spec) {
+        if (txn == null) {
+            return;
+        }
+        String action = spec.get("transaction").asText();
+        ObjectNode line = event("txn_end");
+        line.put("action", action);
+        putTxn(line, txn);
+        outcome(line, () -> end(txn, action));
+        line.put("state", txn.getState().toString());
+        emit(line);
+    }
+
+    private static void end(Transaction txn, String action) throws Exception {
+        switch (action) {
+            case "commit" -> txn.commit().get(60, TimeUnit.SECONDS);
+            case "abort" -> txn.abort().get(60, TimeUnit.SECONDS);
+            default -> throw new IllegalArgumentException("unknown transaction action " + action);
+        }
+    }
+
+    private static void putTxn(ObjectNode line, Transaction txn) {
+        line.put("txn_id", txn.getTxnID().toString());
+        line.put("most_bits", txn.getTxnID().getMostSigBits());
+        line.put("least_bits", txn.getTxnID().getLeastSigBits());
+    }
+
+    private interface Action {
+        void run() throws Exception;
+    }
+
+    /**
+     * Runs {@code action}: {@code ok} true, or false with the (unwrapped) exception's class and
+     * message.
+     */
+    private static void outcome(ObjectNode line, Action action) {
+        try {
+            action.run();
+            line.put("ok", true);
+        } catch (Exception e) {
+            Throwable cause = e;
+            while ((cause instanceof ExecutionException || cause instanceof CompletionException)
+                    && cause.getCause() != null) {
+                cause = cause.getCause();
+            }
+            line.put("ok", false);
+            line.put("error_class", cause.getClass().getSimpleName());
+            line.put("error", String.valueOf(cause.getMessage()));
+        }
+    }
+
+    // --- session -------------------------------------------------------------------------------
+
+    private static void session(PulsarClient client, BufferedReader input) throws Exception {
+        Map<String, Transaction> txns = new HashMap<>();
+        Map<String, Producer<byte[]>> producers = new HashMap<>();
+        Map<String, Consumer<byte[]>> consumers = new HashMap<>();
+        Map<String, Message<byte[]>> received = new HashMap<>();
+        try {
+            String text;
+            while ((text = input.readLine()) != null) {
+                if (text.isBlank()) {
+                    continue;
+                }
+                JsonNode cmd = JSON.readTree(text);
+                String op = cmd.get("op").asText();
+                if (op.equals("close")) {
+                    break;
+                }
+                ObjectNode line = event("result");
+                line.put("op", op);
+                switch (op) {
+                    case "new_txn" -> {
+                        Transaction txn = newTransaction(client, cmd.path("timeout_ms").asLong(60000));
+                        txns.put(cmd.get("name").asText(), txn);
+                        putTxn(line, txn);
+                        line.put("ok", true);
+                    }
+                    case "subscribe" -> {
+                        Consumer<byte[]> consumer = client.newConsumer()
+                                .topic(cmd.get("topic").asText())
+                                .subscriptionName(cmd.get("subscription").asText())
+                                .subscriptionType(SubscriptionType.valueOf(
+                                        cmd.path("subscription_type").asText("Shared")))
+                                .subscriptionInitialPosition(SubscriptionInitialPosition.Earliest)
+                                .subscribe();
+                        consumers.put(cmd.get("consumer").asText(), consumer);
+                        line.put("ok", true);
+                    }
+                    case "receive" -> {
+                        Consumer<byte[]> consumer = consumers.get(cmd.get("consumer").asText());
+                        var list = line.putArray("messages");
+                        for (int i = 0; i < cmd.get("count").asInt(); i++) {
+                            Message<byte[]> m = consumer.receive(60, TimeUnit.SECONDS);
+                            if (m == null) {
+                                throw new IllegalStateException("no message within 60 s");
+                            }
+                            String payload = new String(m.getData(), StandardCharsets.UTF_8);
+                            received.put(payload, m);
+                            ObjectNode item = list.addObject();
+                            item.put("payload", payload);
+                            putId(item, m.getMessageId());
+                        }
+                        line.put("ok", true);
+                    }
+                    case "send" -> {
+                        String topic = cmd.get("topic").asText();
+                        Producer<byte[]> producer = producers.get(topic);
+                        if (producer == null) {
+                            producer = client.newProducer()
+                                    .topic(topic)
+                                    .enableBatching(false)
+                                    .sendTimeout(0, TimeUnit.SECONDS)
+                                    .create();
+                            producers.put(topic, producer);
+                        }
+                        Transaction txn = cmd.hasNonNull("txn") ? txns.get(cmd.get("txn").asText()) : null;
+                        var ids = line.putArray("ids");
+                        for (JsonNode p : cmd.get("payloads")) {
+                            byte[] data = p.asText().getBytes(StandardCharsets.UTF_8);
+                            MessageId id = (txn == null ? producer.newMessage() : producer.newMessage(txn))
+                                    .value(data)
+                                    .send();
+                            putId(ids.addObject(), id);
+                        }
+                        line.put("ok", true);
+                    }
+                    case "ack" -> {
+                        Consumer<byte[]> consumer = consumers.get(cmd.get("consumer").asText());
+                        Transaction txn = txns.get(cmd.get("txn").asText());
+                        List<MessageId> targets = new ArrayList<>();
+                        cmd.path("payloads").forEach(p -> {
+                            Message<byte[]> m = received.get(p.asText());
+                            if (m == null) {
+                                throw new IllegalArgumentException("not received: " + p.asText());
+                            }
+                            targets.add(m.getMessageId());
+                        });
+                        cmd.path("ids").forEach(i -> targets.add(new MessageIdImpl(
+                                i.get("ledger_id").asLong(), i.get("entry_id").asLong(), i.get("partition").asInt())));
+                        var acks = line.putArray("acks");
+                        boolean all = true;
+                        for (MessageId id : targets) {
+                            ObjectNode item = acks.addObject();
+                            putId(item, id);
+                            outcome(item, () -> consumer.acknowledgeAsync(id, txn).get(60, TimeUnit.SECONDS));
+                            all &= item.get("ok").asBoolean();
+                        }
+                        line.put("ok", all);
+                    }
+                    case "end" -> {
+                        Transaction txn = txns.get(cmd.get("txn").asText());
+                        String action = cmd.get("action").asText();
+                        putTxn(line, txn);
+                        line.put("action", action);
+                        outcome(line, () -> end(txn, action));
+                        line.put("state", txn.getState().toString());
+                    }
+                    default -> throw new IllegalArgumentException("unknown op " + op);
+                }
+                emit(line);
+            }
+        } finally {
+            for (Consumer<byte[]> c : consumers.values()) {
+                c.close();
+            }
+            for (Producer<byte[]> p : producers.values()) {
+                p.close();
+            }
+        }
+        emit(event("done"));
     }
 
     // --- helpers -------------------------------------------------------------------------------
