@@ -169,7 +169,10 @@ public final class PerfTransaction {
                         Message<byte[]> m = left > 0 ? consumer.receive((int) Math.max(1,
                                 TimeUnit.NANOSECONDS.toMillis(left)), TimeUnit.MILLISECONDS) : null;
                         if (m == null) {
-                            System.err.println("warning: the input topic ran dry (prefill it)");
+                            // Past the end while waiting: the run is over. Before it: no input.
+                            if (System.nanoTime() < endNanos) {
+                                System.err.println("warning: the input topic ran dry (prefill it)");
+                            }
                             txn.abort().get();
                             break loop;
                         }
