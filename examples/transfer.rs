@@ -9,7 +9,7 @@
 //! an open transaction that the broker aborts at its timeout, with the same effect.
 //!
 //! ```text
-//! scripts/apache-pulsar.sh start --transactions /tmp/pulsar    # prints PULSAR_URL=...
+//! scripts/apache-pulsar.sh start --transactions DIR    # prints PULSAR_URL=...
 //! PULSAR_URL=pulsar://127.0.0.1:PORT TRANSFER_SEED=10 cargo run --example transfer
 //! pulsar-wire consume --topic transfer-out -s check --initial earliest -n 10
 //! ```
