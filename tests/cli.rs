@@ -1,7 +1,8 @@
 //! The `pulsar-wire` binary against the test broker: produce with templating, properties and
 //! keys, consume as JSON, payload sizes, and the one-line errors of every failure mode (timeout,
 //! bad URL, unreachable broker, bad topic, authentication, unsupported options). Also runs the
-//! quickstart example.
+//! quickstart example, and, on Apache Pulsar with transactions (pulsar-lite has none),
+//! `produce` and `consume` with `--transaction commit|abort` and the transfer example.
 
 mod support;
 
@@ -557,6 +558,261 @@ fn the_quickstart_example_runs_against_the_broker() {
         stdout.contains("Message published: result:Ok msg_id:"),
         "{stdout}"
     );
+}
+
+/// Apache Pulsar with the transaction coordinator, for the `--transaction` tests (one standalone
+/// for this binary, started by the first of them).
+fn txn_broker() -> &'static support::Broker {
+    let mut options = support::ApacheOptions::plain();
+    options.transactions = true;
+    support::apache_with(&options)
+}
+
+/// The line `"{verb} transaction (most,least)"` of a transaction that ended, checked; its id.
+fn ended_transaction<'a>(line: &'a str, verb: &str) -> &'a str {
+    let id = line
+        .strip_prefix(&format!("{verb} transaction "))
+        .unwrap_or_else(|| panic!("want '{verb} transaction (..)', got: {line}"));
+    let id = id.split(' ').next().unwrap_or(id);
+    let inner = id
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a transaction id is (most,least): {line}"));
+    let parts: Vec<&str> = inner.split(',').collect();
+    assert_eq!(parts.len(), 2, "{line}");
+    for p in parts {
+        p.parse::<u64>()
+            .unwrap_or_else(|_| panic!("not a number in the transaction id: {line}"));
+    }
+    id
+}
+
+/// `produce --transaction END` of `-n 5` messages `{prefix}-{i}`: checks its two lines and
+/// returns the transaction id.
+fn produce_in_a_transaction(url: &str, topic: &str, prefix: &str, end: &str) -> String {
+    let template = format!("{prefix}-{{i}}");
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            topic,
+            "-m",
+            &template,
+            "-n",
+            "5",
+            "--transaction",
+            end,
+            "--txn-timeout",
+            "120",
+        ],
+        Duration::from_secs(120),
+    );
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "the summary and the transaction:\n{stdout}");
+    assert!(
+        lines[0].starts_with("produced 5 messages (") && lines[0].ends_with(", 0 failed"),
+        "{stdout}"
+    );
+    let verb = if end == "commit" {
+        "committed"
+    } else {
+        "aborted"
+    };
+    ended_transaction(lines[1], verb).to_string()
+}
+
+/// `consume` of `count` messages as text lines (`extra` appended to the arguments).
+fn consume_lines(url: &str, topic: &str, sub: &str, count: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "consume",
+        "--url",
+        url,
+        "--topic",
+        topic,
+        "--subscription",
+        sub,
+        "--initial",
+        "earliest",
+        "-n",
+        count,
+        "--timeout",
+        "60",
+    ];
+    args.extend_from_slice(extra);
+    run(&args, Duration::from_secs(120))
+}
+
+#[test]
+fn produce_in_a_transaction_shows_the_committed_messages_and_never_the_aborted_ones() {
+    let url = txn_broker().url();
+    let topic = support::unique_topic("cli-txn-produce");
+    let aborted = produce_in_a_transaction(url, &topic, "aborted", "abort");
+    let committed = produce_in_a_transaction(url, &topic, "committed", "commit");
+    assert_ne!(aborted, committed, "two transactions, two ids");
+    // The aborted messages come first on the topic: had any been delivered, it would be among
+    // the first five.
+    let out = consume_lines(url, &topic, "s", "5", &[]);
+    let stdout = ok(&out);
+    let want: Vec<String> = (0..5).map(|i| format!("committed-{i}")).collect();
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{stdout}");
+    // And nothing of them is left behind: the next message is a plain one sent now.
+    ok(&run(
+        &["produce", "--url", url, "--topic", &topic, "-m", "sentinel"],
+        Duration::from_secs(60),
+    ));
+    let out = consume_lines(url, &topic, "s", "1", &[]);
+    assert_eq!(ok(&out), "sentinel\n");
+}
+
+#[test]
+fn consume_in_an_aborted_transaction_leaves_the_messages_and_a_committed_one_takes_them() {
+    let url = txn_broker().url();
+    let topic = support::unique_topic("cli-txn-consume");
+    let out = run(
+        &[
+            "produce", "--url", url, "--topic", &topic, "-m", "m-{i}", "-n", "5",
+        ],
+        Duration::from_secs(60),
+    );
+    ok(&out);
+    let want: Vec<String> = (0..5).map(|i| format!("m-{i}")).collect();
+    let sorted = |stdout: &str| {
+        let mut lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    // Acknowledged in a transaction that is aborted: still on the subscription.
+    let out = consume_lines(url, &topic, "s", "5", &["--transaction", "abort"]);
+    assert_eq!(sorted(&ok(&out)), want);
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("aborted transaction "))
+        .unwrap_or_else(|| panic!("no 'aborted transaction' line on stderr:\n{stderr}"));
+    ended_transaction(line, "aborted");
+    assert!(line.ends_with("(5 messages acknowledged in it)"), "{line}");
+    // The same messages again, this time acknowledged in a committed transaction.
+    let out = consume_lines(url, &topic, "s", "5", &["--transaction", "commit"]);
+    assert_eq!(sorted(&ok(&out)), want);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("committed transaction (")),
+        "{stderr}"
+    );
+    // Gone from the subscription: the next message is a plain one sent now.
+    ok(&run(
+        &["produce", "--url", url, "--topic", &topic, "-m", "sentinel"],
+        Duration::from_secs(60),
+    ));
+    let out = consume_lines(url, &topic, "s", "1", &[]);
+    assert_eq!(ok(&out), "sentinel\n");
+}
+
+#[test]
+fn a_transaction_needs_a_message_count_and_its_timeout_needs_a_transaction() {
+    let url = format!("pulsar://127.0.0.1:{}", closed_port());
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "-s",
+            "s",
+            "-n",
+            "0",
+            "--transaction",
+            "commit",
+        ],
+        Duration::from_secs(30),
+    );
+    let line = failed(&out);
+    assert!(
+        line.contains("--transaction needs -n COUNT above 0"),
+        "{line}"
+    );
+    // --txn-timeout alone and an unknown end are refused by the parser (exit 2).
+    for args in [
+        &[
+            "produce",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "-m",
+            "x",
+            "--txn-timeout",
+            "5",
+        ][..],
+        &[
+            "produce",
+            "--url",
+            &url,
+            "--topic",
+            "t",
+            "-m",
+            "x",
+            "--transaction",
+            "maybe",
+        ][..],
+    ] {
+        let out = run(args, Duration::from_secs(30));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_transfer_example_moves_each_message_exactly_once() {
+    let url = txn_broker().url();
+    let input = support::unique_topic("transfer-in");
+    let output = support::unique_topic("transfer-out");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "--quiet", "--example", "transfer"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PULSAR_URL", url)
+        .env("TRANSFER_INPUT", &input)
+        .env("TRANSFER_OUTPUT", &output)
+        .env("TRANSFER_SEED", "5")
+        .env("TRANSFER_COUNT", "5")
+        .env_remove("PULSAR_TOKEN");
+    let out = run_command(cmd, Duration::from_secs(600));
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("Transferred 5 messages exactly once"),
+        "{stdout}"
+    );
+    let out = consume_lines(url, &output, "check", "5", &["--json"]);
+    let stdout = ok(&out);
+    let mut payloads = Vec::new();
+    for line in stdout.lines() {
+        let v = json::parse(line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}"));
+        payloads.push(v.str_at("payload").expect("payload").to_string());
+        let from = v
+            .get("properties")
+            .and_then(|p| p.str_at("transferred-from"))
+            .unwrap_or_else(|| panic!("no transferred-from property: {line}"));
+        assert_message_id_shape(from);
+    }
+    let want: Vec<String> = (0..5).map(|i| format!("ORDER-{i}")).collect();
+    assert_eq!(payloads, want);
+    // The input is used up on the example's subscription: the next message there is new.
+    ok(&run(
+        &["produce", "--url", url, "--topic", &input, "-m", "sentinel"],
+        Duration::from_secs(60),
+    ));
+    let out = consume_lines(url, &input, "transfer", "1", &["--type", "shared"]);
+    assert_eq!(ok(&out), "sentinel\n");
 }
 
 /// Just enough JSON to check `consume --json` (RFC 8259 values, strict).

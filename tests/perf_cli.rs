@@ -1,7 +1,9 @@
 //! `pulsar-wire perf produce|consume` against the test broker: the JSON line of the shared
 //! benchmark's contract (every key, the client name, bytes = msgs × size, deliveries ≥ msgs),
 //! a consume that gets every produced message, and the one-line errors (bad URL, unreachable
-//! broker, bad topic name).
+//! broker, bad topic name). `perf transaction` runs on Apache Pulsar with transactions
+//! (pulsar-lite has none): its own JSON line, every transaction's messages committed to the
+//! output, none with `--abort`.
 
 mod support;
 
@@ -388,4 +390,184 @@ fn bad_flag_values_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// Apache Pulsar with the transaction coordinator (one standalone for this binary).
+fn txn_broker() -> &'static support::Broker {
+    let mut options = support::ApacheOptions::plain();
+    options.transactions = true;
+    support::apache_with(&options)
+}
+
+/// The keys of `perf transaction`'s JSON line, in order.
+const TXN_KEYS: [&str; 27] = [
+    "client",
+    "op",
+    "txns",
+    "secs",
+    "txns_per_sec",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "open_p50_us",
+    "open_p99_us",
+    "open_max_us",
+    "ack_p50_us",
+    "ack_p99_us",
+    "ack_max_us",
+    "send_p50_us",
+    "send_p99_us",
+    "send_max_us",
+    "end_p50_us",
+    "end_p99_us",
+    "end_max_us",
+    "consumed",
+    "produced",
+    "errors",
+    "messages_per_txn_consume",
+    "messages_per_txn_produce",
+    "concurrency",
+];
+
+fn assert_txn_line(line: &str, txns: u64, nmc: u64, nmp: u64) {
+    let mut at = 0;
+    for key in TXN_KEYS {
+        let pattern = format!("\"{key}\":");
+        let found = line[at..]
+            .find(&pattern)
+            .unwrap_or_else(|| panic!("{key} missing or out of order in {line}"));
+        at += found + pattern.len();
+    }
+    assert_eq!(member(line, "client"), Some("\"pulsar-wire\""), "{line}");
+    assert_eq!(member(line, "op"), Some("\"transaction\""), "{line}");
+    assert_eq!(count(line, "txns"), txns, "{line}");
+    assert_eq!(count(line, "consumed"), txns * nmc, "{line}");
+    assert_eq!(count(line, "produced"), txns * nmp, "{line}");
+    assert_eq!(count(line, "errors"), 0, "{line}");
+    assert!(number(line, "txns_per_sec") > 0.0, "{line}");
+    let (p50, p99, max) = (
+        count(line, "p50_us"),
+        count(line, "p99_us"),
+        count(line, "max_us"),
+    );
+    assert!(p50 >= 1 && p50 <= p99 && p99 <= max, "{line}");
+    // Each part of a transaction takes less than the whole.
+    for part in ["open", "ack", "send", "end"] {
+        let part_max = count(line, &format!("{part}_max_us"));
+        assert!(part_max >= 1 && part_max <= max, "{part}: {line}");
+    }
+}
+
+/// The first `n` messages of `topic` from the earliest, as text, checking that the next one is
+/// a sentinel sent now (so that there are no more than `n`).
+fn messages_then_sentinel(url: &str, topic: &str, n: usize) -> Vec<String> {
+    let out = run(
+        &["produce", "--url", url, "--topic", topic, "-m", "sentinel"],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let count = (n + 1).to_string();
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            topic,
+            "-s",
+            "check",
+            "--initial",
+            "earliest",
+            "-n",
+            &count,
+            "--timeout",
+            "60",
+        ],
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let mut seen: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_eq!(seen.pop().as_deref(), Some("sentinel"), "{stdout}");
+    seen
+}
+
+#[test]
+fn perf_transaction_commits_every_transaction_and_its_messages() {
+    let url = txn_broker().url();
+    let input = support::unique_topic("perf-txn-in");
+    let output = support::unique_topic("perf-txn-out");
+    let out = run(
+        &[
+            "perf",
+            "transaction",
+            "--url",
+            url,
+            "--consume-topic",
+            &input,
+            "--produce-topic",
+            &output,
+            "--prefill",
+            "24",
+            "--transactions",
+            "10",
+            "--messages-per-txn-consume",
+            "2",
+            "--messages-per-txn-produce",
+            "3",
+            "--concurrency",
+            "2",
+            "--size",
+            "16",
+            "--duration",
+            "300",
+            "--no-progress",
+        ],
+        Duration::from_secs(400),
+    );
+    let line = json_line(&out);
+    assert_txn_line(&line, 10, 2, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("transaction: 10 txns (2 consumed + 3 produced each, committed)"),
+        "{stderr}"
+    );
+    // 30 committed messages on the output topic, of --size bytes.
+    let seen = messages_then_sentinel(url, &output, 30);
+    assert!(seen.iter().all(|m| m.len() == 16), "{seen:?}");
+}
+
+#[test]
+fn perf_transaction_with_abort_sends_nothing_and_keeps_the_input() {
+    let url = txn_broker().url();
+    let input = support::unique_topic("perf-txn-abort-in");
+    let output = support::unique_topic("perf-txn-abort-out");
+    let out = run(
+        &[
+            "perf",
+            "transaction",
+            "--url",
+            url,
+            "--consume-topic",
+            &input,
+            "--produce-topic",
+            &output,
+            "--prefill",
+            "3",
+            "--transactions",
+            "6",
+            "--abort",
+            "--duration",
+            "300",
+            "--json",
+            "--no-progress",
+        ],
+        Duration::from_secs(400),
+    );
+    let line = json_line(&out);
+    // 6 transactions from 3 messages: aborted acknowledgements give them back.
+    assert_txn_line(&line, 6, 1, 1);
+    assert_eq!(member(&line, "abort"), Some("true"), "{line}");
+    assert!(messages_then_sentinel(url, &output, 0).is_empty());
 }

@@ -4,8 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-use pulsar_wire::PulsarClient;
+use clap::{Args, ValueEnum};
+use pulsar_wire::{PulsarClient, Transaction};
 
 /// The longest a CLI connection attempt (TCP and handshake) may take.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,6 +94,69 @@ impl ConnectArgs {
             }
         }
         Ok(builder.build()?)
+    }
+}
+
+/// How `--transaction` ends the transaction of a `produce` or `consume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TxnEnd {
+    /// Commit: the messages become visible, the acknowledgements take effect.
+    Commit,
+    /// Abort: the messages are discarded, the acknowledged messages stay on the subscription.
+    Abort,
+}
+
+/// The transaction options of `produce` and `consume`.
+#[derive(Args, Debug, Clone)]
+pub struct TxnArgs {
+    /// Do everything in one transaction, then commit or abort it.
+    #[arg(long, value_enum, value_name = "END")]
+    pub transaction: Option<TxnEnd>,
+
+    /// How long the transaction may stay open, in seconds (the broker aborts it after that).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_positive_secs, requires = "transaction")]
+    pub txn_timeout: Duration,
+}
+
+impl TxnArgs {
+    /// Opens the transaction when `--transaction` was given.
+    pub async fn open(&self, client: &PulsarClient) -> CliResult<Option<Transaction>> {
+        if self.transaction.is_none() {
+            return Ok(None);
+        }
+        client
+            .new_transaction()
+            .timeout(self.txn_timeout)
+            .build()
+            .await
+            .map(Some)
+            .map_err(context("cannot open a transaction"))
+    }
+}
+
+/// Ends `txn` as `end` says; the message says what was done (`committed transaction (1,7)`).
+pub async fn end_transaction(txn: &Transaction, end: TxnEnd) -> CliResult<String> {
+    let id = txn.id();
+    match end {
+        TxnEnd::Commit => txn
+            .commit()
+            .await
+            .map(|()| format!("committed transaction {id}"))
+            .map_err(context(format_args!("committing transaction {id} failed"))),
+        TxnEnd::Abort => txn
+            .abort()
+            .await
+            .map(|()| format!("aborted transaction {id}"))
+            .map_err(context(format_args!("aborting transaction {id} failed"))),
+    }
+}
+
+/// Aborts `txn` after a failure; what to append to the error (`; transaction (1,7) aborted`).
+pub async fn abort_after_failure(txn: &Transaction) -> String {
+    let id = txn.id();
+    match txn.abort().await {
+        Ok(()) => format!("; transaction {id} aborted"),
+        Err(e) => format!("; aborting transaction {id} failed too: {e}"),
     }
 }
 

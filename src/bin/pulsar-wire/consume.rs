@@ -5,9 +5,12 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use pulsar_wire::{InitialPosition, Message, SubscriptionType};
+use pulsar_wire::{InitialPosition, Message, SubscriptionType, Transaction};
 
-use crate::common::{context, parse_secs, secs, CliError, CliResult, ConnectArgs};
+use crate::common::{
+    abort_after_failure, context, end_transaction, parse_secs, secs, CliError, CliResult,
+    ConnectArgs, TxnArgs, TxnEnd,
+};
 use crate::json;
 
 /// `pulsar-wire consume`.
@@ -48,6 +51,11 @@ pub struct ConsumeArgs {
     /// Print one JSON object per message instead of the payload text.
     #[arg(long)]
     pub json: bool,
+
+    /// `--transaction commit|abort`: acknowledge every message received in one transaction
+    /// and end it once COUNT messages came (a failure aborts it); needs a COUNT above 0.
+    #[command(flatten)]
+    pub txn: TxnArgs,
 }
 
 /// Subscription types, as the official CLI names them.
@@ -122,6 +130,12 @@ pub fn message_json(msg: &Message) -> String {
 
 /// Runs `consume`.
 pub async fn run(args: ConsumeArgs) -> CliResult<()> {
+    if args.txn.transaction.is_some() && args.count == 0 {
+        return Err(CliError(
+            "--transaction needs -n COUNT above 0: the transaction ends after COUNT messages"
+                .into(),
+        ));
+    }
     let client = args.connect.client()?;
     let mut consumer = client
         .consumer(args.topic.as_str())
@@ -134,7 +148,16 @@ pub async fn run(args: ConsumeArgs) -> CliResult<()> {
             "cannot subscribe to {} as {}",
             args.topic, args.subscription
         )))?;
-    let result = receive_loop(&args, &mut consumer).await;
+    let result = match args.txn.open(&client).await {
+        Ok(txn) => {
+            let received = receive_loop(&args, &mut consumer, txn.as_ref()).await;
+            match (txn, args.txn.transaction) {
+                (Some(txn), Some(end)) => finish_transaction(&txn, end, received).await,
+                _ => received.map(|_| ()),
+            }
+        }
+        Err(e) => Err(e),
+    };
     // Closing sends nothing that matters for the result: the acks went out before it.
     if let Err(e) = consumer.close().await {
         tracing::warn!("closing the consumer failed: {e}");
@@ -143,7 +166,35 @@ pub async fn run(args: ConsumeArgs) -> CliResult<()> {
     result
 }
 
-async fn receive_loop(args: &ConsumeArgs, consumer: &mut pulsar_wire::Consumer) -> CliResult<()> {
+/// Ends the transaction of `consume --transaction` after the receive loop: as `end` says when
+/// the loop succeeded (reported on stderr, stdout being the messages), aborted when it failed.
+async fn finish_transaction(
+    txn: &Transaction,
+    end: TxnEnd,
+    received: CliResult<u64>,
+) -> CliResult<()> {
+    match received {
+        Ok(n) => {
+            let done = end_transaction(txn, end).await?;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{done} ({n} messages acknowledged in it)"
+            );
+            Ok(())
+        }
+        Err(CliError(text)) => {
+            let note = abort_after_failure(txn).await;
+            Err(CliError(format!("{text}{note}")))
+        }
+    }
+}
+
+/// Receives, prints and acknowledges (in `txn` if given) until the count; how many came.
+async fn receive_loop(
+    args: &ConsumeArgs,
+    consumer: &mut pulsar_wire::Consumer,
+    txn: Option<&Transaction>,
+) -> CliResult<u64> {
     let mut received = 0u64;
     while args.count == 0 || received < args.count {
         let msg = if args.timeout.is_zero() {
@@ -177,11 +228,12 @@ async fn receive_loop(args: &ConsumeArgs, consumer: &mut pulsar_wire::Consumer) 
             .and_then(|()| out.flush())
             .map_err(|e| CliError(format!("cannot write to stdout: {e}")))?;
         drop(out);
-        consumer
-            .ack(&msg)
-            .await
-            .map_err(context(format_args!("acknowledging {} failed", msg.id())))?;
+        match txn {
+            Some(txn) => consumer.ack_with_transaction(&msg, txn).await,
+            None => consumer.ack(&msg).await,
+        }
+        .map_err(context(format_args!("acknowledging {} failed", msg.id())))?;
         received += 1;
     }
-    Ok(())
+    Ok(received)
 }

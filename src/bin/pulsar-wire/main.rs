@@ -5,6 +5,8 @@
 //! pulsar-wire consume --url pulsar://localhost:6650 --topic my-topic -s my-sub -n 10 --json
 //! pulsar-wire perf produce --url pulsar://localhost:6650 --topic perf --size 1024 --duration 10
 //! pulsar-wire perf consume --url pulsar://localhost:6650 --topic perf -s perf-sub --expect 100000
+//! pulsar-wire perf transaction --url pulsar://localhost:6650 --consume-topic in --produce-topic out \
+//!     --prefill 10000 --nmc 1 --nmp 1 --duration 10
 //! ```
 //!
 //! Errors are one `error: ...` line on stderr and exit code 1 (2 for a bad command line).
@@ -38,7 +40,7 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Receive messages from a subscription, print and acknowledge them.
     Consume(consume::ConsumeArgs),
-    /// Measure produce or consume throughput and latency (the shared benchmark's contract).
+    /// Measure produce, consume or transaction throughput and latency.
     Perf(perf::PerfArgs),
 }
 

@@ -1,4 +1,4 @@
-//! `pulsar-wire perf produce|consume`: throughput and latency measurements with the perf
+//! `pulsar-wire perf produce|consume|transaction`: throughput and latency measurements with the perf
 //! contract that every client of the shared benchmark follows.
 //!
 //! Each command prints exactly one JSON line on stdout, whatever the flags (the benchmark reads
@@ -17,6 +17,7 @@
 
 mod consume;
 mod produce;
+mod transaction;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -29,6 +30,7 @@ use crate::common::{CliError, CliResult};
 
 pub use consume::ConsumeArgs;
 pub use produce::ProduceArgs;
+pub use transaction::TransactionArgs;
 
 /// The client name in the JSON line (the name the shared benchmark uses).
 pub const CLIENT: &str = "pulsar-wire";
@@ -37,7 +39,7 @@ pub const CLIENT: &str = "pulsar-wire";
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 /// How often the progress line is printed.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// `pulsar-wire perf`.
 #[derive(Args, Debug)]
@@ -57,6 +59,12 @@ pub enum PerfCommand {
     /// distinct messages until --expect of them or --duration seconds; report throughput and
     /// publish-to-receive latency.
     Consume(ConsumeArgs),
+    /// Consume from one topic and produce to another in transactions (pulsar-perf's
+    /// `transaction`): N messages acknowledged and M sent per transaction, then commit (or
+    /// --abort); report transactions per second and open-to-commit latency, with the time of
+    /// the open, the acknowledgements, the sends and the commit apart. Its JSON line has its
+    /// own keys (`txns`, `txns_per_sec`, ...).
+    Transaction(TransactionArgs),
 }
 
 /// Output and runtime options of both perf subcommands.
@@ -78,11 +86,12 @@ pub struct OutputArgs {
     pub threads: u16,
 }
 
-/// Runs `perf produce` or `perf consume` on its own runtime.
+/// Runs a perf subcommand on its own runtime.
 pub fn run(args: PerfArgs) -> CliResult<()> {
     let output = match &args.command {
         PerfCommand::Produce(a) => a.output.clone(),
         PerfCommand::Consume(a) => a.output.clone(),
+        PerfCommand::Transaction(a) => a.output.clone(),
     };
     let runtime = if output.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -99,6 +108,7 @@ pub fn run(args: PerfArgs) -> CliResult<()> {
         match args.command {
             PerfCommand::Produce(a) => produce::run(a).await,
             PerfCommand::Consume(a) => consume::run(a).await,
+            PerfCommand::Transaction(a) => transaction::run(a).await,
         }
     })
 }

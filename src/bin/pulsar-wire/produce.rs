@@ -9,7 +9,9 @@ use pulsar_wire::compression::Compression as Codec;
 use pulsar_wire::{Error, MessageId, ProducerMessage, SendReceipt};
 use tokio::sync::mpsc;
 
-use crate::common::{context, CliError, CliResult, ConnectArgs};
+use crate::common::{
+    abort_after_failure, context, end_transaction, CliError, CliResult, ConnectArgs, TxnArgs,
+};
 
 /// What `{i}` in a message text, key or property value becomes: the message's index.
 const INDEX: &str = "{i}";
@@ -73,6 +75,11 @@ pub struct ProduceArgs {
     /// Print the id of every message sent (and every failure, on stderr).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+
+    /// `--transaction commit|abort`: send every message in one transaction, then commit or
+    /// abort it (a failed send aborts it).
+    #[command(flatten)]
+    pub txn: TxnArgs,
 }
 
 /// The compression codecs of the official clients.
@@ -235,6 +242,7 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
             "cannot create a producer on {}",
             args.topic
         )))?;
+    let txn = args.txn.open(&client).await?;
     let messages = Messages::new(&args);
     let (tx, rx) = mpsc::unbounded_channel();
     let collector = tokio::spawn(collect(rx, args.verbose));
@@ -251,7 +259,10 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
                 tokio::time::sleep_until(due.into()).await;
             }
         }
-        let msg = messages.make(i);
+        let mut msg = messages.make(i);
+        if let Some(txn) = &txn {
+            msg = msg.transaction(txn);
+        }
         let size = msg.payload.len();
         match producer.send_async(msg).await {
             Ok(receipt) => {
@@ -278,7 +289,7 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
         }
         None => 0,
     };
-    let summary = writeln!(
+    let mut summary = writeln!(
         std::io::stdout().lock(),
         "produced {} messages ({} bytes) in {:.3} s, {} failed",
         tally.sent,
@@ -286,10 +297,31 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
         elapsed.as_secs_f64(),
         tally.failed
     );
+    // The transaction ends after the last receipt: with a failed send it is aborted whatever
+    // --transaction says (a commit would abort it anyway).
+    let mut txn_note = String::new();
+    let mut txn_error = None;
+    if let (Some(txn), Some(end)) = (&txn, args.txn.transaction) {
+        if tally.first_error.is_some() {
+            txn_note = abort_after_failure(txn).await;
+        } else {
+            match end_transaction(txn, end).await {
+                Ok(done) => {
+                    if summary.is_ok() {
+                        summary = writeln!(std::io::stdout().lock(), "{done}");
+                    }
+                }
+                Err(e) => txn_error = Some(e),
+            }
+        }
+    }
     if let Err(e) = producer.close().await {
         tracing::warn!("closing the producer failed: {e}");
     }
     let _ = client.close().await;
+    if let Some(e) = txn_error {
+        return Err(e);
+    }
     match tally.first_error {
         None => summary.map_err(|e| CliError(format!("cannot write to stdout: {e}"))),
         Some((i, e)) => {
@@ -300,6 +332,7 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
             if not_sent > 0 {
                 text.push_str(&format!("; stopped, {not_sent} messages not sent"));
             }
+            text.push_str(&txn_note);
             Err(CliError(text))
         }
     }
