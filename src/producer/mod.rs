@@ -197,26 +197,25 @@ impl Producer {
     /// of the sends (per partition).
     pub async fn send_async(&self, msg: impl Into<ProducerMessage>) -> Result<SendReceipt> {
         let msg = msg.into();
-        let rx = match (&self.inner.single, &msg.transaction) {
-            (Some(partition), None) => partition.enqueue(msg, None).await?,
-            (single, txn) => {
-                let partition = match single {
-                    Some(p) => p.clone(),
-                    None => self.inner.route(&msg).ok_or(Error::Closed("producer"))?,
-                };
-                let op = match txn {
-                    // As the Java client: the commit waits for this send, and the partition is
-                    // added to the transaction before its first message in it.
-                    Some(txn) => {
-                        let op = txn.start_op()?;
-                        txn.add_partition(partition.topic()).await?;
-                        Some(op)
-                    }
-                    None => None,
-                };
-                partition.enqueue(msg, op).await?
+        let routed;
+        let partition = match &self.inner.single {
+            Some(p) => p,
+            None => {
+                routed = self.inner.route(&msg).ok_or(Error::Closed("producer"))?;
+                &routed
             }
         };
+        let op = match &msg.transaction {
+            // As the Java client: the commit waits for this send, and the partition is added
+            // to the transaction before its first message in it.
+            Some(txn) => {
+                let op = txn.start_op()?;
+                txn.add_partition(partition.topic()).await?;
+                Some(op)
+            }
+            None => None,
+        };
+        let rx = partition.enqueue(msg, op).await?;
         Ok(SendReceipt { rx })
     }
 
