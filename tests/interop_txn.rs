@@ -31,22 +31,18 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use pulsar_wire::{
-    Consumer, Error, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient,
-    SendReceipt, ServerErrorCode, SubscriptionType, Transaction, TxnState,
+    Error, MessageId, ProducerMessage, PulsarClient, SendReceipt, ServerErrorCode,
+    SubscriptionType, Transaction, TxnState,
 };
 use serde_json::{json, Value};
+use support::txn::{receive, subscribe, text, until_sentinel};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
-/// Liveness guard around each receive of a message that must come.
-const RECEIVE_GUARD: Duration = Duration::from_secs(90);
 /// How long one peer line may take (a JVM start is a few seconds on a busy machine).
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn options() -> support::ApacheOptions {
-    let mut options =
-        support::ApacheOptions::plain().config("acknowledgmentAtBatchIndexLevelEnabled", "true");
-    options.transactions = true;
-    options
+    support::txn::options()
 }
 
 fn broker() -> &'static support::Broker {
@@ -71,48 +67,6 @@ async fn new_txn(client: &PulsarClient) -> Transaction {
         .build()
         .await
         .expect("new transaction")
-}
-
-async fn receive(consumer: &mut Consumer) -> Message {
-    match tokio::time::timeout(RECEIVE_GUARD, consumer.receive()).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => panic!("receive failed: {e}"),
-        Err(_) => panic!("no message within {RECEIVE_GUARD:?}"),
-    }
-}
-
-fn text(m: &Message) -> String {
-    String::from_utf8_lossy(m.payload()).into_owned()
-}
-
-/// Receives (and acks) until the sentinel, returning the payloads before it.
-async fn until_sentinel(consumer: &mut Consumer, sentinel: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        let m = receive(consumer).await;
-        let t = text(&m);
-        consumer.ack(&m).await.expect("ack");
-        if t == sentinel {
-            return seen;
-        }
-        seen.push(t);
-    }
-}
-
-async fn subscribe(
-    client: &PulsarClient,
-    topic: &str,
-    sub: &str,
-    sub_type: SubscriptionType,
-) -> Consumer {
-    client
-        .consumer(topic)
-        .subscription(sub)
-        .subscription_type(sub_type)
-        .initial_position(InitialPosition::Earliest)
-        .subscribe()
-        .await
-        .expect("subscribe")
 }
 
 fn names(prefix: &str, n: usize) -> Vec<String> {

@@ -19,12 +19,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pulsar_wire::{
-    Consumer, Error, InitialPosition, Message, ProducerMessage, PulsarClient, ServerErrorCode,
-    SubscriptionType, TxnState,
+    Error, ProducerMessage, PulsarClient, ServerErrorCode, SubscriptionType, TxnState,
 };
-
-/// Liveness guard around each receive of a message that must come.
-const RECEIVE_GUARD: Duration = Duration::from_secs(60);
+use support::txn::{receive, subscribe, text, until_sentinel};
 
 fn broker() -> &'static support::Broker {
     let mut options =
@@ -38,48 +35,6 @@ fn client() -> PulsarClient {
         .operation_timeout(Duration::from_secs(30))
         .build()
         .expect("client")
-}
-
-async fn receive(consumer: &mut Consumer) -> Message {
-    match tokio::time::timeout(RECEIVE_GUARD, consumer.receive()).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => panic!("receive failed: {e}"),
-        Err(_) => panic!("no message within {RECEIVE_GUARD:?}"),
-    }
-}
-
-fn text(m: &Message) -> String {
-    String::from_utf8_lossy(m.payload()).into_owned()
-}
-
-/// Receives until the sentinel, returning the payloads before it.
-async fn until_sentinel(consumer: &mut Consumer, sentinel: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        let m = receive(consumer).await;
-        let t = text(&m);
-        consumer.ack(&m).await.expect("ack");
-        if t == sentinel {
-            return seen;
-        }
-        seen.push(t);
-    }
-}
-
-async fn subscribe(
-    client: &PulsarClient,
-    topic: &str,
-    sub: &str,
-    sub_type: SubscriptionType,
-) -> Consumer {
-    client
-        .consumer(topic)
-        .subscription(sub)
-        .subscription_type(sub_type)
-        .initial_position(InitialPosition::Earliest)
-        .subscribe()
-        .await
-        .expect("subscribe")
 }
 
 #[tokio::test]

@@ -74,6 +74,7 @@ pub mod tap;
 pub use apache::ApacheOptions;
 
 pub mod tls;
+pub mod txn;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
