@@ -30,7 +30,6 @@ mod error;
 mod message;
 mod producer;
 mod reader;
-mod schema;
 mod session;
 mod task;
 mod transaction;
@@ -51,7 +50,8 @@ pub use producer::{
 pub use protocol::hash::{partition_for_key, HashingScheme};
 pub use protocol::topic::{Domain, TopicName, TopicNameError};
 pub use reader::{Reader, ReaderBuilder};
-pub use schema::{Schema, SchemaType};
+pub mod schema;
+pub use schema::{Schema, SchemaInfo, SchemaType, SchemaVersion};
 pub use transaction::{
     Transaction, TransactionBuilder, TxnId, TxnState, DEFAULT_TRANSACTION_TIMEOUT,
 };

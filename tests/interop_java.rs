@@ -31,7 +31,7 @@ use pulsar_wire::{
 use pulsar_wire::{partition_for_key, HashingScheme};
 use pulsar_wire::{
     Consumer, DeadLetterPolicy, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient,
-    Schema, ServerErrorCode, SubscriptionType,
+    SchemaInfo, ServerErrorCode, SubscriptionType,
 };
 use serde_json::{json, Value};
 use support::tap::{metadata, Seen, Tap};
@@ -1576,20 +1576,20 @@ async fn schema_consumer(
     client: &PulsarClient,
     topic: &str,
     sub: &str,
-    schema: Schema,
+    schema: SchemaInfo,
 ) -> pulsar_wire::Result<Consumer> {
     client
         .consumer(topic)
         .subscription(sub)
         .subscription_type(SubscriptionType::Shared)
         .initial_position(InitialPosition::Earliest)
-        .schema(schema)
+        .schema_info(schema)
         .subscribe()
         .await
 }
 
 /// Subscribing with `schema` is refused with IncompatibleSchema.
-async fn assert_incompatible(client: &PulsarClient, topic: &str, schema: Schema, what: &str) {
+async fn assert_incompatible(client: &PulsarClient, topic: &str, schema: SchemaInfo, what: &str) {
     match schema_consumer(client, topic, "incompatible", schema).await {
         Ok(_) => panic!("{what}: subscribed with an incompatible schema"),
         Err(e) => assert_eq!(
@@ -1606,7 +1606,7 @@ async fn assert_incompatible(client: &PulsarClient, topic: &str, schema: Schema,
 async fn java_string_schema_to_wire() {
     let client = client(broker().url());
     let topic = support::unique_topic("java-schema-string");
-    let mut consumer = schema_consumer(&client, &topic, "sub", Schema::string())
+    let mut consumer = schema_consumer(&client, &topic, "sub", SchemaInfo::string())
         .await
         .expect("subscribe");
     let texts = ["héllo ✓ 日本", "", "plain"];
@@ -1624,7 +1624,7 @@ async fn java_string_schema_to_wire() {
     assert_incompatible(
         &client,
         &topic,
-        Schema::json(POJO_SCHEMA),
+        SchemaInfo::json(POJO_SCHEMA),
         "JSON on a STRING topic",
     )
     .await;
@@ -1637,7 +1637,7 @@ async fn java_string_schema_to_wire() {
 async fn java_json_schema_to_wire() {
     let client = client(broker().url());
     let topic = support::unique_topic("java-schema-json");
-    let mut consumer = schema_consumer(&client, &topic, "sub", Schema::json(POJO_SCHEMA))
+    let mut consumer = schema_consumer(&client, &topic, "sub", SchemaInfo::json(POJO_SCHEMA))
         .await
         .expect("subscribe");
     let lines = java(
@@ -1666,7 +1666,7 @@ async fn java_json_schema_to_wire() {
     assert_incompatible(
         &client,
         &topic,
-        Schema::json(POJO_SCHEMA_INCOMPATIBLE),
+        SchemaInfo::json(POJO_SCHEMA_INCOMPATIBLE),
         "count as a string",
     )
     .await;
@@ -1703,7 +1703,7 @@ fn avro_pojo(name: Option<&str>, count: i32) -> Vec<u8> {
 async fn java_avro_schema_to_wire() {
     let client = client(broker().url());
     let topic = support::unique_topic("java-schema-avro");
-    let mut consumer = schema_consumer(&client, &topic, "sub", Schema::avro(POJO_SCHEMA))
+    let mut consumer = schema_consumer(&client, &topic, "sub", SchemaInfo::avro(POJO_SCHEMA))
         .await
         .expect("subscribe");
     let lines = java(
@@ -1730,10 +1730,16 @@ async fn java_avro_schema_to_wire() {
     assert_incompatible(
         &client,
         &topic,
-        Schema::avro(POJO_SCHEMA_INCOMPATIBLE),
+        SchemaInfo::avro(POJO_SCHEMA_INCOMPATIBLE),
         "count as a string",
     )
     .await;
-    assert_incompatible(&client, &topic, Schema::string(), "STRING on an AVRO topic").await;
+    assert_incompatible(
+        &client,
+        &topic,
+        SchemaInfo::string(),
+        "STRING on an AVRO topic",
+    )
+    .await;
     client.close().await.expect("close client");
 }

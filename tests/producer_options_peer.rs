@@ -16,7 +16,7 @@ use pulsar_wire::wire::{self, BatchEntry, Frame};
 use pulsar_wire::{partition_for_key, HashingScheme};
 use pulsar_wire::{
     AccessMode, Error, InitialPosition, Producer, ProducerBuilder, ProducerMessage, PulsarClient,
-    Schema, ServerErrorCode, SubscriptionType,
+    SchemaInfo, ServerErrorCode, SubscriptionType,
 };
 use support::peer::{self, Peer, Type};
 
@@ -425,11 +425,15 @@ async fn schemas_are_declared_on_producer() {
     let mut peer = Peer::start().await;
     let client = client(&peer);
     for (schema, kind, data) in [
-        (Schema::avro(AVRO), proto::schema::Type::Avro, AVRO),
-        (Schema::json(JSON_DEF), proto::schema::Type::Json, JSON_DEF),
-        (Schema::string(), proto::schema::Type::String, ""),
+        (SchemaInfo::avro(AVRO), proto::schema::Type::Avro, AVRO),
+        (
+            SchemaInfo::json(JSON_DEF),
+            proto::schema::Type::Json,
+            JSON_DEF,
+        ),
+        (SchemaInfo::string(), proto::schema::Type::String, ""),
     ] {
-        let producer = create(client.producer(TOPIC).schema(schema.clone())).await;
+        let producer = create(client.producer(TOPIC).schema_info(schema.clone())).await;
         let p = peer.expect(Type::Producer).await.command.producer.unwrap();
         let declared = p
             .schema
@@ -438,7 +442,7 @@ async fn schemas_are_declared_on_producer() {
         assert_eq!(&declared.schema_data[..], data.as_bytes(), "{kind:?}: data");
         producer.close().await.expect("close");
     }
-    let producer = create(client.producer(TOPIC).schema(Schema::bytes())).await;
+    let producer = create(client.producer(TOPIC).schema_info(SchemaInfo::bytes())).await;
     let p = peer.expect(Type::Producer).await.command.producer.unwrap();
     assert_eq!(p.schema, None, "bytes declare nothing");
     producer.close().await.expect("close");
@@ -450,18 +454,18 @@ async fn a_consumer_schema_is_declared_on_subscribe() {
     let client = client(&peer);
     for (schema, expected) in [
         (
-            Some(Schema::avro(AVRO)),
+            Some(SchemaInfo::avro(AVRO)),
             Some((proto::schema::Type::Avro, AVRO)),
         ),
         (
-            Some(Schema::json(JSON_DEF)),
+            Some(SchemaInfo::json(JSON_DEF)),
             Some((proto::schema::Type::Json, JSON_DEF)),
         ),
         (
-            Some(Schema::string()),
+            Some(SchemaInfo::string()),
             Some((proto::schema::Type::String, "")),
         ),
-        (Some(Schema::bytes()), None),
+        (Some(SchemaInfo::bytes()), None),
         (None, None),
     ] {
         let mut builder = client
@@ -470,7 +474,7 @@ async fn a_consumer_schema_is_declared_on_subscribe() {
             .subscription_type(SubscriptionType::Shared)
             .initial_position(InitialPosition::Earliest);
         if let Some(s) = schema.clone() {
-            builder = builder.schema(s);
+            builder = builder.schema_info(s);
         }
         let consumer = guard("subscribe", builder.subscribe())
             .await

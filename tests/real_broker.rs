@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pulsar_wire::{
-    AccessMode, Error, InitialPosition, MessageId, ProducerMessage, PulsarClient, Schema,
+    AccessMode, Error, InitialPosition, MessageId, ProducerMessage, PulsarClient, SchemaInfo,
     ServerErrorCode, SubscriptionType,
 };
 
@@ -180,7 +180,7 @@ async fn an_incompatible_schema_is_refused() {
     let topic = support::unique_topic("schema");
     let _avro = client
         .producer(&topic)
-        .schema(Schema::avro(
+        .schema_info(SchemaInfo::avro(
             r#"{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]}"#,
         ))
         .create()
@@ -188,7 +188,7 @@ async fn an_incompatible_schema_is_refused() {
         .expect("producer");
     let err = client
         .producer(&topic)
-        .schema(Schema::string())
+        .schema_info(SchemaInfo::string())
         .create()
         .await
         .expect_err("incompatible");

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use pulsar_wire::{InitialPosition, ProducerMessage, PulsarClient, Schema, SubscriptionType};
+use pulsar_wire::{InitialPosition, ProducerMessage, PulsarClient, SchemaInfo, SubscriptionType};
 
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Order {
@@ -27,7 +27,7 @@ async fn json_messages_round_trip_as_rust_types() {
         .expect("subscribe");
     let producer = client
         .producer(&topic)
-        .schema(Schema::json(
+        .schema_info(SchemaInfo::json(
             r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"int"},{"name":"item","type":"string"}]}"#,
         ))
         .create()

@@ -265,7 +265,7 @@ impl ConsumerBuilder {
     }
 
     /// Declares the schema this consumer reads (checked by a broker with a schema registry).
-    pub fn schema(mut self, schema: crate::schema::Schema) -> Self {
+    pub fn schema_info(mut self, schema: crate::schema::SchemaInfo) -> Self {
         self.config.schema = schema.to_proto();
         self
     }

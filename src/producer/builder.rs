@@ -216,7 +216,7 @@ impl ProducerBuilder {
 
     /// Declares the schema of what this producer sends (checked by a broker with a schema
     /// registry).
-    pub fn schema(mut self, schema: crate::schema::Schema) -> Self {
+    pub fn schema_info(mut self, schema: crate::schema::SchemaInfo) -> Self {
         self.config.schema = schema.to_proto();
         self
     }
