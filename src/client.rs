@@ -180,6 +180,7 @@ impl ClientBuilder {
                 closed: AtomicBool::new(false),
                 memory_limit: MemoryLimit::new(self.memory_limit),
                 coordinators: Default::default(),
+                schemas: Default::default(),
             }),
         })
     }
@@ -251,6 +252,29 @@ impl PulsarClient {
     /// must run the transaction coordinator (`transactionCoordinatorEnabled=true`).
     pub fn new_transaction(&self) -> crate::transaction::TransactionBuilder {
         crate::transaction::TransactionBuilder::new(self.session.clone())
+    }
+
+    /// The topic's schema in the registry (GET_SCHEMA): the latest, or that of `version`;
+    /// `Ok(None)` when the topic has no schema (or no such version).
+    pub async fn get_schema(
+        &self,
+        topic: &str,
+        version: Option<&crate::schema::SchemaVersion>,
+    ) -> Result<Option<crate::registry::RegisteredSchema>> {
+        let topic = TopicName::parse(topic)?;
+        self.session.get_schema(&topic, version).await
+    }
+
+    /// Registers `schema` on the topic if it does not have it yet (GET_OR_CREATE_SCHEMA, on
+    /// the broker that owns the topic), and gives its version. A schema the registry refuses
+    /// fails with [`crate::Error::IncompatibleSchema`].
+    pub async fn get_or_create_schema(
+        &self,
+        topic: &str,
+        schema: &crate::schema::SchemaInfo,
+    ) -> Result<crate::schema::SchemaVersion> {
+        let topic = TopicName::parse(topic)?;
+        self.session.get_or_create_schema(&topic, schema).await
     }
 
     /// The number of partitions of a topic (0 for a non-partitioned topic).

@@ -363,6 +363,33 @@ pub enum Error {
         /// How many operations failed.
         failed: usize,
     },
+    /// A value could not be encoded with the schema, or a schema definition cannot be used.
+    #[error("schema: {0}")]
+    Schema(#[source] crate::schema::SchemaError),
+    /// A received message could not be decoded with the consumer's schema. It was delivered
+    /// and is not acknowledged: it is in [`Error::undecoded_message`]; acknowledge it to skip
+    /// it, or negatively acknowledge it to have it redelivered (to a consumer with a schema
+    /// that reads it).
+    #[error("message {id} on {topic} cannot be decoded: {source} (it is not acknowledged: ack it to skip it, nack it to have it redelivered)", id = message.id(), topic = message.topic())]
+    SchemaDecode {
+        /// The message, undecoded.
+        message: Box<crate::message::Message>,
+        /// Why it could not be decoded.
+        #[source]
+        source: crate::schema::SchemaError,
+    },
+    /// The topic's schema registry refused the schema of a producer, consumer or registration.
+    #[error("the {schema:?} schema is incompatible with the schema of {topic}: {check} (the broker said: {})", error.message)]
+    IncompatibleSchema {
+        /// The topic.
+        topic: String,
+        /// The type of the schema refused.
+        schema: crate::schema::SchemaType,
+        /// Which check refused it.
+        check: SchemaCheck,
+        /// The broker's error (code IncompatibleSchema, and its message).
+        error: ServerError,
+    },
     /// The cluster has no transaction coordinator.
     #[error("transactions are not available: {0} (enable transactionCoordinatorEnabled=true, with systemTopicEnabled=true, on the brokers, and initialize the coordinator metadata)")]
     TransactionsUnavailable(String),
@@ -374,6 +401,7 @@ impl Error {
         match self {
             Error::Server { error, .. } => Some(error),
             Error::Connection(ConnectionError::Handshake(error)) => Some(error),
+            Error::IncompatibleSchema { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -387,6 +415,71 @@ impl Error {
             Error::Connection(_) | Error::Timeout { .. } | Error::SendTimeout(_) => true,
             _ => false,
         }
+    }
+}
+
+impl Error {
+    /// The message a consumer could not decode ([`Error::SchemaDecode`]), to acknowledge or
+    /// negatively acknowledge.
+    pub fn undecoded_message(&self) -> Option<&crate::message::Message> {
+        match self {
+            Error::SchemaDecode { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// Which schema compatibility check of the broker refused a schema
+/// ([`Error::IncompatibleSchema`]), read from the broker's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaCheck {
+    /// The topic's schema has another type (the broker never converts between types).
+    Type,
+    /// The Avro compatibility check (Avro and JSON schemas) under the namespace's
+    /// compatibility strategy: the new schema cannot read, or cannot be read by, the topic's.
+    Avro,
+    /// The protobuf-native descriptor check.
+    ProtobufNative,
+    /// The topic has no such schema and the namespace does not let producers add one
+    /// (`isAllowAutoUpdateSchema` is false).
+    AutoUpdateDisabled,
+    /// The namespace's strategy (ALWAYS_INCOMPATIBLE) refuses every new schema.
+    AlwaysIncompatible,
+    /// A check this client does not recognize.
+    Other,
+}
+
+impl SchemaCheck {
+    /// The check named by the broker's IncompatibleSchema message.
+    pub fn from_broker_message(message: &str) -> Self {
+        let m = message.to_ascii_lowercase();
+        if m.contains("auto updat") || m.contains("autoupdate") {
+            SchemaCheck::AutoUpdateDisabled
+        } else if m.contains("always_incompatible") || m.contains("never compatible") {
+            SchemaCheck::AlwaysIncompatible
+        } else if m.contains("schema type") || m.contains("type is not") {
+            SchemaCheck::Type
+        } else if m.contains("protobuf") {
+            SchemaCheck::ProtobufNative
+        } else if m.contains("avro") || m.contains("unable to read schema") {
+            SchemaCheck::Avro
+        } else {
+            SchemaCheck::Other
+        }
+    }
+}
+
+impl fmt::Display for SchemaCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SchemaCheck::Type => "the topic's schema has another type; use a schema of the topic's type, or another topic",
+            SchemaCheck::Avro => "the Avro compatibility check under the namespace's compatibility strategy refused it; evolve the schema compatibly (add fields with defaults), or change the strategy",
+            SchemaCheck::ProtobufNative => "the protobuf-native compatibility check refused it; keep the root message and field numbers",
+            SchemaCheck::AutoUpdateDisabled => "the namespace does not let producers register new schemas (isAllowAutoUpdateSchema is false); register it through the admin API",
+            SchemaCheck::AlwaysIncompatible => "the namespace's compatibility strategy is ALWAYS_INCOMPATIBLE",
+            SchemaCheck::Other => "the schema registry refused it",
+        })
     }
 }
 

@@ -30,6 +30,7 @@ mod error;
 mod message;
 mod producer;
 mod reader;
+mod registry;
 mod session;
 mod task;
 mod transaction;
@@ -39,17 +40,22 @@ pub use auth::{Authentication, TlsAuth, TokenAuth, TokenSupplier};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{
     java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,
-    InitialPosition, SubscriptionType, DELAY_TIME, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY,
-    REAL_SUBSCRIPTION, REAL_TOPIC, RECONSUME_TIMES,
+    InitialPosition, SubscriptionType, TypedConsumer, TypedConsumerBuilder, TypedMessage,
+    DELAY_TIME, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY, REAL_SUBSCRIPTION, REAL_TOPIC,
+    RECONSUME_TIMES,
 };
-pub use error::{ConnectionError, Error, IoError, Result, ServerError, ServerErrorCode};
+pub use error::{
+    ConnectionError, Error, IoError, Result, SchemaCheck, ServerError, ServerErrorCode,
+};
 pub use message::{Message, ProducerMessage};
 pub use producer::{
-    AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt,
+    AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt, TypedProducer,
+    TypedProducerBuilder,
 };
 pub use protocol::hash::{partition_for_key, HashingScheme};
 pub use protocol::topic::{Domain, TopicName, TopicNameError};
-pub use reader::{Reader, ReaderBuilder};
+pub use reader::{Reader, ReaderBuilder, TypedReader, TypedReaderBuilder};
+pub use registry::RegisteredSchema;
 pub mod schema;
 pub use schema::{Schema, SchemaInfo, SchemaType, SchemaVersion};
 pub use transaction::{

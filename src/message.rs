@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::schema::SchemaVersion;
 use crate::wire::MessageId;
 
 /// A message to send, built like the official clients' `send(content, properties=...,
@@ -40,6 +41,14 @@ pub struct ProducerMessage {
     /// Send in this transaction: the message becomes visible when the transaction commits,
     /// never if it aborts. Batched only with messages of the same transaction.
     pub transaction: Option<crate::transaction::Transaction>,
+    /// The partition key is the base64 of the key's bytes (`partition_key_b64_encoded`): set by
+    /// [`ProducerMessage::key_bytes`] and by KeyValue schemas with the SEPARATED encoding.
+    pub partition_key_b64_encoded: bool,
+    /// The schema version of this message's payload, when it is not the producer's own (a
+    /// message written with another schema, registered with GET_OR_CREATE_SCHEMA); `None`:
+    /// the version the broker gave the producer's schema. Messages of different versions are
+    /// never batched together.
+    pub schema_version: Option<SchemaVersion>,
 }
 
 impl ProducerMessage {
@@ -60,6 +69,15 @@ impl ProducerMessage {
     /// Sets the partition key.
     pub fn partition_key(mut self, key: impl Into<String>) -> Self {
         self.partition_key = Some(key.into());
+        self
+    }
+
+    /// Sets the key as bytes: sent as their base64 with `partition_key_b64_encoded`, as the
+    /// Java client's `keyBytes` (routing and Key_Shared use the base64 text).
+    pub fn key_bytes(mut self, key: impl AsRef<[u8]>) -> Self {
+        use base64::Engine as _;
+        self.partition_key = Some(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
+        self.partition_key_b64_encoded = true;
         self
     }
 
@@ -158,6 +176,10 @@ pub struct Message {
     /// Delivered encrypted (crypto failure action Consume): the payload is the entry as
     /// published, still encrypted.
     pub(crate) encrypted: bool,
+    /// The partition key is base64 of bytes.
+    pub(crate) key_b64: bool,
+    /// The schema version the producer wrote it with.
+    pub(crate) schema_version: Option<SchemaVersion>,
 }
 
 impl Message {
@@ -196,6 +218,31 @@ impl Message {
     /// The partition key.
     pub fn partition_key(&self) -> Option<&str> {
         self.partition_key.as_deref()
+    }
+
+    /// The key as bytes: the base64-decoded partition key when the producer marked it so
+    /// (`partition_key_b64_encoded`, as the Java client's `getKeyBytes`), else the key's UTF-8
+    /// bytes. A key marked base64 that is not valid base64 is returned as its text's bytes.
+    pub fn key_bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let key = self.partition_key.as_deref()?;
+        if self.key_b64 {
+            use base64::Engine as _;
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(key) {
+                return Some(std::borrow::Cow::Owned(bytes));
+            }
+        }
+        Some(std::borrow::Cow::Borrowed(key.as_bytes()))
+    }
+
+    /// Whether the partition key is the base64 of bytes ([`Message::key_bytes`] decodes it).
+    pub fn has_base64_encoded_key(&self) -> bool {
+        self.key_b64
+    }
+
+    /// The schema version the producer wrote it with (`None`: the topic has no schema, or
+    /// the producer declared none).
+    pub fn schema_version(&self) -> Option<&SchemaVersion> {
+        self.schema_version.as_ref()
     }
 
     /// The ordering key.

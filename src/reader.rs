@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use crate::consumer::ConsumerBuilder;
-use crate::consumer::{random_name, Consumer, StartPosition, SubscriptionType};
+use crate::consumer::{random_name, Consumer, StartPosition, SubscriptionType, TypedMessage};
 use crate::error::Result;
 use crate::message::Message;
+use crate::schema::Schema;
 use crate::session::Session;
 use crate::wire::MessageId;
 
@@ -21,6 +22,7 @@ pub struct ReaderBuilder {
     inclusive: bool,
     name: Option<String>,
     receiver_queue_size: u32,
+    schema: Option<crate::schema::SchemaInfo>,
 }
 
 impl ReaderBuilder {
@@ -32,6 +34,7 @@ impl ReaderBuilder {
             inclusive: false,
             name: None,
             receiver_queue_size: 1000,
+            schema: None,
         }
     }
 
@@ -60,12 +63,25 @@ impl ReaderBuilder {
         self
     }
 
+    /// A typed reader: messages decoded with `schema`, which is declared to the broker. Set
+    /// the other options before this.
+    pub fn schema<S: Schema>(self, schema: S) -> TypedReaderBuilder<S> {
+        TypedReaderBuilder {
+            builder: self,
+            schema,
+        }
+    }
+
     /// Creates the reader.
     pub async fn create(self) -> Result<Reader> {
         let name = self
             .name
             .unwrap_or_else(|| format!("reader-{}", random_name(10)));
-        let mut consumer = ConsumerBuilder::new(self.session, self.topic)
+        let mut builder = ConsumerBuilder::new(self.session, self.topic);
+        if let Some(schema) = self.schema {
+            builder = builder.schema_info(schema);
+        }
+        let mut consumer = builder
             .subscription(name)
             .subscription_type(SubscriptionType::Exclusive)
             .receiver_queue_size(self.receiver_queue_size)
@@ -125,5 +141,91 @@ impl Reader {
     /// Closes the reader (its non-durable subscription goes away).
     pub async fn close(self) -> Result<()> {
         self.consumer.close().await
+    }
+}
+
+/// Builds a [`TypedReader`]: [`ReaderBuilder::schema`] gives one.
+pub struct TypedReaderBuilder<S: Schema> {
+    builder: ReaderBuilder,
+    schema: S,
+}
+
+impl<S: Schema> std::fmt::Debug for TypedReaderBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedReaderBuilder")
+            .field("builder", &self.builder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Schema> TypedReaderBuilder<S> {
+    /// Creates the reader, the schema declared on SUBSCRIBE.
+    pub async fn create(self) -> Result<TypedReader<S>> {
+        let session = self.builder.session.clone();
+        let mut builder = self.builder;
+        builder.schema = Some(self.schema.info());
+        let reader = builder.create().await?;
+        Ok(TypedReader {
+            reader,
+            schema: std::sync::Arc::new(self.schema),
+            session,
+        })
+    }
+}
+
+/// A reader of typed values. Derefs to the untyped [`Reader`] for seeks and the rest; its own
+/// [`TypedReader::next`] decodes.
+pub struct TypedReader<S: Schema> {
+    reader: Reader,
+    schema: std::sync::Arc<S>,
+    session: std::sync::Arc<Session>,
+}
+
+impl<S: Schema> std::fmt::Debug for TypedReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedReader")
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Schema> TypedReader<S> {
+    /// The next message, decoded. One that cannot be decoded comes in
+    /// [`crate::Error::SchemaDecode`]; the reader goes on after it.
+    pub async fn next(&mut self) -> Result<TypedMessage<S::Value>> {
+        let msg = self.reader.next().await?;
+        crate::consumer::typed::decode(&self.session, &*self.schema, msg).await
+    }
+
+    /// The next message, decoded, or `None` if none comes within `timeout`.
+    pub async fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<TypedMessage<S::Value>>> {
+        match self.reader.next_timeout(timeout).await? {
+            Some(msg) => crate::consumer::typed::decode(&self.session, &*self.schema, msg)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The untyped reader.
+    pub fn into_inner(self) -> Reader {
+        self.reader
+    }
+}
+
+impl<S: Schema> std::ops::Deref for TypedReader<S> {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
+}
+
+impl<S: Schema> std::ops::DerefMut for TypedReader<S> {
+    fn deref_mut(&mut self) -> &mut Reader {
+        &mut self.reader
     }
 }

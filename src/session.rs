@@ -31,6 +31,8 @@ pub(crate) struct Session {
     pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
     /// The transaction coordinators, found on the first transaction.
     pub(crate) coordinators: crate::transaction::CoordinatorCell,
+    /// The schemas of the versions fetched from the registry.
+    pub(crate) schemas: crate::registry::SchemaCache,
 }
 
 /// The client-wide budget of payload bytes awaiting receipts.

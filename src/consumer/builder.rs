@@ -98,7 +98,7 @@ pub enum InitialPosition {
 /// of 1000, negative acks redelivered after 60 s.
 #[derive(Debug, Clone)]
 pub struct ConsumerBuilder {
-    session: SessionArc<Session>,
+    pub(super) session: SessionArc<Session>,
     topics: Vec<String>,
     subscription: Option<String>,
     config: ChildConfig,
@@ -311,6 +311,25 @@ impl ConsumerBuilder {
 
     /// Subscribes on every topic (every partition of partitioned ones) and returns the consumer.
     pub async fn subscribe(self) -> Result<Consumer> {
+        let kind = self
+            .config
+            .schema
+            .as_ref()
+            .and_then(|s| crate::schema::SchemaType::from_wire(s.r#type))
+            .unwrap_or_default();
+        let topic = self.topics.first().cloned().unwrap_or_default();
+        self.subscribe_untyped()
+            .await
+            .map_err(|e| crate::registry::incompatible(e, &topic, kind))
+    }
+
+    /// A typed consumer: messages decoded with `schema`, which is declared to the broker (as
+    /// the Java client's `newConsumer(Schema)`). Set the other options before this.
+    pub fn schema<S: crate::schema::Schema>(self, schema: S) -> super::TypedConsumerBuilder<S> {
+        super::TypedConsumerBuilder::new(self, schema)
+    }
+
+    async fn subscribe_untyped(self) -> Result<Consumer> {
         let subscription = self
             .subscription
             .filter(|s| !s.is_empty())

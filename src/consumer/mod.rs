@@ -10,6 +10,7 @@ pub(crate) mod chunks;
 mod dead_letter;
 mod discovery;
 mod partition;
+pub(crate) mod typed;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use dead_letter::{
 };
 pub(crate) use discovery::Children;
 pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, StartPosition};
+pub use typed::{TypedConsumer, TypedConsumerBuilder, TypedMessage};
 
 use crate::error::{Error, Result};
 use crate::message::Message;

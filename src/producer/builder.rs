@@ -52,8 +52,8 @@ impl AccessMode {
 /// routing with Murmur3.
 #[derive(Debug, Clone)]
 pub struct ProducerBuilder {
-    session: std::sync::Arc<Session>,
-    topic: String,
+    pub(super) session: std::sync::Arc<Session>,
+    pub(super) topic: String,
     config: PartitionConfig,
     hashing: HashingScheme,
     routing: RoutingMode,
@@ -238,6 +238,25 @@ impl ProducerBuilder {
 
     /// Looks the topic up, creates the producer on every partition and returns it.
     pub async fn create(self) -> Result<Producer> {
+        let kind = self
+            .config
+            .schema
+            .as_ref()
+            .and_then(|s| crate::schema::SchemaType::from_wire(s.r#type))
+            .unwrap_or_default();
+        let topic = self.topic.clone();
+        self.create_untyped()
+            .await
+            .map_err(|e| crate::registry::incompatible(e, &topic, kind))
+    }
+
+    /// A typed producer: values encoded with `schema`, which is declared to the broker (as the
+    /// Java client's `newProducer(Schema)`). Set the other options before this.
+    pub fn schema<S: crate::schema::Schema>(self, schema: S) -> super::TypedProducerBuilder<S> {
+        super::TypedProducerBuilder::new(self, schema)
+    }
+
+    async fn create_untyped(self) -> Result<Producer> {
         let topic = TopicName::parse(&self.topic)?;
         let inner = &self.session;
         if inner.is_closed() {

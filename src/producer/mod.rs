@@ -7,6 +7,7 @@
 
 mod builder;
 mod partition;
+mod typed;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 
 pub use builder::{AccessMode, ProducerBuilder};
 pub(crate) use partition::PartitionHandle;
+pub use typed::{TypedProducer, TypedProducerBuilder};
 
 use crate::error::{Error, Result};
 use crate::message::ProducerMessage;

@@ -344,6 +344,35 @@ pub fn watch_topic_list_close(request_id: u64, watcher_id: u64) -> BaseCommand {
     c
 }
 
+/// GET_SCHEMA: the registry's schema of `topic` at `version` (`None`: the latest).
+pub fn get_schema(request_id: u64, topic: &str, version: Option<&[u8]>) -> BaseCommand {
+    let mut c = base(Type::GetSchema);
+    c.get_schema = Some(Box::new(proto::CommandGetSchema {
+        request_id,
+        topic: topic.to_owned(),
+        schema_version: version.map(Bytes::copy_from_slice),
+    }));
+    c
+}
+
+/// GET_OR_CREATE_SCHEMA: registers `schema` on `topic` if it is new and compatible; the
+/// answer carries its version.
+pub fn get_or_create_schema(
+    request_id: u64,
+    topic: &str,
+    schema: proto::Schema,
+    producer_name: Option<&str>,
+) -> BaseCommand {
+    let mut c = base(Type::GetOrCreateSchema);
+    c.get_or_create_schema = Some(Box::new(proto::CommandGetOrCreateSchema {
+        request_id,
+        topic: topic.to_owned(),
+        schema,
+        producer_name: producer_name.map(str::to_owned),
+    }));
+    c
+}
+
 /// GET_LAST_MESSAGE_ID.
 pub fn get_last_message_id(consumer_id: u64, request_id: u64) -> BaseCommand {
     let mut c = base(Type::GetLastMessageId);

@@ -1055,6 +1055,11 @@ impl<W: AckWaiter> ConsumerCore<W> {
         self.acks
             .on_delivery(entry, count as usize, &command.ack_set);
         let producer_name: Arc<str> = Arc::from(md.producer_name.as_str());
+        let schema_version = md
+            .schema_version
+            .clone()
+            .filter(|v| !v.is_empty())
+            .map(crate::schema::SchemaVersion::new);
         let mut delivered = 0u32;
         for (i, item) in wire::parse_batch(data, count, self.max_frame_size).enumerate() {
             let single = match item {
@@ -1092,6 +1097,8 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 redelivery_count,
                 child: self.index,
                 encrypted: false,
+                key_b64: sm.partition_key_b64_encoded.unwrap_or(false),
+                schema_version: schema_version.clone(),
             };
             self.deliver(Ok(msg));
             delivered += 1;
@@ -1127,5 +1134,10 @@ fn message_from(
         redelivery_count,
         child,
         encrypted: false,
+        key_b64: md.partition_key_b64_encoded.unwrap_or(false),
+        schema_version: md
+            .schema_version
+            .filter(|v| !v.is_empty())
+            .map(crate::schema::SchemaVersion::new),
     }
 }

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::message::ProducerMessage;
 use crate::protocol::transaction::TxnId;
+use crate::schema::SchemaVersion;
 use crate::wire::{self, proto};
 
 /// Batching limits. Defaults as the official C++ and Go clients: 1000 messages, 128 KiB, 10 ms.
@@ -31,6 +32,11 @@ pub(crate) struct Batch<T> {
     pub ordering_key: Option<Bytes>,
     /// The transaction all its messages are in (a batch never mixes transactions).
     pub txn: Option<TxnId>,
+    /// The first message's key is base64 of bytes.
+    pub partition_key_b64_encoded: bool,
+    /// The schema version of all its messages, when not the producer's (a batch never mixes
+    /// versions).
+    pub schema_version: Option<SchemaVersion>,
     /// One item per message, in order: item `i` is batch index `i`.
     pub items: Vec<T>,
 }
@@ -46,6 +52,8 @@ pub(crate) struct BatchBuilder<T> {
     partition_key: Option<String>,
     ordering_key: Option<Bytes>,
     txn: Option<TxnId>,
+    partition_key_b64_encoded: bool,
+    schema_version: Option<SchemaVersion>,
     started: Option<Instant>,
 }
 
@@ -60,6 +68,8 @@ impl<T> BatchBuilder<T> {
             partition_key: None,
             ordering_key: None,
             txn: None,
+            partition_key_b64_encoded: false,
+            schema_version: None,
             started: None,
         }
     }
@@ -73,10 +83,19 @@ impl<T> BatchBuilder<T> {
         self.started.map(|s| s + self.limits.max_delay)
     }
 
-    /// Whether a message of `payload_len` bytes still fits (an empty batch takes anything).
-    pub fn fits(&self, payload_len: usize, max_message_size: usize) -> bool {
+    /// Whether a message of `payload_len` bytes written with schema `version` still fits (an
+    /// empty batch takes anything; a batch holds one schema version).
+    pub fn fits(
+        &self,
+        payload_len: usize,
+        version: Option<&SchemaVersion>,
+        max_message_size: usize,
+    ) -> bool {
         if self.is_empty() {
             return true;
+        }
+        if self.schema_version.as_ref() != version {
+            return false;
         }
         let after = self.entries.len() + payload_len + 64;
         self.items.len() < self.limits.max_messages
@@ -103,6 +122,8 @@ impl<T> BatchBuilder<T> {
             self.partition_key.clone_from(&msg.partition_key);
             self.ordering_key.clone_from(&msg.ordering_key);
             self.txn = msg.transaction.as_ref().map(|t| t.id());
+            self.partition_key_b64_encoded = msg.partition_key_b64_encoded;
+            self.schema_version.clone_from(&msg.schema_version);
             self.started = Some(now());
         }
         self.last_sequence_id = sequence_id;
@@ -116,6 +137,7 @@ impl<T> BatchBuilder<T> {
             ordering_key: msg.ordering_key,
             event_time: msg.event_time.filter(|t| *t > 0),
             sequence_id: Some(sequence_id),
+            partition_key_b64_encoded: msg.partition_key_b64_encoded.then_some(true),
             ..Default::default()
         };
         wire::encode_entry(&mut single, &msg.payload, &mut self.entries);
@@ -135,6 +157,8 @@ impl<T> BatchBuilder<T> {
             partition_key: self.partition_key.take(),
             ordering_key: self.ordering_key.take(),
             txn: self.txn.take(),
+            partition_key_b64_encoded: std::mem::take(&mut self.partition_key_b64_encoded),
+            schema_version: self.schema_version.take(),
             items: std::mem::take(&mut self.items),
         })
     }
@@ -179,9 +203,13 @@ impl<T> Batchers<T> {
 
     /// Whether `msg` does not fit its batch, which must be closed first.
     pub fn must_flush_before(&self, msg: &ProducerMessage, max_message_size: usize) -> bool {
-        self.batches
-            .get(&self.key_of(msg))
-            .is_some_and(|b| !b.fits(msg.payload.len(), max_message_size))
+        self.batches.get(&self.key_of(msg)).is_some_and(|b| {
+            !b.fits(
+                msg.payload.len(),
+                msg.schema_version.as_ref(),
+                max_message_size,
+            )
+        })
     }
 
     /// Adds a message to its batch; returns whether that batch is now full.
@@ -294,13 +322,19 @@ mod tests {
         assert!(!b.is_full());
         b.add(ProducerMessage::new("y"), 1, || now, ());
         assert!(b.is_full());
-        assert!(!b.fits(1, 1 << 20), "a third message exceeds max messages");
+        assert!(
+            !b.fits(1, None, 1 << 20),
+            "a third message exceeds max messages"
+        );
 
         let mut b = BatchBuilder::new(limits(100, 1000));
-        assert!(b.fits(10_000, 1 << 20), "an empty batch takes anything");
+        assert!(
+            b.fits(10_000, None, 1 << 20),
+            "an empty batch takes anything"
+        );
         b.add(ProducerMessage::new(vec![0u8; 600]), 0, || now, ());
-        assert!(!b.fits(600, 1 << 20), "over max bytes");
-        assert!(b.fits(100, 1 << 20));
-        assert!(!b.fits(100, 700), "over the max message size");
+        assert!(!b.fits(600, None, 1 << 20), "over max bytes");
+        assert!(b.fits(100, None, 1 << 20));
+        assert!(!b.fits(100, None, 700), "over the max message size");
     }
 }

@@ -109,6 +109,8 @@ pub(crate) struct Attached {
     pub topic_epoch: Option<u64>,
     /// The connection's max message size.
     pub max_message_size: usize,
+    /// The version the registry gave the producer's schema (on every message it sends).
+    pub schema_version: Option<Bytes>,
 }
 
 impl Attached {
@@ -119,6 +121,7 @@ impl Attached {
             last_sequence_id: success.last_sequence_id,
             topic_epoch: success.topic_epoch,
             max_message_size,
+            schema_version: success.schema_version.clone().filter(|v| !v.is_empty()),
         }
     }
 }
@@ -240,6 +243,8 @@ pub(crate) struct ProducerCore<C, W> {
     producer_name: Option<String>,
     next_sequence_id: Option<u64>,
     topic_epoch: Option<u64>,
+    /// The version the registry gave the producer's schema (PRODUCER_SUCCESS).
+    schema_version: Option<Bytes>,
     max_message_size: usize,
     pending: PendingQueue<Completions<C>>,
     batchers: Batchers<C>,
@@ -288,6 +293,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             next_sequence_id: config.initial_sequence_id.map(|s| s.wrapping_add(1)),
             config,
             topic_epoch: None,
+            schema_version: None,
             max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
             pending: PendingQueue::default(),
             batchers,
@@ -391,6 +397,11 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             replicate_to: msg.replicate_to.unwrap_or_default(),
             txnid_least_bits: msg.transaction.as_ref().map(|t| t.id().least_bits),
             txnid_most_bits: msg.transaction.as_ref().map(|t| t.id().most_bits),
+            partition_key_b64_encoded: msg.partition_key_b64_encoded.then_some(true),
+            schema_version: msg
+                .schema_version
+                .map(|v| v.as_bytes().clone())
+                .or_else(|| self.schema_version.clone()),
             ..Default::default()
         };
         self.write_send(
@@ -612,6 +623,9 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             self.topic_epoch = attached.topic_epoch;
         }
         self.max_message_size = attached.max_message_size;
+        if attached.schema_version.is_some() {
+            self.schema_version = attached.schema_version;
+        }
         self.transmit.clear();
         self.transmit.extend(self.pending.frames().cloned());
         self.actions.push_back(Action::Attached {
@@ -709,6 +723,11 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             highest_sequence_id: Some(batch.last_sequence_id),
             txnid_least_bits: batch.txn.map(|t| t.least_bits),
             txnid_most_bits: batch.txn.map(|t| t.most_bits),
+            partition_key_b64_encoded: batch.partition_key_b64_encoded.then_some(true),
+            schema_version: batch
+                .schema_version
+                .map(|v| v.as_bytes().clone())
+                .or_else(|| self.schema_version.clone()),
             ..Default::default()
         };
         self.write_send(
