@@ -1153,3 +1153,63 @@ fn an_ack_in_a_transaction_is_a_request_of_its_own_with_the_batch_index_as_ack_s
         other => panic!("expected a cumulative transactional ack, got {other:?}"),
     }
 }
+
+#[test]
+fn a_message_keeps_its_schema_version_and_its_base64_key_single_and_batched() {
+    let (mut core, now) = attached_core(ConsumerCryptoFailureAction::Fail);
+    let version = Bytes::copy_from_slice(&3u64.to_be_bytes());
+    // A message of its own, its key the base64 of 0xff 0x00.
+    core.handle_event(
+        message_event(
+            1,
+            proto::MessageMetadata {
+                producer_name: "p".into(),
+                partition_key: Some("/wA=".into()),
+                partition_key_b64_encoded: Some(true),
+                schema_version: Some(version.clone()),
+                ..Default::default()
+            },
+            Bytes::from_static(b"v"),
+        ),
+        now,
+    );
+    // A batch of two: the entry's version applies to both; the keys' flags are their own.
+    let mut entries = BytesMut::new();
+    for (key, b64) in [("AQI=", true), ("plain", false)] {
+        let mut single = proto::SingleMessageMetadata {
+            partition_key: Some(key.into()),
+            partition_key_b64_encoded: b64.then_some(true),
+            ..Default::default()
+        };
+        wire::encode_entry(&mut single, b"x", &mut entries);
+    }
+    core.handle_event(
+        message_event(
+            2,
+            proto::MessageMetadata {
+                producer_name: "p".into(),
+                num_messages_in_batch: Some(2),
+                schema_version: Some(version.clone()),
+                ..Default::default()
+            },
+            entries.freeze(),
+        ),
+        now,
+    );
+    let mut got = Vec::new();
+    while let Some(Output::Deliver(Delivery { item: Ok(msg), .. })) = core.poll_output() {
+        got.push((
+            msg.schema_version().and_then(|v| v.as_u64()),
+            msg.key_bytes().map(|k| k.into_owned()),
+            msg.has_base64_encoded_key(),
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (Some(3), Some(vec![0xff, 0x00]), true),
+            (Some(3), Some(vec![1, 2]), true),
+            (Some(3), Some(b"plain".to_vec()), false),
+        ]
+    );
+}

@@ -125,6 +125,9 @@ impl Waiter for Done {
 struct Stored {
     first: u64,
     highest: u64,
+    /// The entry's schema version and whether its key is base64 (metadata).
+    schema_version: Option<Bytes>,
+    key_b64: bool,
 }
 
 /// How the broker answers, per seed.
@@ -205,6 +208,7 @@ impl Broker {
         rng: &mut Rng,
     ) -> Vec<(bool, Bytes)> {
         let frame = wire::decode_frame(frame, MAX_FRAME).expect("the core writes valid frames");
+        let metadata = frame.payload.as_ref().map(|p| p.metadata.clone());
         let command = frame.command;
         let mut out = Vec::new();
         match Type::try_from(command.r#type) {
@@ -251,6 +255,7 @@ impl Broker {
                             request_id: p.request_id,
                             producer_name: name,
                             last_sequence_id: Some(last),
+                            schema_version: Some(Bytes::from_static(&SCHEMA_VERSION)),
                             ..Default::default()
                         }));
                         out.push((false, encode(&c)));
@@ -293,6 +298,11 @@ impl Broker {
                     self.stored.push(Stored {
                         first: s.sequence_id,
                         highest,
+                        schema_version: metadata.as_ref().and_then(|m| m.schema_version.clone()),
+                        key_b64: metadata
+                            .as_ref()
+                            .and_then(|m| m.partition_key_b64_encoded)
+                            .unwrap_or(false),
                     });
                     let entry = self.next_entry;
                     self.next_entry += 1;
@@ -374,6 +384,15 @@ struct Sim {
     ended: Option<Result<(), Error>>,
     close: Done,
     steps: usize,
+    /// The workload's message `i`.
+    message: fn(usize) -> ProducerMessage,
+}
+
+/// The schema version the model broker gives every producer.
+const SCHEMA_VERSION: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 7];
+
+fn keyed_message(i: usize) -> ProducerMessage {
+    ProducerMessage::new(format!("message {i}")).partition_key(format!("k{}", i % 3))
 }
 
 impl Sim {
@@ -413,6 +432,7 @@ impl Sim {
             ended: None,
             close: Done::default(),
             steps: 0,
+            message: keyed_message,
         }
     }
 
@@ -610,8 +630,7 @@ impl Sim {
                 }
             }
             Ev::Send(i) => {
-                let msg = ProducerMessage::new(format!("message {i}"))
-                    .partition_key(format!("k{}", i % 3));
+                let msg = (self.message)(i);
                 let rec = Rec {
                     index: i,
                     log: self.log.clone(),
@@ -1173,4 +1192,56 @@ fn create_fails_at_once_on_an_error_no_retry_can_fix() {
     ));
     assert!(sim.core.is_ended());
     assert_eq!(sim.core.poll_timeout(), None, "no retry");
+}
+
+#[test]
+fn every_entry_carries_the_producers_schema_version_and_a_batch_holds_one_version() {
+    let mut sim = Sim::new(
+        9,
+        config(
+            None,
+            Some(BatchLimits {
+                max_messages: 100,
+                max_bytes: 1 << 20,
+                max_delay: Duration::from_secs(600),
+            }),
+            false,
+        ),
+        quiet_script(),
+        Duration::from_secs(30),
+    );
+    // Messages 2 and 3 were written with another schema (version 9); message 4 has a byte key.
+    sim.message = |i| {
+        let msg = ProducerMessage::new(format!("message {i}"));
+        match i {
+            2 | 3 => ProducerMessage {
+                schema_version: Some(crate::schema::SchemaVersion::from_u64(9)),
+                ..msg
+            },
+            4 => msg.key_bytes([0xff, 0x00]),
+            _ => msg,
+        }
+    };
+    sim.create().expect("created");
+    sim.workload(6, Duration::ZERO);
+    sim.run(|_| false);
+    let v7 = Some(Bytes::from_static(&SCHEMA_VERSION));
+    let v9 = Some(Bytes::copy_from_slice(&9u64.to_be_bytes()));
+    let entries: Vec<(u64, u64, Option<Bytes>, bool)> = sim
+        .broker
+        .stored
+        .iter()
+        .map(|s| (s.first, s.highest, s.schema_version.clone(), s.key_b64))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (0, 1, v7.clone(), false),
+            (2, 3, v9, false),
+            (4, 5, v7, true),
+        ],
+        "a change of version closes the batch; the first message's key flag is the entry's"
+    );
+    let log = sim.log.borrow();
+    assert!(log.results.iter().all(|r| matches!(r, Some((_, Ok(_))))));
 }
