@@ -31,6 +31,7 @@ mod message;
 mod producer;
 mod reader;
 mod session;
+mod table_view;
 mod task;
 mod transaction;
 mod url;
@@ -52,6 +53,7 @@ pub use protocol::topic::{Domain, TopicName, TopicNameError};
 pub use reader::{Reader, ReaderBuilder};
 pub mod schema;
 pub use schema::{Schema, SchemaInfo, SchemaType, SchemaVersion};
+pub use table_view::{TableUpdate, TableUpdates, TableView, TableViewBuilder};
 pub use transaction::{
     Transaction, TransactionBuilder, TxnId, TxnState, DEFAULT_TRANSACTION_TIMEOUT,
 };

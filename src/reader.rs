@@ -21,6 +21,8 @@ pub struct ReaderBuilder {
     inclusive: bool,
     name: Option<String>,
     receiver_queue_size: u32,
+    read_compacted: bool,
+    discovery_period: Option<Duration>,
 }
 
 impl ReaderBuilder {
@@ -32,6 +34,8 @@ impl ReaderBuilder {
             inclusive: false,
             name: None,
             receiver_queue_size: 1000,
+            read_compacted: false,
+            discovery_period: None,
         }
     }
 
@@ -60,21 +64,40 @@ impl ReaderBuilder {
         self
     }
 
+    /// Reads the compacted view of the topic (off by default): the latest message of each key
+    /// up to the compaction horizon, tombstoned keys left out, then everything after it (see
+    /// [`ConsumerBuilder::read_compacted`]). Persistent topics only: [`create`](Self::create)
+    /// fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) on a non-persistent one.
+    pub fn read_compacted(mut self, enabled: bool) -> Self {
+        self.read_compacted = enabled;
+        self
+    }
+
+    /// How often a partitioned topic is checked for new partitions, which are then read from
+    /// their start (default 60 s, at least 100 ms).
+    pub fn auto_update_partitions_interval(mut self, period: Duration) -> Self {
+        self.discovery_period = Some(period);
+        self
+    }
+
     /// Creates the reader.
     pub async fn create(self) -> Result<Reader> {
         let name = self
             .name
             .unwrap_or_else(|| format!("reader-{}", random_name(10)));
-        let mut consumer = ConsumerBuilder::new(self.session, self.topic)
+        let mut builder = ConsumerBuilder::new(self.session, self.topic)
             .subscription(name)
             .subscription_type(SubscriptionType::Exclusive)
             .receiver_queue_size(self.receiver_queue_size)
+            .read_compacted(self.read_compacted)
             .reader_start(StartPosition {
                 id: self.start,
                 inclusive: self.inclusive,
-            })
-            .subscribe()
-            .await?;
+            });
+        if let Some(period) = self.discovery_period {
+            builder = builder.auto_discovery_period(period);
+        }
+        let mut consumer = builder.subscribe().await?;
         if self.start == MessageId::LATEST && self.inclusive {
             // Latest, inclusive: the last message is the first one read. As the official
             // clients: ask the broker for the last id, then seek there (an empty topic has

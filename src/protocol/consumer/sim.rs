@@ -308,6 +308,7 @@ impl Sim {
             max_chunked_size: 1 << 20,
             crypto_failure_action: ConsumerCryptoFailureAction::Fail,
             operation_timeout: Duration::from_secs(30),
+            read_compacted: false,
         };
         let shared = Arc::new(ConsumerShared::new(&config));
         let topic = TopicName::parse("persistent://public/default/sim").expect("valid");
@@ -1151,5 +1152,49 @@ fn an_ack_in_a_transaction_is_a_request_of_its_own_with_the_batch_index_as_ack_s
             ..
         }) => assert_eq!(ids[0].ack_set, vec![0b11100]),
         other => panic!("expected a cumulative transactional ack, got {other:?}"),
+    }
+}
+
+/// The next attach the core asks for: its epoch and SUBSCRIBE arguments.
+fn next_attach(core: &mut ConsumerCore<NoWaiter>) -> (u64, Box<SubscribeArgs>) {
+    loop {
+        match core.poll_output() {
+            Some(Output::Attach { epoch, args }) => break (epoch, args),
+            Some(_) => {}
+            None => panic!("no attach"),
+        }
+    }
+}
+
+#[test]
+fn read_compacted_is_asked_on_every_subscribe_including_after_a_reconnect() {
+    for wanted in [false, true] {
+        let mut sim = Sim::new(11, 1, SubscriptionType::Exclusive, false, CALM);
+        sim.core.config.read_compacted = wanted;
+        let now = sim.now;
+        let (epoch, args) = next_attach(&mut sim.core);
+        assert_eq!(args.read_compacted, wanted, "first SUBSCRIBE");
+        assert!(sim
+            .core
+            .handle_attached(epoch, Ok(wire::DEFAULT_MAX_MESSAGE_SIZE), now));
+        while sim.core.poll_transmit().is_some() {}
+        while sim.core.poll_output().is_some() {}
+        // The connection drops: the resubscription asks for the compacted view again.
+        sim.core.handle_event(
+            ConsumerEvent::ConnectionClosed(ConnectionError::ClosedByBroker),
+            sim.now,
+        );
+        sim.core.handle_timeout(sim.now + Duration::from_secs(5));
+        let (_, again) = next_attach(&mut sim.core);
+        assert_eq!(
+            again.read_compacted, wanted,
+            "SUBSCRIBE after the reconnect"
+        );
+        let subscribe = commands::subscribe(&again, 1);
+        assert_eq!(
+            subscribe.subscribe.and_then(|s| s.read_compacted),
+            Some(wanted),
+            "the frame carries it"
+        );
     }
 }
