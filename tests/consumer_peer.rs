@@ -246,10 +246,7 @@ async fn read_compacted_is_refused_on_shared_subscriptions_and_non_persistent_to
     );
     let err = guard(
         "reader",
-        client
-            .reader(non_persistent)
-            .read_compacted(true)
-            .create(),
+        client.reader(non_persistent).read_compacted(true).create(),
     )
     .await
     .expect_err("a compacted reader of a non-persistent topic");

@@ -1169,23 +1169,27 @@ fn next_attach(core: &mut ConsumerCore<NoWaiter>) -> (u64, Box<SubscribeArgs>) {
 #[test]
 fn read_compacted_is_asked_on_every_subscribe_including_after_a_reconnect() {
     for wanted in [false, true] {
-        let mut sim = Sim::new(11, 1, SubscriptionType::Exclusive, false, CALM);
-        sim.core.config.read_compacted = wanted;
+        let sim = Sim::new(11, 1, SubscriptionType::Exclusive, false, CALM);
+        let mut config = sim.core.config.clone();
+        config.read_compacted = wanted;
         let now = sim.now;
-        let (epoch, args) = next_attach(&mut sim.core);
+        let shared = Arc::new(ConsumerShared::new(&config));
+        let topic = TopicName::parse("persistent://public/default/sim").expect("valid");
+        let backoff = Backoff::with_seed(Duration::from_millis(100), Duration::from_secs(2), 11);
+        let mut core: ConsumerCore<NoWaiter> =
+            ConsumerCore::new(topic, -1, 0, 1, config, shared, backoff, now);
+        let (epoch, args) = next_attach(&mut core);
         assert_eq!(args.read_compacted, wanted, "first SUBSCRIBE");
-        assert!(sim
-            .core
-            .handle_attached(epoch, Ok(wire::DEFAULT_MAX_MESSAGE_SIZE), now));
-        while sim.core.poll_transmit().is_some() {}
-        while sim.core.poll_output().is_some() {}
+        assert!(core.handle_attached(epoch, Ok(wire::DEFAULT_MAX_MESSAGE_SIZE), now));
+        while core.poll_transmit().is_some() {}
+        while core.poll_output().is_some() {}
         // The connection drops: the resubscription asks for the compacted view again.
-        sim.core.handle_event(
+        core.handle_event(
             ConsumerEvent::ConnectionClosed(ConnectionError::ClosedByBroker),
-            sim.now,
+            now,
         );
-        sim.core.handle_timeout(sim.now + Duration::from_secs(5));
-        let (_, again) = next_attach(&mut sim.core);
+        core.handle_timeout(now + Duration::from_secs(5));
+        let (_, again) = next_attach(&mut core);
         assert_eq!(
             again.read_compacted, wanted,
             "SUBSCRIBE after the reconnect"
