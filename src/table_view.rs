@@ -1,28 +1,7 @@
 //! Table views: the latest value of every key of a topic, kept current, as the Java client's
 //! `TableView`.
 //!
-//! A [`TableView`] reads its topic (every partition of a partitioned one) from the start with
-//! a reader on the compacted view ([`ReaderBuilder::read_compacted`]), so that a compacted topic
-//! is loaded from its latest value per key instead of its whole history. [`TableViewBuilder::create`]
-//! returns once everything published before it is loaded; a background task then applies every
-//! new message until the view is closed or dropped.
-//!
-//! What a message does to the table:
-//!
-//! - a message with a key and a payload sets the key to the value the schema decodes;
-//! - a message with a key and an empty payload (a tombstone, which compaction also honours)
-//!   removes the key;
-//! - a message without a key is skipped (counted by [`TableView::messages_without_key`]);
-//! - a payload the schema cannot decode leaves the key as it was; it is logged (a `tracing`
-//!   warning with the topic, the key and the message id) and counted by
-//!   [`TableView::decode_failures`], never dropped silently.
-//!
-//! Non-persistent topics keep no history: as the Java client, a table view of one reads only
-//! what is published after it was created.
-//!
-//! New partitions of a partitioned topic are found by the reader's partition discovery (every
-//! 60 s by default, [`TableViewBuilder::auto_update_partitions_interval`]) and read from their
-//! start.
+//! See [`TableView`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -240,7 +219,11 @@ impl<S: Schema> Shared<S> {
     fn apply(&self, msg: &Message) {
         let Some(key) = msg.partition_key() else {
             self.without_key.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(topic = %self.topic, id = %msg.id(), "table view: message without a key skipped");
+            tracing::debug!(
+                topic = %self.topic,
+                id = %msg.id(),
+                "table view: message without a key skipped"
+            );
             return;
         };
         let value = if msg.payload().is_empty() {
@@ -279,7 +262,11 @@ impl<S: Schema> Shared<S> {
             })) {
                 Ok(keep) => keep,
                 Err(_) => {
-                    tracing::error!(topic = %self.topic, key, "table view listener panicked; it stays registered");
+                    tracing::error!(
+                        topic = %self.topic,
+                        key,
+                        "table view listener panicked; it stays registered"
+                    );
                     true
                 }
             }
@@ -287,8 +274,30 @@ impl<S: Schema> Shared<S> {
     }
 }
 
-/// The latest value of every key of a topic, kept current by a background task (see the
-/// [module documentation](self)).
+/// The latest value of every key of a topic, kept current by a background task.
+///
+/// A table view reads its topic (every partition of a partitioned one) from the start with a
+/// reader on the compacted view ([`ReaderBuilder::read_compacted`]), so that a compacted topic
+/// is loaded from its latest value per key instead of its whole history.
+/// [`TableViewBuilder::create`] returns once everything published before it is loaded; a
+/// background task then applies every new message until the view is closed or dropped.
+///
+/// What a message does to the table:
+///
+/// - a message with a key and a payload sets the key to the value the schema decodes;
+/// - a message with a key and an empty payload (a tombstone, which compaction also honours)
+///   removes the key;
+/// - a message without a key is skipped (counted by [`TableView::messages_without_key`]);
+/// - a payload the schema cannot decode leaves the key as it was; it is logged (a `tracing`
+///   warning with the topic, the key and the message id) and counted by
+///   [`TableView::decode_failures`], never dropped silently.
+///
+/// Non-persistent topics keep no history: as the Java client, a table view of one reads only
+/// what is published after it was created.
+///
+/// New partitions of a partitioned topic are found by the reader's partition discovery (every
+/// 60 s by default, [`TableViewBuilder::auto_update_partitions_interval`]) and read from their
+/// start.
 ///
 /// Values are held as `Arc<S::Value>`: [`get`](Self::get) and the snapshots share them
 /// instead of copying. Listeners ([`listen`](Self::listen),
@@ -440,9 +449,7 @@ impl<S: Schema> TableView<S> {
             let _ = stop.send(());
         }
         let result = match self.task.take() {
-            Some(task) => task
-                .await
-                .unwrap_or_else(|_| Err(Error::Closed("table view"))),
+            Some(task) => task.await.unwrap_or(Err(Error::Closed("table view"))),
             None => Ok(()),
         };
         // Streams of updates end.
