@@ -451,3 +451,51 @@ async fn on_pulsar_lite_a_table_view_of_a_plain_topic_is_the_last_value_per_key(
     assert!(!view.contains_key("e"));
     view.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_table_view_picks_up_a_partition_added_later() {
+    let broker = apache();
+    let client = client(broker);
+    let topic = broker.partitioned_topic("table-view-grow", 2);
+    publish(&client, &topic, &[("a", Some("a1"))]).await;
+    let view = within(
+        "table view",
+        client
+            .table_view(&topic)
+            .schema(StringSchema)
+            .auto_update_partitions_interval(Duration::from_millis(500))
+            .create(),
+    )
+    .await
+    .expect("table view");
+    assert_eq!(view.get("a").as_deref().map(String::as_str), Some("a1"));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    view.listen(move |k, v| {
+        let _ = tx.send((k.to_owned(), v.cloned()));
+    });
+    let local = topic.trim_start_matches("persistent://").to_owned();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        broker.apache().admin(
+            "POST",
+            &format!("/admin/v2/persistent/{local}/partitions"),
+            Some("3"),
+        )
+    })
+    .await
+    .expect("admin call");
+    assert!(
+        (200..300).contains(&status),
+        "adding a partition: HTTP {status} {body}"
+    );
+    // Published on the new partition before the view found it: read from its start.
+    publish(
+        &client,
+        &format!("{topic}-partition-2"),
+        &[("new", Some("n1"))],
+    )
+    .await;
+    let got = take_updates(&mut rx, 1).await;
+    assert_eq!(got, vec![("new".to_string(), Some("n1".to_string()))]);
+    assert_eq!(view.len(), 2);
+    view.close().await.expect("close");
+}
