@@ -58,7 +58,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("sent {alice:?} as {id}");
     // With properties and a key: the encoded message, decorated, then sent.
     let bob = User { name: None, age: 7 };
-    let msg = producer.message(&bob)?.property("source", "example").partition_key("bob");
+    let msg = producer
+        .message(&bob)?
+        .property("source", "example")
+        .partition_key("bob");
     producer.send_message(msg).await?;
 
     for _ in 0..2 {
@@ -66,7 +69,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "received {:?} (schema version {})",
             msg.value(),
-            msg.schema_version().map(|v| v.to_string()).unwrap_or_default()
+            msg.schema_version()
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         );
         consumer.ack(&msg).await?;
     }

@@ -247,6 +247,13 @@ impl PulsarClient {
         crate::reader::ReaderBuilder::new(self.session.clone(), topic.into())
     }
 
+    /// Starts building a table view of `topic`: the latest value of every key, loaded from the
+    /// compacted topic and kept current (`.schema(..)`, then `.create().await`; the values are
+    /// the payloads as [`bytes::Bytes`] by default).
+    pub fn table_view(&self, topic: impl Into<String>) -> crate::table_view::TableViewBuilder {
+        crate::table_view::TableViewBuilder::new(self.session.clone(), topic.into())
+    }
+
     /// Starts building a transaction (`.timeout(..).build().await`): sends and
     /// acknowledgements made in it take effect together on commit, or not at all. The broker
     /// must run the transaction coordinator (`transactionCoordinatorEnabled=true`).

@@ -23,6 +23,8 @@ pub struct ReaderBuilder {
     name: Option<String>,
     receiver_queue_size: u32,
     schema: Option<crate::schema::SchemaInfo>,
+    read_compacted: bool,
+    discovery_period: Option<Duration>,
 }
 
 impl ReaderBuilder {
@@ -35,6 +37,8 @@ impl ReaderBuilder {
             name: None,
             receiver_queue_size: 1000,
             schema: None,
+            read_compacted: false,
+            discovery_period: None,
         }
     }
 
@@ -72,25 +76,43 @@ impl ReaderBuilder {
         }
     }
 
+    /// Reads the compacted view of the topic (off by default): the latest message of each key
+    /// up to the compaction horizon, tombstoned keys left out, then everything after it (see
+    /// [`ConsumerBuilder::read_compacted`]). Persistent topics only: [`create`](Self::create)
+    /// fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) on a non-persistent one.
+    pub fn read_compacted(mut self, enabled: bool) -> Self {
+        self.read_compacted = enabled;
+        self
+    }
+
+    /// How often a partitioned topic is checked for new partitions, which are then read from
+    /// their start (default 60 s, at least 100 ms).
+    pub fn auto_update_partitions_interval(mut self, period: Duration) -> Self {
+        self.discovery_period = Some(period);
+        self
+    }
+
     /// Creates the reader.
     pub async fn create(self) -> Result<Reader> {
         let name = self
             .name
             .unwrap_or_else(|| format!("reader-{}", random_name(10)));
-        let mut builder = ConsumerBuilder::new(self.session, self.topic);
-        if let Some(schema) = self.schema {
-            builder = builder.schema_info(schema);
-        }
-        let mut consumer = builder
+        let mut builder = ConsumerBuilder::new(self.session, self.topic)
             .subscription(name)
             .subscription_type(SubscriptionType::Exclusive)
             .receiver_queue_size(self.receiver_queue_size)
+            .read_compacted(self.read_compacted)
             .reader_start(StartPosition {
                 id: self.start,
                 inclusive: self.inclusive,
-            })
-            .subscribe()
-            .await?;
+            });
+        if let Some(period) = self.discovery_period {
+            builder = builder.auto_discovery_period(period);
+        }
+        if let Some(schema) = self.schema {
+            builder = builder.schema_info(schema);
+        }
+        let mut consumer = builder.subscribe().await?;
         if self.start == MessageId::LATEST && self.inclusive {
             // Latest, inclusive: the last message is the first one read. As the official
             // clients: ask the broker for the last id, then seek there (an empty topic has

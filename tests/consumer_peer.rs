@@ -153,3 +153,109 @@ async fn a_subscription_gone_at_resubscribe_is_reported_by_receive() {
         "{err:?}"
     );
 }
+
+/// The `read_compacted` field of the next SUBSCRIBE.
+async fn subscribed_read_compacted(peer: &mut Peer) -> Option<bool> {
+    let frame = guard("SUBSCRIBE", peer.expect(Type::Subscribe)).await;
+    frame.command.subscribe.and_then(|s| s.read_compacted)
+}
+
+#[tokio::test]
+async fn read_compacted_is_sent_on_subscribe_by_consumers_and_readers() {
+    let mut peer = Peer::start().await;
+    let client = client(&peer, Duration::from_secs(5));
+    for (sub_type, wanted) in [
+        (SubscriptionType::Exclusive, true),
+        (SubscriptionType::Failover, true),
+        (SubscriptionType::Exclusive, false),
+    ] {
+        let consumer = guard(
+            "subscribe",
+            client
+                .consumer(TOPIC)
+                .subscription("s")
+                .subscription_type(sub_type)
+                .read_compacted(wanted)
+                .subscribe(),
+        )
+        .await
+        .expect("subscribe");
+        assert_eq!(
+            subscribed_read_compacted(&mut peer).await,
+            Some(wanted),
+            "{sub_type:?} consumer, read_compacted({wanted})"
+        );
+        drop(consumer);
+    }
+    for wanted in [true, false] {
+        let reader = guard(
+            "reader",
+            client
+                .reader(TOPIC)
+                .start_message_id(pulsar_wire::MessageId::EARLIEST)
+                .read_compacted(wanted)
+                .create(),
+        )
+        .await
+        .expect("reader");
+        assert_eq!(
+            subscribed_read_compacted(&mut peer).await,
+            Some(wanted),
+            "reader, read_compacted({wanted})"
+        );
+        drop(reader);
+    }
+}
+
+#[tokio::test]
+async fn read_compacted_is_refused_on_shared_subscriptions_and_non_persistent_topics() {
+    let peer = Peer::start().await;
+    let client = client(&peer, Duration::from_secs(5));
+    for sub_type in [SubscriptionType::Shared, SubscriptionType::KeyShared] {
+        let err = guard(
+            "subscribe",
+            client
+                .consumer(TOPIC)
+                .subscription("s")
+                .subscription_type(sub_type)
+                .read_compacted(true)
+                .subscribe(),
+        )
+        .await
+        .expect_err("read_compacted on a shared subscription");
+        assert!(
+            matches!(&err, Error::InvalidConfig(why) if why.contains("Exclusive or Failover")),
+            "{sub_type:?}: {err:?}"
+        );
+    }
+    let non_persistent = "non-persistent://public/default/consumer-peer";
+    let err = guard(
+        "subscribe",
+        client
+            .consumer(TOPIC)
+            .topic(non_persistent)
+            .subscription("s")
+            .read_compacted(true)
+            .subscribe(),
+    )
+    .await
+    .expect_err("read_compacted with a non-persistent topic");
+    assert!(
+        matches!(&err, Error::InvalidConfig(why) if why.contains(non_persistent)),
+        "{err:?}"
+    );
+    let err = guard(
+        "reader",
+        client.reader(non_persistent).read_compacted(true).create(),
+    )
+    .await
+    .expect_err("a compacted reader of a non-persistent topic");
+    assert!(
+        matches!(&err, Error::InvalidConfig(why) if why.contains("persistent topics")),
+        "{err:?}"
+    );
+    assert!(
+        peer.received(Type::Subscribe).is_empty(),
+        "refused before any SUBSCRIBE"
+    );
+}

@@ -94,6 +94,40 @@ pub enum InitialPosition {
     Earliest,
 }
 
+/// The Java client's rule for `readCompacted`: persistent topics only (a non-persistent topic
+/// keeps nothing to compact), and one consumer reading at a time (Exclusive or Failover), since
+/// the compacted view is read in order from one cursor.
+fn check_read_compacted(
+    sub_type: SubscriptionType,
+    targets: &[TopicName],
+    pattern: Option<&TopicPattern>,
+) -> Result<()> {
+    if !matches!(
+        sub_type,
+        SubscriptionType::Exclusive | SubscriptionType::Failover
+    ) {
+        return Err(Error::InvalidConfig(format!(
+            "read_compacted can only be used with Exclusive or Failover subscriptions on \
+             persistent topics, not a {sub_type:?} subscription"
+        )));
+    }
+    let non_persistent = targets
+        .iter()
+        .find(|t| t.domain() != crate::protocol::topic::Domain::Persistent)
+        .map(|t| t.full_name().to_owned())
+        .or_else(|| {
+            pattern
+                .filter(|p| !p.is_persistent())
+                .map(|p| p.source().to_owned())
+        });
+    if let Some(topic) = non_persistent {
+        return Err(Error::InvalidConfig(format!(
+            "read_compacted can only be used on persistent topics, not on {topic}"
+        )));
+    }
+    Ok(())
+}
+
 /// Builds a [`Consumer`]. Defaults as the official clients: Exclusive, Latest, a receiver queue
 /// of 1000, negative acks redelivered after 60 s.
 #[derive(Debug, Clone)]
@@ -140,6 +174,7 @@ impl ConsumerBuilder {
                 max_chunked_size: 512 * 1024 * 1024,
                 crypto_failure_action: ConsumerCryptoFailureAction::Fail,
                 operation_timeout: session.operation_timeout,
+                read_compacted: false,
             },
             session,
         }
@@ -302,6 +337,19 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Reads the compacted view of the topic (off by default): the latest message of each key
+    /// up to the compaction horizon (keys whose latest message is a tombstone, an empty
+    /// payload, are left out), then every message after it, as the official clients'
+    /// `readCompacted`. A topic never compacted is read in full.
+    ///
+    /// As the Java client, only allowed on persistent topics with an Exclusive or Failover
+    /// subscription: [`subscribe`](Self::subscribe) fails with
+    /// [`Error::InvalidConfig`] otherwise.
+    pub fn read_compacted(mut self, enabled: bool) -> Self {
+        self.config.read_compacted = enabled;
+        self
+    }
+
     /// Makes this a reader's subscription: non-durable, starting at `start`.
     pub(crate) fn reader_start(mut self, start: StartPosition) -> Self {
         self.config.start = Some(start);
@@ -357,6 +405,10 @@ impl ConsumerBuilder {
             .as_deref()
             .map(TopicPattern::parse)
             .transpose()?;
+        if config.read_compacted {
+            // Before any lookup: the topics named are checked once they are parsed.
+            check_read_compacted(config.sub_type, &[], pattern.as_ref())?;
+        }
         let mut topics = self.topics.clone();
         if self.retry {
             if let Some(dl) = dead_letters.as_mut() {
@@ -386,6 +438,9 @@ impl ConsumerBuilder {
         }
         if targets.is_empty() && pattern.is_none() {
             return Err(Error::InvalidConfig("a consumer needs a topic".into()));
+        }
+        if config.read_compacted {
+            check_read_compacted(config.sub_type, &targets, pattern.as_ref())?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let children: Children = Arc::new(RwLock::new(Vec::new()));

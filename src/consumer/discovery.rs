@@ -77,6 +77,16 @@ impl TopicPattern {
         format!("{domain}://{}/{subscription}-{suffix}", self.namespace)
     }
 
+    /// Whether the pattern is over persistent topics.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// The pattern as given (with its domain).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// Whether a topic (partition suffix removed) matches.
     pub fn matches(&self, topic: &TopicName) -> bool {
         let persistent = topic.domain() == Domain::Persistent;

@@ -93,6 +93,9 @@ pub(crate) struct ChildConfig {
     pub crypto_failure_action: ConsumerCryptoFailureAction,
     /// Retry a failed first subscribe until this long after the start.
     pub operation_timeout: Duration,
+    /// Read the compacted view of the topic (SUBSCRIBE's `read_compacted`): the latest message
+    /// of each key up to the compaction horizon, then everything after it.
+    pub read_compacted: bool,
 }
 
 /// Where a non-durable subscription (a reader) starts.
@@ -581,7 +584,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 InitialPosition::Earliest => 1,
             },
             properties: self.config.properties.clone(),
-            read_compacted: false,
+            read_compacted: self.config.read_compacted,
             replicate_subscription_state: false,
             schema: self.config.schema.clone(),
         }

@@ -417,6 +417,40 @@ impl Apache {
         (status, body)
     }
 
+    /// Compacts a persistent topic (one partition, or a non-partitioned topic) and waits for
+    /// it: `PUT .../compaction`, then `GET .../compaction` until `SUCCESS` (at most 120 s).
+    /// Panics, saying why, on an HTTP error, on `ERROR`, or when it does not end in time.
+    pub fn compact(&self, topic: &str) {
+        let local = topic.trim_start_matches("persistent://");
+        let path = format!("/admin/v2/persistent/{local}/compaction");
+        let (status, body) = self.admin("PUT", &path, None);
+        // 409: a compaction already runs; wait for it like for ours.
+        assert!(
+            (200..300).contains(&status) || status == 409,
+            "triggering the compaction of {topic}: HTTP {status} {body}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, body) = self.admin("GET", &path, None);
+            assert!(
+                (200..300).contains(&status),
+                "compaction status of {topic}: HTTP {status} {body}"
+            );
+            if body.contains("\"SUCCESS\"") {
+                return;
+            }
+            assert!(
+                !body.contains("\"ERROR\""),
+                "the compaction of {topic} failed: {body}"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the compaction of {topic} did not end within 120 s: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Kills the JVM, removes the directory and lets the watchdog go. Never panics (it also
     /// runs from the exit hook); a second call does nothing.
     /// A failed test's broker log outlives its directory: copied beside the test binaries.

@@ -308,6 +308,7 @@ impl Sim {
             max_chunked_size: 1 << 20,
             crypto_failure_action: ConsumerCryptoFailureAction::Fail,
             operation_timeout: Duration::from_secs(30),
+            read_compacted: false,
         };
         let shared = Arc::new(ConsumerShared::new(&config));
         let topic = TopicName::parse("persistent://public/default/sim").expect("valid");
@@ -1212,4 +1213,52 @@ fn a_message_keeps_its_schema_version_and_its_base64_key_single_and_batched() {
             (Some(3), Some(b"plain".to_vec()), false),
         ]
     );
+}
+
+/// The next attach the core asks for: its epoch and SUBSCRIBE arguments.
+fn next_attach(core: &mut ConsumerCore<NoWaiter>) -> (u64, Box<SubscribeArgs>) {
+    loop {
+        match core.poll_output() {
+            Some(Output::Attach { epoch, args }) => break (epoch, args),
+            Some(_) => {}
+            None => panic!("no attach"),
+        }
+    }
+}
+
+#[test]
+fn read_compacted_is_asked_on_every_subscribe_including_after_a_reconnect() {
+    for wanted in [false, true] {
+        let sim = Sim::new(11, 1, SubscriptionType::Exclusive, false, CALM);
+        let mut config = sim.core.config.clone();
+        config.read_compacted = wanted;
+        let now = sim.now;
+        let shared = Arc::new(ConsumerShared::new(&config));
+        let topic = TopicName::parse("persistent://public/default/sim").expect("valid");
+        let backoff = Backoff::with_seed(Duration::from_millis(100), Duration::from_secs(2), 11);
+        let mut core: ConsumerCore<NoWaiter> =
+            ConsumerCore::new(topic, -1, 0, 1, config, shared, backoff, now);
+        let (epoch, args) = next_attach(&mut core);
+        assert_eq!(args.read_compacted, wanted, "first SUBSCRIBE");
+        assert!(core.handle_attached(epoch, Ok(wire::DEFAULT_MAX_MESSAGE_SIZE), now));
+        while core.poll_transmit().is_some() {}
+        while core.poll_output().is_some() {}
+        // The connection drops: the resubscription asks for the compacted view again.
+        core.handle_event(
+            ConsumerEvent::ConnectionClosed(ConnectionError::ClosedByBroker),
+            now,
+        );
+        core.handle_timeout(now + Duration::from_secs(5));
+        let (_, again) = next_attach(&mut core);
+        assert_eq!(
+            again.read_compacted, wanted,
+            "SUBSCRIBE after the reconnect"
+        );
+        let subscribe = commands::subscribe(&again, 1);
+        assert_eq!(
+            subscribe.subscribe.and_then(|s| s.read_compacted),
+            Some(wanted),
+            "the frame carries it"
+        );
+    }
 }
