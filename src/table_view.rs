@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::protocol::topic::TopicName;
 use crate::reader::{Reader, ReaderBuilder};
-use crate::schema::{BytesSchema, Decoding, Schema, SchemaError};
+use crate::schema::{BytesSchema, Schema};
 use crate::session::Session;
 use crate::wire::MessageId;
 
@@ -80,6 +80,7 @@ impl<S: Schema> TableViewBuilder<S> {
     {
         let topic = TopicName::parse(&self.topic)?;
         let persistent = topic.domain().is_persistent();
+        let session = self.session.clone();
         let mut builder = ReaderBuilder::new(self.session, self.topic.clone())
             .start_message_id(MessageId::EARLIEST)
             .read_compacted(persistent)
@@ -89,6 +90,7 @@ impl<S: Schema> TableViewBuilder<S> {
         }
         let mut reader = builder.create().await?;
         let shared = Arc::new(Shared {
+            session,
             topic: self.topic,
             schema: self.schema,
             data: RwLock::new(HashMap::new()),
@@ -131,7 +133,7 @@ async fn load<S: Schema>(shared: &Shared<S>, reader: &mut Reader) -> Result<u64>
         match reader.next().await {
             Ok(msg) => {
                 read += 1;
-                shared.apply(&msg);
+                shared.apply(&msg).await;
             }
             Err(e @ Error::Closed(_)) => return Err(e),
             // One message could not be delivered (say, it is encrypted): reported, not fatal.
@@ -152,7 +154,7 @@ async fn tail<S: Schema>(
         tokio::select! {
             _ = &mut stopped => break,
             next = reader.next() => match next {
-                Ok(msg) => shared.apply(&msg),
+                Ok(msg) => shared.apply(&msg).await,
                 Err(e @ Error::Closed(_)) => {
                     shared.record(e);
                     shared.running.store(false, Ordering::Release);
@@ -171,6 +173,7 @@ type Listener<V> = Box<dyn FnMut(&str, Option<&Arc<V>>) -> bool + Send>;
 
 /// What the view and its task share.
 struct Shared<S: Schema> {
+    session: Arc<Session>,
     topic: String,
     schema: S,
     data: RwLock<HashMap<String, Arc<S::Value>>>,
@@ -189,20 +192,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Decodes a message's value with the schema: the one place values are decoded.
-fn decode_value<S: Schema>(
-    schema: &S,
-    msg: &Message,
-) -> std::result::Result<S::Value, SchemaError> {
-    schema.decode(&Decoding {
-        payload: msg.payload(),
-        key: msg.partition_key().map(str::as_bytes),
-        // Messages do not carry their schema version to here yet.
-        version: None,
-        writer: None,
-    })
-}
-
 impl<S: Schema> Shared<S> {
     fn len(&self) -> usize {
         self.data
@@ -215,8 +204,9 @@ impl<S: Schema> Shared<S> {
         *lock(&self.last_error) = Some(error);
     }
 
-    /// Applies one message to the table and tells the listeners.
-    fn apply(&self, msg: &Message) {
+    /// Applies one message to the table and tells the listeners. Values are decoded here
+    /// only, with the writer's schema from the registry where the schema wants it.
+    async fn apply(&self, msg: &Message) {
         let Some(key) = msg.partition_key() else {
             self.without_key.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -229,8 +219,8 @@ impl<S: Schema> Shared<S> {
         let value = if msg.payload().is_empty() {
             None
         } else {
-            match decode_value(&self.schema, msg) {
-                Ok(v) => Some(Arc::new(v)),
+            match crate::consumer::typed::decode(&self.session, &self.schema, msg.clone()).await {
+                Ok(v) => Some(Arc::new(v.into_value())),
                 Err(e) => {
                     self.decode_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
