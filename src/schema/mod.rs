@@ -9,13 +9,60 @@
 //! The codecs are pure functions over bytes: no I/O, no runtime, and hostile input gives a
 //! [`SchemaError`], never a panic.
 
+mod auto;
+#[cfg(feature = "avro")]
+mod avro;
+#[cfg(feature = "avro")]
+mod avro_binary;
+mod generic;
 mod info;
+#[cfg(feature = "serde")]
+mod json;
+mod key_value;
 mod primitive;
+mod protobuf;
+mod time;
 
+pub use auto::{AutoConsumeSchema, AutoProduceBytesSchema};
+#[cfg(feature = "avro")]
+pub use avro::AvroSchema;
+pub use generic::GenericValue;
 pub use info::{SchemaInfo, SchemaType, SchemaVersion};
-pub use primitive::{BytesSchema, StringSchema};
+#[cfg(feature = "serde")]
+pub use json::JsonSchema;
+pub use key_value::{
+    encode_key_value_info, split_key_value_info, KeyValue, KeyValueEncoding, KeyValueSchema,
+};
+pub use primitive::{
+    BoolSchema, BytesSchema, DateSchema, DoubleSchema, FloatSchema, InstantSchema, Int16Schema,
+    Int32Schema, Int64Schema, Int8Schema, LocalDateSchema, LocalDateTimeSchema, LocalTimeSchema,
+    StringSchema, TimeSchema, TimestampSchema,
+};
+pub use protobuf::{ProtobufNativeSchema, ProtobufSchema, PARSING_INFO_PROPERTY};
+pub use time::{
+    Date, Instant, LocalDate, LocalDateTime, LocalTime, Time, TimeRangeError, Timestamp,
+};
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+
+/// The property the Java client's `SchemaDefinitionBuilderImpl` sets to say that every field of
+/// a definition derived from a class may be null.
+pub const ALWAYS_ALLOW_NULL: &str = "__alwaysAllowNull";
+/// The property the Java client's `SchemaDefinitionBuilderImpl` sets to say whether time fields
+/// use the JSR-310 (`java.time`) logical types.
+pub const JSR310_CONVERSION_ENABLED: &str = "__jsr310ConversionEnabled";
+
+/// The properties of a Java struct schema (JSON, AVRO, PROTOBUF) built from a
+/// `SchemaDefinition` with its defaults (`SchemaDefinitionBuilderImpl.build`: always allow null,
+/// no JSR-310 conversion).
+pub(crate) fn struct_properties() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (ALWAYS_ALLOW_NULL.to_string(), "true".to_string()),
+        (JSR310_CONVERSION_ENABLED.to_string(), "false".to_string()),
+    ])
+}
 
 /// Why a value could not be encoded or a payload decoded with a schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
