@@ -185,7 +185,7 @@ pub(crate) fn join_parts(key: &[u8], value: &[u8]) -> Result<Bytes, SchemaError>
 
 /// The two parts of a payload written by [`join_parts`] (`KeyValue.decode`): `None` for a part
 /// Java wrote as null (length -1). Lengths past the input and trailing bytes are errors.
-pub(crate) fn split_parts(data: &[u8]) -> Result<(Option<&[u8]>, Option<&[u8]>), SchemaError> {
+pub(crate) fn split_parts(data: &[u8]) -> Result<Parts<'_>, SchemaError> {
     let (key, rest) = take_part(data, "key")?;
     let (value, rest) = take_part(rest, "value")?;
     if !rest.is_empty() {
@@ -195,6 +195,8 @@ pub(crate) fn split_parts(data: &[u8]) -> Result<(Option<&[u8]>, Option<&[u8]>),
 }
 
 type Part<'a> = (Option<&'a [u8]>, &'a [u8]);
+/// A key's and a value's bytes, `None` for a part written as null.
+pub(crate) type Parts<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 fn take_part<'a>(data: &'a [u8], what: &str) -> Result<Part<'a>, SchemaError> {
     let Some((len, rest)) = data.split_first_chunk::<4>() else {

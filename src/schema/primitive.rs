@@ -220,3 +220,205 @@ fn out_of_range(kind: SchemaType) -> SchemaError {
         reason: "the value is out of the type's range".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc<S: Schema>(s: &S, v: S::Value) -> Vec<u8> {
+        let e = s.encode(&v).unwrap();
+        assert_eq!(e.key, None);
+        e.payload.to_vec()
+    }
+
+    fn dec<S: Schema>(s: &S, b: &[u8]) -> Result<S::Value, SchemaError> {
+        s.decode(&Decoding::payload(b))
+    }
+
+    #[test]
+    fn java_golden_vectors() {
+        // ByteSchema.encode((byte) -1)
+        assert_eq!(enc(&Int8Schema, -1), [0xff]);
+        // ShortSchema.encode((short) 0x1234): (byte) (v >>> 8), v.byteValue()
+        assert_eq!(enc(&Int16Schema, 0x1234), [0x12, 0x34]);
+        // IntSchema.encode(-2)
+        assert_eq!(enc(&Int32Schema, -2), [0xff, 0xff, 0xff, 0xfe]);
+        // LongSchema.encode(0x0102030405060708L)
+        assert_eq!(
+            enc(&Int64Schema, 0x0102_0304_0506_0708),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        // FloatSchema.encode(1.5f): floatToRawIntBits = 0x3fc00000
+        assert_eq!(enc(&FloatSchema, 1.5), [0x3f, 0xc0, 0, 0]);
+        // DoubleSchema.encode(1.5): doubleToRawLongBits = 0x3ff8000000000000
+        assert_eq!(enc(&DoubleSchema, 1.5), [0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+        // BooleanSchema.encode(true / false); decode: bytes[0] != 0
+        assert_eq!(enc(&BoolSchema, true), [1]);
+        assert_eq!(enc(&BoolSchema, false), [0]);
+        assert!(dec(&BoolSchema, &[2]).unwrap());
+        // DateSchema.encode(new Date(1000)): LongSchema of getTime()
+        assert_eq!(
+            enc(&DateSchema, Date::from_millis(1000)),
+            [0, 0, 0, 0, 0, 0, 0x03, 0xe8]
+        );
+        // TimeSchema.encode(new Time(-1)), TimestampSchema.encode(new Timestamp(256))
+        assert_eq!(enc(&TimeSchema, Time::from_millis(-1)), [0xff; 8]);
+        assert_eq!(
+            enc(&TimestampSchema, Timestamp::from_millis(256)),
+            [0, 0, 0, 0, 0, 0, 1, 0]
+        );
+        // InstantSchema.encode(Instant.ofEpochSecond(1, 2)): putLong(1) putInt(2)
+        assert_eq!(
+            enc(&InstantSchema, Instant::new(1, 2).unwrap()),
+            [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2]
+        );
+        // LocalDateSchema.encode(LocalDate.of(2000, 3, 1)): toEpochDay() = 11017 = 0x2b09
+        assert_eq!(
+            enc(&LocalDateSchema, LocalDate::from_ymd(2000, 3, 1).unwrap()),
+            [0, 0, 0, 0, 0, 0, 0x2b, 0x09]
+        );
+        // LocalTimeSchema.encode(LocalTime.of(1, 0)): toNanoOfDay() = 3600000000000
+        assert_eq!(
+            enc(
+                &LocalTimeSchema,
+                LocalTime::from_hms_nano(1, 0, 0, 0).unwrap()
+            ),
+            [0, 0, 0x03, 0x46, 0x30, 0xb8, 0xa0, 0]
+        );
+        // LocalDateTimeSchema.encode(LocalDateTime.of(1970, 1, 2, 0, 0, 0, 1)): putLong(1) putLong(1)
+        let ldt = LocalDateTime::new(
+            LocalDate::from_epoch_day(1).unwrap(),
+            LocalTime::from_nano_of_day(1).unwrap(),
+        );
+        assert_eq!(
+            enc(&LocalDateTimeSchema, ldt),
+            [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            dec(&LocalDateTimeSchema, &enc(&LocalDateTimeSchema, ldt)).unwrap(),
+            ldt
+        );
+        // InstantSchema.decode carries out-of-range nanos as Instant.ofEpochSecond does.
+        let i = dec(
+            &InstantSchema,
+            &[0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+        )
+        .unwrap();
+        assert_eq!((i.epoch_second(), i.nano()), (0, 999_999_999));
+    }
+
+    #[test]
+    fn java_schema_infos() {
+        // The SCHEMA_INFO of each Java *Schema class: name, type, empty definition, no
+        // properties.
+        let cases: [(SchemaInfo, SchemaType, &str); 16] = [
+            (BytesSchema.info(), SchemaType::Bytes, "Bytes"),
+            (StringSchema.info(), SchemaType::String, "String"),
+            (Int8Schema.info(), SchemaType::Int8, "INT8"),
+            (Int16Schema.info(), SchemaType::Int16, "INT16"),
+            (Int32Schema.info(), SchemaType::Int32, "INT32"),
+            (Int64Schema.info(), SchemaType::Int64, "INT64"),
+            (FloatSchema.info(), SchemaType::Float, "Float"),
+            (DoubleSchema.info(), SchemaType::Double, "Double"),
+            (BoolSchema.info(), SchemaType::Bool, "Boolean"),
+            (DateSchema.info(), SchemaType::Date, "Date"),
+            (TimeSchema.info(), SchemaType::Time, "Time"),
+            (TimestampSchema.info(), SchemaType::Timestamp, "Timestamp"),
+            (InstantSchema.info(), SchemaType::Instant, "Instant"),
+            (LocalDateSchema.info(), SchemaType::LocalDate, "LocalDate"),
+            (LocalTimeSchema.info(), SchemaType::LocalTime, "LocalTime"),
+            (
+                LocalDateTimeSchema.info(),
+                SchemaType::LocalDateTime,
+                "LocalDateTime",
+            ),
+        ];
+        for (info, kind, name) in cases {
+            assert_eq!((info.kind, info.name.as_str()), (kind, name));
+            assert!(
+                info.definition.is_empty() && info.properties.is_empty(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn round_trips_and_wrong_lengths() {
+        for v in [i64::MIN, -1, 0, 1, i64::MAX] {
+            assert_eq!(dec(&Int64Schema, &enc(&Int64Schema, v)).unwrap(), v);
+            assert_eq!(
+                dec(&Int32Schema, &enc(&Int32Schema, v as i32)).unwrap(),
+                v as i32
+            );
+            assert_eq!(
+                dec(&Int16Schema, &enc(&Int16Schema, v as i16)).unwrap(),
+                v as i16
+            );
+            assert_eq!(
+                dec(&Int8Schema, &enc(&Int8Schema, v as i8)).unwrap(),
+                v as i8
+            );
+            let d = Date::from_millis(v);
+            assert_eq!(dec(&DateSchema, &enc(&DateSchema, d)).unwrap(), d);
+        }
+        let nan = dec(&DoubleSchema, &enc(&DoubleSchema, f64::NAN)).unwrap();
+        assert!(nan.is_nan());
+        assert_eq!(
+            dec(&FloatSchema, &enc(&FloatSchema, -0.0))
+                .unwrap()
+                .to_bits(),
+            (-0.0f32).to_bits()
+        );
+        let wrong = |r: Result<(), SchemaError>, kind: SchemaType| {
+            assert!(
+                matches!(r, Err(SchemaError::Decode { kind: k, ref reason }) if k == kind && reason.contains("expected")),
+                "{kind:?}: {r:?}"
+            );
+        };
+        for len in [0usize, 3, 7, 9, 11, 13, 17] {
+            let b = vec![0u8; len];
+            wrong(dec(&Int8Schema, &b).map(drop), SchemaType::Int8);
+            wrong(dec(&Int16Schema, &b).map(drop), SchemaType::Int16);
+            wrong(dec(&Int32Schema, &b).map(drop), SchemaType::Int32);
+            wrong(dec(&Int64Schema, &b).map(drop), SchemaType::Int64);
+            wrong(dec(&FloatSchema, &b).map(drop), SchemaType::Float);
+            wrong(dec(&DoubleSchema, &b).map(drop), SchemaType::Double);
+            wrong(dec(&DateSchema, &b).map(drop), SchemaType::Date);
+            wrong(dec(&TimeSchema, &b).map(drop), SchemaType::Time);
+            wrong(dec(&TimestampSchema, &b).map(drop), SchemaType::Timestamp);
+            wrong(dec(&InstantSchema, &b).map(drop), SchemaType::Instant);
+            wrong(dec(&LocalDateSchema, &b).map(drop), SchemaType::LocalDate);
+            wrong(dec(&LocalTimeSchema, &b).map(drop), SchemaType::LocalTime);
+            wrong(
+                dec(&LocalDateTimeSchema, &b).map(drop),
+                SchemaType::LocalDateTime,
+            );
+        }
+        assert!(dec(&BoolSchema, &[]).is_err());
+        assert!(dec(&BoolSchema, &[0, 0]).is_err());
+        assert!(dec(&StringSchema, &[0xff]).is_err());
+    }
+
+    #[test]
+    fn values_out_of_java_range_are_decode_errors() {
+        let out = |r: Result<(), SchemaError>| {
+            assert!(
+                matches!(r, Err(SchemaError::Decode { ref reason, .. }) if reason.contains("range")),
+                "{r:?}"
+            );
+        };
+        out(dec(&LocalDateSchema, &i64::MAX.to_be_bytes()).map(drop));
+        out(dec(&LocalTimeSchema, &(-1i64).to_be_bytes()).map(drop));
+        out(dec(&LocalTimeSchema, &86_400_000_000_000i64.to_be_bytes()).map(drop));
+        out(dec(
+            &InstantSchema,
+            &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+        )
+        .map(drop));
+        let mut ldt = [0u8; 16];
+        ldt[8..].copy_from_slice(&(-5i64).to_be_bytes());
+        out(dec(&LocalDateTimeSchema, &ldt).map(drop));
+        ldt[..8].copy_from_slice(&i64::MIN.to_be_bytes());
+        out(dec(&LocalDateTimeSchema, &ldt).map(drop));
+    }
+}
