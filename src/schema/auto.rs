@@ -2,7 +2,7 @@
 //! its writer's schema) and AUTO_PRODUCE_BYTES (send bytes already encoded, checked against the
 //! topic's schema), as the Java client's `AutoConsumeSchema` and `AutoProduceBytesSchema`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -236,7 +236,22 @@ impl Reader {
     }
 }
 
-type CacheKey = (SchemaType, Bytes, BTreeMap<String, String>);
+/// Parsed readers by a hash of the writer's type, definition and properties; each bucket
+/// holds the infos themselves, compared in full (a lookup allocates nothing).
+type ReaderCache = HashMap<u64, Vec<(SchemaInfo, Arc<Reader>)>>;
+
+fn cache_hash(info: &SchemaInfo) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    info.kind.hash(&mut h);
+    info.definition.hash(&mut h);
+    info.properties.hash(&mut h);
+    h.finish()
+}
+
+fn same_schema(a: &SchemaInfo, b: &SchemaInfo) -> bool {
+    a.kind == b.kind && a.definition == b.definition && a.properties == b.properties
+}
 
 /// Reads every message with its writer's schema into a [`GenericValue`] (the Java client's
 /// `Schema.AUTO_CONSUME()`): declared as AUTO_CONSUME, so the broker accepts any topic schema.
@@ -251,7 +266,7 @@ type CacheKey = (SchemaType, Bytes, BTreeMap<String, String>);
 /// without `protobuf`) are decode errors that name the feature.
 #[derive(Debug, Default)]
 pub struct AutoConsumeSchema {
-    readers: Mutex<HashMap<CacheKey, Arc<Reader>>>,
+    readers: Mutex<ReaderCache>,
 }
 
 impl AutoConsumeSchema {
@@ -261,17 +276,23 @@ impl AutoConsumeSchema {
     }
 
     fn reader(&self, info: &SchemaInfo) -> Result<Arc<Reader>, SchemaError> {
-        let key = (info.kind, info.definition.clone(), info.properties.clone());
+        let hash = cache_hash(info);
         let lock = || self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = lock().get(&key) {
-            return Ok(r.clone());
+        let cached = lock().get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|(i, _)| same_schema(i, info))
+                .map(|(_, r)| r.clone())
+        });
+        if let Some(r) = cached {
+            return Ok(r);
         }
         let r = Arc::new(Reader::build(info, 0)?);
         let mut map = lock();
         if map.len() >= READER_CACHE {
             map.clear();
         }
-        map.insert(key, r.clone());
+        map.entry(hash).or_default().push((info.clone(), r.clone()));
         Ok(r)
     }
 }
@@ -525,6 +546,13 @@ mod tests {
             GenericValue::KeyValue(Box::new(GenericValue::Null), Box::new(GenericValue::Int(5)))
         );
         assert!(s.decode(&with_writer(&[0, 0, 0, 9], &info)).is_err());
+        // Two writers' schemas, each parsed once.
+        let cached = |s: &AutoConsumeSchema| -> usize {
+            s.readers.lock().unwrap().values().map(Vec::len).sum()
+        };
+        assert_eq!(cached(&s), 2);
+        s.decode(&input).unwrap();
+        assert_eq!(cached(&s), 2);
     }
 
     #[test]

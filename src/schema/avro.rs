@@ -261,8 +261,26 @@ mod tests {
                 email: None
             }
         );
-        // Again, from the cache.
+        // Again, from the cache: parsed once.
         assert!(new.decode(&input).is_ok());
+        assert_eq!(new.writers.lock().len(), 1);
+        // The reader's own definition is not parsed again.
+        let own = writer(V2_DEF);
+        let p2 = new
+            .encode(&V2 {
+                id: 1,
+                name: String::new(),
+                email: None,
+            })
+            .unwrap()
+            .payload;
+        let input = Decoding {
+            payload: &p2,
+            writer: Some(&own),
+            ..input
+        };
+        assert!(new.decode(&input).is_ok());
+        assert_eq!(new.writers.lock().len(), 1);
         // Without the writer's schema the old datum is too short for the new schema.
         assert!(new.decode(&Decoding::payload(&payload)).is_err());
     }

@@ -272,25 +272,25 @@ pub(crate) struct ParsingInfo {
 pub(crate) fn parse_parsing_info(text: &str) -> Result<Vec<ParsingInfo>, String> {
     #[cfg(feature = "serde")]
     {
-        #[derive(serde::Deserialize)]
-        struct Item {
-            number: u32,
-            name: String,
-            #[serde(rename = "type")]
-            kind: String,
-            #[serde(default)]
-            label: String,
-        }
-        let items: Vec<Item> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Ok(items
-            .into_iter()
-            .map(|i| ParsingInfo {
-                number: i.number,
-                name: i.name,
-                kind: i.kind,
-                repeated: i.label == "LABEL_REPEATED",
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| e.to_string())?;
+        items
+            .iter()
+            .map(|item| {
+                let text = |k: &str| item.get(k).and_then(serde_json::Value::as_str);
+                let number = item
+                    .get("number")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("a field without number")?;
+                Ok(ParsingInfo {
+                    number,
+                    name: text("name").ok_or("a field without name")?.to_string(),
+                    kind: text("type").ok_or("a field without type")?.to_string(),
+                    repeated: text("label") == Some("LABEL_REPEATED"),
+                })
             })
-            .collect())
+            .collect()
     }
     #[cfg(not(feature = "serde"))]
     {
@@ -615,5 +615,6 @@ mod tests {
             }]
         );
         assert!(parse_parsing_info("{").is_err());
+        assert!(parse_parsing_info(r#"[{"name":"x","type":"INT32"}]"#).is_err());
     }
 }

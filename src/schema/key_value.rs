@@ -219,8 +219,8 @@ fn take_part<'a>(data: &'a [u8], what: &str) -> Result<Part<'a>, SchemaError> {
 
 /// The SchemaInfo of a KeyValue schema, as the Java client's
 /// `KeyValueSchemaInfo.encodeKeyValueSchemaInfo(name, key, value, encoding)` builds it: the
-/// definition is the two definitions with their lengths ([`join_parts`]); the properties are
-/// each part's name, type (its Java name) and properties (as compact JSON with sorted keys,
+/// definition is the two definitions with their lengths (4 bytes big-endian each, as in an
+/// INLINE payload); the properties are each part's name, type (its Java name) and properties (as compact JSON with sorted keys,
 /// `SchemaUtils.serializeSchemaProperties`), and `kv.encoding.type`.
 pub fn encode_key_value_info(
     name: &str,

@@ -35,7 +35,7 @@ fn decode_message<T: prost::Message + Default>(
 /// Java declares the Avro schema Avro's `ProtobufData` derives from the message's descriptor,
 /// named `""`, with the properties `__alwaysAllowNull` = `true`, `__jsr310ConversionEnabled` =
 /// `false` and `__PARSING_INFO__` (the top-level fields: number, name, type, label). With
-/// feature `protobuf`, [`ProtobufSchema::from_descriptor`] derives both from a
+/// feature `protobuf`, `ProtobufSchema::from_descriptor` derives both from a
 /// `prost_reflect::MessageDescriptor`; [`ProtobufSchema::with_definition`] takes them as text.
 pub struct ProtobufSchema<T> {
     info: SchemaInfo,
