@@ -1,5 +1,5 @@
 //! What a schema is ([`SchemaInfo`], [`SchemaType`]) and which version of it the registry
-//! gave ([`SchemaVersion`]); and (with the `serde` feature) JSON payloads from and to Rust types.
+//! gave ([`SchemaVersion`]).
 
 use std::collections::BTreeMap;
 
@@ -61,6 +61,46 @@ pub enum SchemaType {
 }
 
 impl SchemaType {
+    /// The Java client's name of the type (`org.apache.pulsar.common.schema.SchemaType`), as
+    /// the KeyValue schema writes its parts' types (`key.schema.type`). Raw bytes are `BYTES`
+    /// (the Java `BytesSchema`'s type; its wire type is `NONE`).
+    pub fn java_name(self) -> &'static str {
+        match self {
+            SchemaType::Bytes => "BYTES",
+            SchemaType::String => "STRING",
+            SchemaType::Json => "JSON",
+            SchemaType::Protobuf => "PROTOBUF",
+            SchemaType::Avro => "AVRO",
+            SchemaType::Bool => "BOOLEAN",
+            SchemaType::Int8 => "INT8",
+            SchemaType::Int16 => "INT16",
+            SchemaType::Int32 => "INT32",
+            SchemaType::Int64 => "INT64",
+            SchemaType::Float => "FLOAT",
+            SchemaType::Double => "DOUBLE",
+            SchemaType::Date => "DATE",
+            SchemaType::Time => "TIME",
+            SchemaType::Timestamp => "TIMESTAMP",
+            SchemaType::KeyValue => "KEY_VALUE",
+            SchemaType::Instant => "INSTANT",
+            SchemaType::LocalDate => "LOCAL_DATE",
+            SchemaType::LocalTime => "LOCAL_TIME",
+            SchemaType::LocalDateTime => "LOCAL_DATE_TIME",
+            SchemaType::ProtobufNative => "PROTOBUF_NATIVE",
+            SchemaType::AutoConsume => "AUTO_CONSUME",
+            SchemaType::External => "EXTERNAL",
+        }
+    }
+
+    /// The type of a Java type name (`NONE` and `BYTES` are both raw bytes); `None` for a name
+    /// this client does not know.
+    pub fn from_java_name(name: &str) -> Option<Self> {
+        if name == "NONE" {
+            return Some(SchemaType::Bytes);
+        }
+        ALL_TYPES.iter().copied().find(|t| t.java_name() == name)
+    }
+
     /// The type on the wire.
     pub(crate) fn wire(self) -> proto::schema::Type {
         match self {
@@ -120,6 +160,32 @@ impl SchemaType {
         })
     }
 }
+
+const ALL_TYPES: [SchemaType; 23] = [
+    SchemaType::Bytes,
+    SchemaType::String,
+    SchemaType::Json,
+    SchemaType::Protobuf,
+    SchemaType::Avro,
+    SchemaType::Bool,
+    SchemaType::Int8,
+    SchemaType::Int16,
+    SchemaType::Int32,
+    SchemaType::Int64,
+    SchemaType::Float,
+    SchemaType::Double,
+    SchemaType::Date,
+    SchemaType::Time,
+    SchemaType::Timestamp,
+    SchemaType::KeyValue,
+    SchemaType::Instant,
+    SchemaType::LocalDate,
+    SchemaType::LocalTime,
+    SchemaType::LocalDateTime,
+    SchemaType::ProtobufNative,
+    SchemaType::AutoConsume,
+    SchemaType::External,
+];
 
 /// A schema as the registry holds it, and as a producer or consumer declares it on PRODUCER
 /// and SUBSCRIBE: type, name, definition and properties (the Java client's `SchemaInfo`).
@@ -291,25 +357,6 @@ impl std::fmt::Display for SchemaVersion {
     }
 }
 
-#[cfg(feature = "serde")]
-mod json {
-    use crate::message::{Message, ProducerMessage};
-
-    impl ProducerMessage {
-        /// A message whose payload is `value` as JSON (feature `serde`).
-        pub fn json<T: serde::Serialize>(value: &T) -> Result<Self, serde_json::Error> {
-            Ok(ProducerMessage::new(serde_json::to_vec(value)?))
-        }
-    }
-
-    impl Message {
-        /// The payload read as JSON into `T` (feature `serde`).
-        pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-            serde_json::from_slice(self.payload())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +368,11 @@ mod tests {
             assert_eq!(t.wire() as i32, n);
         }
         assert_eq!(SchemaType::from_wire(99), None);
+        for t in ALL_TYPES {
+            assert_eq!(SchemaType::from_java_name(t.java_name()), Some(t));
+        }
+        assert_eq!(SchemaType::from_java_name("NONE"), Some(SchemaType::Bytes));
+        assert_eq!(SchemaType::from_java_name("AUTO"), None);
         assert_eq!(SchemaVersion::from_u64(3).to_string(), "3");
         assert_eq!(SchemaVersion::from_u64(3).as_u64(), Some(3));
         assert_eq!(SchemaVersion::new(vec![1u8, 0xab]).to_string(), "01ab");
