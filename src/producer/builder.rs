@@ -256,6 +256,15 @@ impl ProducerBuilder {
         super::TypedProducerBuilder::new(self, schema)
     }
 
+    /// A producer of bytes validated against the topic's schema, which it declares (the Java
+    /// client's `Schema.AUTO_PRODUCE_BYTES()`): the topic's schema is read from the registry
+    /// when the producer is created; on a topic without a schema, bytes pass as they are.
+    pub fn auto_produce_schema(
+        self,
+    ) -> super::TypedProducerBuilder<crate::schema::AutoProduceBytesSchema> {
+        super::TypedProducerBuilder::from_topic(self, crate::schema::AutoProduceBytesSchema::new)
+    }
+
     async fn create_untyped(self) -> Result<Producer> {
         let topic = TopicName::parse(&self.topic)?;
         let inner = &self.session;
