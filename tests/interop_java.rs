@@ -34,7 +34,6 @@ use pulsar_wire::{
 use serde_json::{json, Value};
 use support::tap::{metadata, Seen, Tap};
 
-
 /// Liveness guard around each receive of a message that must come.
 const RECEIVE_GUARD: Duration = Duration::from_secs(30);
 /// How long to listen for messages that must not come.
@@ -100,7 +99,6 @@ fn properties_of(v: &Value) -> BTreeMap<String, String> {
         })
         .collect()
 }
-
 
 async fn receive_one(consumer: &mut Consumer, what: &str) -> Message {
     tokio::time::timeout(RECEIVE_GUARD, consumer.receive())

@@ -452,7 +452,9 @@ impl Apache {
                 Some("SUCCESS") => return,
                 Some("ERROR") => panic!(
                     "compaction of {topic} failed: {}",
-                    v["lastError"].as_str().unwrap_or("(the broker gave no lastError)")
+                    v["lastError"]
+                        .as_str()
+                        .unwrap_or("(the broker gave no lastError)")
                 ),
                 Some("RUNNING") | Some("NOT_RUN") => {}
                 _ => panic!("compaction of {topic}: GET {path} answered an unknown status: {text}"),
@@ -508,14 +510,22 @@ impl Apache {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
             panic!("schemas of {topic}: GET {path} answered a non-JSON body ({e}): {text}")
         });
-        v["getSchemaResponses"].as_array().cloned().unwrap_or_default()
+        v["getSchemaResponses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Deletes every version of the topic's schema (`DELETE .../schema`): the next producer
     /// registers its schema as the first again.
     pub fn delete_schema(&self, topic: &str) {
         let path = format!("/admin/v2/schemas/{}/schema", schema_path(topic));
-        self.admin_ok("DELETE", &path, None, &format!("deleting the schema of {topic}"));
+        self.admin_ok(
+            "DELETE",
+            &path,
+            None,
+            &format!("deleting the schema of {topic}"),
+        );
     }
 
     /// Sets the namespace's (`tenant/ns`) schema compatibility strategy (`PUT
@@ -537,7 +547,12 @@ impl Apache {
     /// e.g. `"FULL"`; `null` when only the broker's default applies).
     pub fn schema_compatibility(&self, namespace: &str) -> serde_json::Value {
         let path = format!("/admin/v2/namespaces/{namespace}/schemaCompatibilityStrategy");
-        let text = self.admin_ok("GET", &path, None, &format!("schema compatibility of {namespace}"));
+        let text = self.admin_ok(
+            "GET",
+            &path,
+            None,
+            &format!("schema compatibility of {namespace}"),
+        );
         if text.trim().is_empty() {
             return serde_json::Value::Null;
         }
@@ -614,7 +629,9 @@ pub fn schema_path(topic: &str) -> String {
     let path = topic_path(topic);
     let rest = path.split_once('/').map_or(path.as_str(), |(_, r)| r);
     match rest.rsplit_once("-partition-") {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base.to_string(),
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            base.to_string()
+        }
         _ => rest.to_string(),
     }
 }
