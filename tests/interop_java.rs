@@ -1,9 +1,10 @@
 //! Interoperability with the official Java client (`pulsar-client-original`, the version
 //! `scripts/apache-pulsar.sh install` resolved) in both directions, on Apache Pulsar.
 //!
-//! The Java side is `pulsarwire.JavaPeer` (tests/apache-pulsar/src/main/java), compiled by
-//! `scripts/java-peer.sh build` (which `apache-pulsar.sh install` runs, and which this binary
-//! runs once: a no-op when nothing changed). Each run is `java pulsarwire.JavaPeer produce` or
+//! The Java side is `pulsarwire.JavaPeer` (tests/apache-pulsar/src/main/java), run by
+//! tests/support/java.rs, which compiles it with `scripts/java-peer.sh build` (which
+//! `apache-pulsar.sh install` runs, and which this binary runs once: a no-op when nothing
+//! changed). Each run is `java pulsarwire.JavaPeer produce` or
 //! `consume` with one JSON spec on stdin; it prints JSON lines on stdout: `subscribed`, `sent`,
 //! `message`, `dead_letter`, `done`, or `error` (then exit status 1). Payloads travel as hex.
 //!
@@ -17,9 +18,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pulsar_wire::compression::Compression;
@@ -35,10 +33,7 @@ use pulsar_wire::{
 };
 use serde_json::{json, Value};
 use support::tap::{metadata, Seen, Tap};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
-/// How long one Java peer run may take (a JVM start is a few seconds on a busy machine).
-const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Liveness guard around each receive of a message that must come.
 const RECEIVE_GUARD: Duration = Duration::from_secs(30);
 /// How long to listen for messages that must not come.
@@ -64,201 +59,14 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-// --- the Java peer -----------------------------------------------------------------------------
+// --- the Java peer (tests/support/java.rs) ------------------------------------------------------
 
-/// The peer's classes directory and the Apache Pulsar classpath, built once per binary.
-fn peer_classpath() -> &'static str {
-    static CP: OnceLock<Result<String, String>> = OnceLock::new();
-    let built = CP.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let how = "run scripts/apache-pulsar.sh install (it needs a JDK 17+ and Maven)";
-        let out = std::process::Command::new(root.join("scripts/java-peer.sh"))
-            .arg("build")
-            .output()
-            .map_err(|e| format!("cannot run scripts/java-peer.sh: {e}: {how}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "the Java peer cannot be built ({}): {how}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                .map(str::to_string)
-                .ok_or_else(|| format!("scripts/java-peer.sh printed no {name}="))
-        };
-        let classes = value("PEER_CLASSES")?;
-        let cp_file = value("PULSAR_CLASSPATH_FILE")?;
-        let cp = std::fs::read_to_string(&cp_file)
-            .map_err(|e| format!("cannot read {cp_file}: {e}: {how}"))?;
-        Ok(format!("{classes}:{}", cp.trim()))
-    });
-    match built {
-        Ok(cp) => cp,
-        Err(message) => panic!("{message}"),
-    }
-}
+use support::java::{done, events, hex, int, short, text, Peer};
 
-/// A running `JavaPeer`: its JSON lines are read as they come.
-struct Peer {
-    command: &'static str,
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    stderr: Option<tokio::task::JoinHandle<String>>,
-    seen: Vec<Value>,
-}
-
-impl Peer {
-    /// Starts `JavaPeer <command>` with `spec` (plus `url`) on stdin.
-    async fn start(command: &'static str, mut spec: Value) -> Peer {
-        spec["url"] = json!(broker().url());
-        let mut child = tokio::process::Command::new("java")
-            .args([
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Xshare:auto",
-                "-Xmx512m",
-                "pulsarwire.JavaPeer",
-                command,
-            ])
-            .env("CLASSPATH", peer_classpath())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run java (a JDK 17+ is needed; see scripts/apache-pulsar.sh install): {e}")
-            });
-        let mut stdin = child.stdin.take().expect("stdin");
-        let input = serde_json::to_vec(&spec).expect("spec");
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-            let _ = stdin.shutdown().await;
-        });
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = tokio::spawn(async move {
-            let mut s = Vec::new();
-            let _ = err.read_to_end(&mut s).await;
-            let s = String::from_utf8_lossy(&s).into_owned();
-            if s.len() > 6000 {
-                format!("...{}", &s[s.len() - 6000..])
-            } else {
-                s
-            }
-        });
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Peer {
-            command,
-            child,
-            lines,
-            stderr: Some(stderr),
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next JSON line, or `None` at the end of its output.
-    async fn next(&mut self) -> Option<Value> {
-        let line = tokio::time::timeout(PEER_TIMEOUT, self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "JavaPeer {} printed nothing for {PEER_TIMEOUT:?}: {:?}",
-                    self.command, self.seen
-                )
-            })
-            .expect("read the peer's stdout")?;
-        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "JavaPeer {} printed a non-JSON line ({e}): {line}",
-                self.command
-            )
-        });
-        self.seen.push(value.clone());
-        Some(value)
-    }
-
-    /// Reads lines until one of `event`.
-    async fn wait_for(&mut self, event: &str) -> Value {
-        while let Some(line) = self.next().await {
-            if line["event"] == event {
-                return line;
-            }
-        }
-        let lines = std::mem::take(&mut self.seen);
-        self.fail(&format!("ended before a {event:?} line"), &lines)
-            .await
-    }
-
-    /// Reads every remaining line and waits for the exit; panics with the peer's output if it
-    /// failed. Returns all its lines.
-    async fn finish(mut self) -> Vec<Value> {
-        while self.next().await.is_some() {}
-        let status = tokio::time::timeout(PEER_TIMEOUT, self.child.wait())
-            .await
-            .expect("the peer exits")
-            .expect("wait for the peer");
-        let lines = std::mem::take(&mut self.seen);
-        if !status.success() || !lines.iter().any(|l| l["event"] == "done") {
-            self.fail(&format!("failed ({status})"), &lines).await;
-        }
-        lines
-    }
-
-    async fn fail(&mut self, what: &str, lines: &[Value]) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = match self.stderr.take() {
-            Some(handle) => handle.await.unwrap_or_default(),
-            None => String::new(),
-        };
-        let shown: Vec<String> = lines.iter().map(short).collect();
-        panic!(
-            "JavaPeer {} {what}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-            self.command,
-            shown.join("\n")
-        );
-    }
-}
-
-/// A line for a failure message (payloads can be megabytes of hex).
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 400 {
-        format!("{}... ({} bytes)", &s[..400], s.len())
-    } else {
-        s
-    }
-}
-
-/// Runs `JavaPeer <command>` to its end.
+/// Runs `JavaPeer <command>` on this binary's broker to its end.
 async fn java(command: &'static str, spec: Value) -> Vec<Value> {
-    Peer::start(command, spec).await.finish().await
+    support::java::run(broker().url(), command, spec).await
 }
-
-fn events<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|l| l["event"] == event).collect()
-}
-
-fn done(lines: &[Value]) -> &Value {
-    events(lines, "done")[0]
-}
-
-fn int(v: &Value, key: &str) -> i64 {
-    v[key]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no integer {key:?} in {}", short(v)))
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {key:?} in {}", short(v)))
-}
-
 /// (ledger, entry, batch index, partition) of a peer line.
 fn java_id(v: &Value) -> (i64, i64, i64, i64) {
     (
@@ -290,20 +98,6 @@ fn properties_of(v: &Value) -> BTreeMap<String, String> {
             )
         })
         .collect()
-}
-
-mod hex {
-    pub fn encode(data: &[u8]) -> String {
-        data.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    pub fn decode(text: &str) -> Vec<u8> {
-        assert!(text.len() % 2 == 0, "odd hex length");
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
 }
 
 async fn receive_one(consumer: &mut Consumer, what: &str) -> Message {
@@ -1065,6 +859,7 @@ async fn batch_index_acks_of_java_leave_wire_the_other_half() {
     let sub = "shared-sub";
     let specs = numbered("bij", 10);
     let mut first = Peer::start(
+        broker().url(),
         "consume",
         json!({"topic": topic, "subscription": sub, "count": 10, "batch_index_ack": true,
                "keep_batch_indexes": [1, 3, 5, 7, 9]}),
@@ -1180,6 +975,7 @@ async fn wire_sees_the_redelivery_count_of_java_nacks() {
     let topic = support::unique_topic("java-nack-w");
     let mut consumer = standby_consumer(&client, &topic).await;
     let mut peer = Peer::start(
+        broker().url(),
         "consume",
         json!({"topic": topic, "subscription": "sub", "count": 1, "nack_below": 2, "ack": false}),
     )
@@ -1212,6 +1008,7 @@ async fn java_sees_the_redelivery_count_of_wire_nacks() {
     let client = client(broker().url());
     let topic = support::unique_topic("java-nack-wj");
     let mut peer = Peer::start(
+        broker().url(),
         "consume",
         json!({"topic": topic, "subscription": "sub", "count": 1, "priority_level": 1, "quiet_ms": 1500}),
     )
@@ -1482,6 +1279,7 @@ async fn wire_deliver_after_is_honoured_for_java() {
     let client = client(broker().url());
     let topic = support::unique_topic("java-delay-w");
     let mut peer = Peer::start(
+        broker().url(),
         "consume",
         json!({"topic": topic, "subscription": "sub", "count": 2}),
     )

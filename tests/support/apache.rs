@@ -25,6 +25,9 @@ use super::{lock, tail, unique_name, Broker, WATCHDOG};
 pub const HOW_TO_GET_APACHE: &str =
     "run scripts/apache-pulsar.sh install (it needs a Java 17+ runtime and Maven)";
 
+/// How long [`Apache::compact`] waits for a compaction to finish.
+pub const COMPACTION_WAIT: Duration = Duration::from_secs(120);
+
 /// The command-line marker of the standalone JVM, checked before it is killed by pid.
 const JVM_MARKER: &str = "PulsarStandaloneStarter";
 
@@ -417,38 +420,155 @@ impl Apache {
         (status, body)
     }
 
-    /// Compacts a persistent topic (one partition, or a non-partitioned topic) and waits for
-    /// it: `PUT .../compaction`, then `GET .../compaction` until `SUCCESS` (at most 120 s).
-    /// Panics, saying why, on an HTTP error, on `ERROR`, or when it does not end in time.
+    /// An admin call that must answer 2xx: its body (`what` names it in the failure).
+    fn admin_ok(&self, method: &str, path: &str, body: Option<&str>, what: &str) -> String {
+        let (status, text) = self.admin(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{what}: {method} {path} answered {status}: {text}"
+        );
+        text
+    }
+
+    /// Compacts `topic` (a persistent topic, or one partition of one: `...-partition-N`):
+    /// `PUT .../compaction`, then `GET .../compaction` until the status is SUCCESS. Panics with
+    /// the broker's `lastError` when it is ERROR, and when it is not done within
+    /// [`COMPACTION_WAIT`] (a liveness bound, not a timing assertion). A compaction already
+    /// running (409) is waited for, not started again.
     pub fn compact(&self, topic: &str) {
-        let local = topic.trim_start_matches("persistent://");
-        let path = format!("/admin/v2/persistent/{local}/compaction");
-        let (status, body) = self.admin("PUT", &path, None);
-        // 409: a compaction already runs; wait for it like for ours.
+        let path = format!("/admin/v2/{}/compaction", topic_path(topic));
+        let (status, text) = self.admin("PUT", &path, None);
         assert!(
             (200..300).contains(&status) || status == 409,
-            "triggering the compaction of {topic}: HTTP {status} {body}"
+            "compaction of {topic}: PUT {path} answered {status}: {text}"
         );
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let deadline = std::time::Instant::now() + COMPACTION_WAIT;
         loop {
-            let (status, body) = self.admin("GET", &path, None);
-            assert!(
-                (200..300).contains(&status),
-                "compaction status of {topic}: HTTP {status} {body}"
-            );
-            if body.contains("\"SUCCESS\"") {
-                return;
+            let text = self.admin_ok("GET", &path, None, &format!("compaction of {topic}"));
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+                panic!("compaction of {topic}: GET {path} answered a non-JSON body ({e}): {text}")
+            });
+            match v["status"].as_str() {
+                Some("SUCCESS") => return,
+                Some("ERROR") => panic!(
+                    "compaction of {topic} failed: {}",
+                    v["lastError"]
+                        .as_str()
+                        .unwrap_or("(the broker gave no lastError)")
+                ),
+                Some("RUNNING") | Some("NOT_RUN") => {}
+                _ => panic!("compaction of {topic}: GET {path} answered an unknown status: {text}"),
             }
             assert!(
-                !body.contains("\"ERROR\""),
-                "the compaction of {topic} failed: {body}"
-            );
-            assert!(
                 std::time::Instant::now() < deadline,
-                "the compaction of {topic} did not end within 120 s: {body}"
+                "compaction of {topic} not done within {COMPACTION_WAIT:?} (last status: {text})"
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The topic's latest schema as the registry holds it (`GET
+    /// /admin/v2/schemas/{tenant}/{ns}/{topic}/schema`): `{"version", "type", "timestamp",
+    /// "data", "properties"}` (`data` is the definition as text; for KEY_VALUE a JSON object of
+    /// the key's and the value's schemas), or `None` when the topic has none (404). A partition
+    /// name is looked up as its partitioned topic (the registry keeps one schema for all).
+    pub fn schema(&self, topic: &str) -> Option<serde_json::Value> {
+        self.schema_at(topic, None)
+    }
+
+    /// The topic's schema of `version` (`GET .../schema/{version}`), or `None` (404).
+    pub fn schema_at(&self, topic: &str, version: Option<i64>) -> Option<serde_json::Value> {
+        let mut path = format!("/admin/v2/schemas/{}/schema", schema_path(topic));
+        if let Some(v) = version {
+            path.push_str(&format!("/{v}"));
+        }
+        let (status, text) = self.admin("GET", &path, None);
+        if status == 404 {
+            return None;
+        }
+        assert!(
+            (200..300).contains(&status),
+            "schema of {topic}: GET {path} answered {status}: {text}"
+        );
+        Some(serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("schema of {topic}: GET {path} answered a non-JSON body ({e}): {text}")
+        }))
+    }
+
+    /// Every version of the topic's schema, oldest first (`GET .../schemas`, each as
+    /// [`Apache::schema`] gives one); empty when it has none.
+    pub fn schemas(&self, topic: &str) -> Vec<serde_json::Value> {
+        let path = format!("/admin/v2/schemas/{}/schemas", schema_path(topic));
+        let (status, text) = self.admin("GET", &path, None);
+        if status == 404 {
+            return Vec::new();
+        }
+        assert!(
+            (200..300).contains(&status),
+            "schemas of {topic}: GET {path} answered {status}: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("schemas of {topic}: GET {path} answered a non-JSON body ({e}): {text}")
+        });
+        v["getSchemaResponses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Deletes every version of the topic's schema (`DELETE .../schema`): the next producer
+    /// registers its schema as the first again.
+    pub fn delete_schema(&self, topic: &str) {
+        let path = format!("/admin/v2/schemas/{}/schema", schema_path(topic));
+        self.admin_ok(
+            "DELETE",
+            &path,
+            None,
+            &format!("deleting the schema of {topic}"),
+        );
+    }
+
+    /// Sets the namespace's (`tenant/ns`) schema compatibility strategy (`PUT
+    /// /admin/v2/namespaces/{tenant}/{ns}/schemaCompatibilityStrategy`): one of
+    /// UNDEFINED, ALWAYS_INCOMPATIBLE, ALWAYS_COMPATIBLE, BACKWARD, FORWARD, FULL,
+    /// BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE, FULL_TRANSITIVE. Use a namespace of the test's
+    /// own ([`Apache::create_namespace`]): it applies to every topic of it.
+    pub fn set_schema_compatibility(&self, namespace: &str, strategy: &str) {
+        let path = format!("/admin/v2/namespaces/{namespace}/schemaCompatibilityStrategy");
+        self.admin_ok(
+            "PUT",
+            &path,
+            Some(&format!("\"{strategy}\"")),
+            &format!("setting the schema compatibility of {namespace}"),
+        );
+    }
+
+    /// The namespace's schema compatibility strategy as the broker answers it (a JSON string,
+    /// e.g. `"FULL"`; `null` when only the broker's default applies).
+    pub fn schema_compatibility(&self, namespace: &str) -> serde_json::Value {
+        let path = format!("/admin/v2/namespaces/{namespace}/schemaCompatibilityStrategy");
+        let text = self.admin_ok(
+            "GET",
+            &path,
+            None,
+            &format!("schema compatibility of {namespace}"),
+        );
+        if text.trim().is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("schema compatibility of {namespace}: a non-JSON body ({e}): {text}")
+        })
+    }
+
+    /// Creates `tenant/ns` (in the standalone's cluster; an existing one is fine).
+    pub fn create_namespace(&self, namespace: &str) {
+        let path = format!("/admin/v2/namespaces/{namespace}");
+        let (status, text) = self.admin("PUT", &path, None);
+        assert!(
+            (200..300).contains(&status) || status == 409,
+            "creating the namespace {namespace}: PUT {path} answered {status}: {text}"
+        );
     }
 
     /// Kills the JVM, removes the directory and lets the watchdog go. Never panics (it also
@@ -484,6 +604,35 @@ impl Apache {
                 let _ = watchdog.wait();
             }
         }
+    }
+}
+
+/// `persistent/tenant/ns/topic` of a topic name (`persistent://tenant/ns/topic`, or a short
+/// `topic` in public/default), for the admin paths under `/admin/v2/`.
+pub fn topic_path(topic: &str) -> String {
+    let (domain, rest) = match topic.split_once("://") {
+        Some((domain, rest)) => (domain, rest.to_string()),
+        None if topic.contains('/') => ("persistent", topic.to_string()),
+        None => ("persistent", format!("public/default/{topic}")),
+    };
+    assert_eq!(
+        rest.split('/').count(),
+        3,
+        "not a topic name of tenant/namespace/topic: {topic}"
+    );
+    format!("{domain}/{rest}")
+}
+
+/// `tenant/ns/topic` of a topic for `/admin/v2/schemas/`: a partition's name stands for its
+/// partitioned topic (the registry keeps one schema for all partitions).
+pub fn schema_path(topic: &str) -> String {
+    let path = topic_path(topic);
+    let rest = path.split_once('/').map_or(path.as_str(), |(_, r)| r);
+    match rest.rsplit_once("-partition-") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            base.to_string()
+        }
+        _ => rest.to_string(),
     }
 }
 

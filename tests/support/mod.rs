@@ -68,6 +68,7 @@
 
 pub mod apache;
 pub mod cli;
+pub mod java;
 pub mod peer;
 pub mod tap;
 

@@ -37,15 +37,18 @@ import org.apache.pulsar.client.api.Schema;
 import org.apache.pulsar.client.api.SubscriptionInitialPosition;
 import org.apache.pulsar.client.api.SubscriptionType;
 import org.apache.pulsar.client.api.TypedMessageBuilder;
+import org.apache.pulsar.client.api.schema.GenericObject;
 import org.apache.pulsar.client.api.transaction.Transaction;
 import org.apache.pulsar.client.impl.MessageIdImpl;
+import org.apache.pulsar.client.impl.PulsarClientImpl;
+import org.apache.pulsar.common.schema.SchemaInfo;
 
 /**
  * The official Java client as a peer of pulsar-wire's interop tests (tests/interop_java.rs,
  * tests/interop_txn.rs).
  *
  * <pre>
- *   java pulsarwire.JavaPeer produce|consume &lt; SPEC
+ *   java pulsarwire.JavaPeer produce|consume|schema_info &lt; SPEC
  *   java pulsarwire.JavaPeer session &lt; SPEC_LINE COMMAND_LINE...
  * </pre>
  *
@@ -55,11 +58,14 @@ import org.apache.pulsar.client.impl.MessageIdImpl;
  * <p>{@code produce}: {@code compression} (NONE, LZ4, ZLIB, ZSTD, SNAPPY), {@code batching}
  * with {@code batch_max_messages} (batches close on that count or on the final flush, never on
  * time), {@code chunking} with {@code chunk_max_size}, {@code hashing} (JavaStringHash,
- * Murmur3_32Hash; else the client's default), {@code schema} (bytes, string, json, avro: json
- * and avro are {@link Pojo}), and {@code messages}: a list of {@code {payload_hex | value,
- * properties, key, ordering_key_hex, event_time, deliver_after_ms}} ({@code value} is the text
- * for string, {@code {name, count}} for json and avro). Prints one {@code sent} line per message
- * in order (its id), then {@code done} with the producer name and the schema definition.
+ * Murmur3_32Hash; else the client's default), {@code schema} (default bytes; every schema and
+ * the JSON form of its values is in {@link Schemas}), and {@code messages}: a list of {@code
+ * {payload_hex | value, properties, key, ordering_key_hex, event_time, deliver_after_ms}}
+ * ({@code payload_hex} for bytes, else {@code value}). Prints one {@code sent} line per message
+ * in order (its id), then {@code done} with the producer name and the producer's schema: {@code
+ * schema_type}, {@code schema_definition} (text) and {@code schema_definition_hex}, {@code
+ * schema_properties}, and for KeyValue {@code kv_encoding}, {@code key_schema}, {@code
+ * value_schema}.
  *
  * <p>{@code consume}: {@code subscription}, {@code subscription_type} (default Shared; always
  * from Earliest), {@code count}: the messages to finish, {@code nack_below}: a delivery whose
@@ -71,7 +77,17 @@ import org.apache.pulsar.client.impl.MessageIdImpl;
  * came; {@code quiet_ms}: then go on receiving that long, for messages that should not come
  * (printed with {@code "extra": true}); {@code timeout_ms} for all that (default 60000).
  * Prints {@code subscribed} once subscribed, one {@code message} line per delivery ({@code
- * dead_letter} for the watcher's), then {@code done}.
+ * dead_letter} for the watcher's), then {@code done}. The consumer has the spec's {@code
+ * schema} as produce has (plus {@code auto_consume}); every message line carries {@code
+ * payload_hex}, {@code schema_version} (the 8-byte version as a long, null without one) and
+ * {@code schema_version_hex}, {@code key_b64_encoded} and {@code key_bytes_hex}, and, but for
+ * bytes, {@code value} (or {@code value_error} when the client could not decode it); with
+ * auto_consume also {@code value_schema_type} and {@code reader_schema} (the writer's schema
+ * the client fetched for that version).
+ *
+ * <p>{@code schema_info}: {@code topic}, {@code version} (optional, a long): one {@code schema}
+ * line with {@code found} and the schema the broker serves over the binary protocol
+ * (GET_SCHEMA), in the fields of produce's {@code done}; then {@code done}.
  *
  * <p>Transactions ({@code "transaction": "commit"} or {@code "abort"}, with {@code
  * transaction_timeout_ms}, default 60000): {@code produce} sends every message in one
@@ -110,7 +126,7 @@ public final class JavaPeer {
         int status = 0;
         try {
             if (args.length != 1) {
-                throw new IllegalArgumentException("usage: JavaPeer produce|consume|session < SPEC_JSON");
+                throw new IllegalArgumentException("usage: JavaPeer produce|consume|session|schema_info < SPEC_JSON");
             }
             boolean session = args[0].equals("session");
             BufferedReader input = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -124,6 +140,7 @@ public final class JavaPeer {
                     case "produce" -> produce(client, spec);
                     case "consume" -> consume(client, spec);
                     case "session" -> session(client, input);
+                    case "schema_info" -> schemaInfo(client, spec);
                     default -> throw new IllegalArgumentException("unknown command " + args[0]);
                 }
             }
@@ -141,22 +158,13 @@ public final class JavaPeer {
     // --- produce -------------------------------------------------------------------------------
 
     private static void produce(PulsarClient client, JsonNode spec) throws Exception {
-        switch (spec.path("schema").asText("bytes")) {
-            case "bytes" -> produce(client, spec, Schema.BYTES, m -> unhex(m.path("payload_hex").asText()));
-            case "string" -> produce(client, spec, Schema.STRING, m -> m.get("value").asText());
-            case "json" -> produce(client, spec, Schema.JSON(Pojo.class), JavaPeer::pojo);
-            case "avro" -> produce(client, spec, Schema.AVRO(Pojo.class), JavaPeer::pojo);
-            default -> throw new IllegalArgumentException("unknown schema " + spec.get("schema"));
-        }
+        produce(client, spec, Schemas.codec(spec));
     }
 
-    private static Pojo pojo(JsonNode m) {
-        JsonNode v = m.get("value");
-        return new Pojo(v.get("name").isNull() ? null : v.get("name").asText(), v.get("count").asInt());
-    }
-
-    private static <T> void produce(PulsarClient client, JsonNode spec, Schema<T> schema,
-            Function<JsonNode, T> value) throws Exception {
+    private static <T> void produce(PulsarClient client, JsonNode spec, Schemas.Codec<T> codec)
+            throws Exception {
+        Schema<T> schema = codec.schema();
+        Function<JsonNode, T> value = codec.in();
         List<JsonNode> messages = new ArrayList<>();
         spec.path("messages").forEach(messages::add);
         boolean batching = spec.path("batching").asBoolean(false);
@@ -215,8 +223,7 @@ public final class JavaPeer {
             ObjectNode done = event("done");
             done.put("sent", messages.size());
             done.put("producer_name", producer.getProducerName());
-            done.put("schema_definition",
-                    new String(schema.getSchemaInfo().getSchema(), StandardCharsets.UTF_8));
+            done.setAll(Schemas.describe(schema.getSchemaInfo()));
             emit(done);
         }
     }
@@ -224,6 +231,11 @@ public final class JavaPeer {
     // --- consume -------------------------------------------------------------------------------
 
     private static void consume(PulsarClient client, JsonNode spec) throws Exception {
+        consume(client, spec, Schemas.codec(spec));
+    }
+
+    private static <T> void consume(PulsarClient client, JsonNode spec, Schemas.Codec<T> codec)
+            throws Exception {
         long deadline = System.currentTimeMillis() + spec.path("timeout_ms").asLong(60000);
         int count = spec.path("count").asInt(0);
         int nackBelow = spec.path("nack_below").asInt(0);
@@ -232,7 +244,7 @@ public final class JavaPeer {
         spec.path("keep_batch_indexes").forEach(i -> keep.add(i.asInt()));
         int deadWanted = spec.path("watch_dead_letters").asInt(0);
         Transaction txn = openTransaction(client, spec);
-        ConsumerBuilder<byte[]> builder = client.newConsumer()
+        ConsumerBuilder<T> builder = client.newConsumer(codec.schema())
                 .topic(spec.get("topic").asText())
                 .subscriptionName(spec.path("subscription").asText("java-sub"))
                 .subscriptionType(SubscriptionType.valueOf(spec.path("subscription_type").asText("Shared")))
@@ -258,7 +270,7 @@ public final class JavaPeer {
                         .subscribe();
             }
         }
-        try (Consumer<byte[]> consumer = builder.subscribe()) {
+        try (Consumer<T> consumer = builder.subscribe()) {
             emit(event("subscribed"));
             int finished = 0;
             int deliveries = 0;
@@ -269,9 +281,9 @@ public final class JavaPeer {
                             "timed out: %d of %d messages finished, %d of %d dead letters",
                             finished, count, dead, deadWanted));
                 }
-                Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
+                Message<T> m = consumer.receive(50, TimeUnit.MILLISECONDS);
                 if (m != null) {
-                    if (handle(consumer, txn, m, deliveries++, nackBelow, ack, keep, false)) {
+                    if (handle(consumer, codec, txn, m, deliveries++, nackBelow, ack, keep, false)) {
                         finished++;
                     }
                 }
@@ -285,10 +297,10 @@ public final class JavaPeer {
             long quietUntil = System.currentTimeMillis() + spec.path("quiet_ms").asLong(0);
             int extras = 0;
             while (System.currentTimeMillis() < quietUntil) {
-                Message<byte[]> m = consumer.receive(50, TimeUnit.MILLISECONDS);
+                Message<T> m = consumer.receive(50, TimeUnit.MILLISECONDS);
                 if (m != null) {
                     extras++;
-                    handle(consumer, txn, m, deliveries++, nackBelow, ack, keep, true);
+                    handle(consumer, codec, txn, m, deliveries++, nackBelow, ack, keep, true);
                 }
             }
             endTransaction(txn, spec);
@@ -305,9 +317,11 @@ public final class JavaPeer {
     }
 
     /** Prints a delivery, then nacks, acks or keeps it; true when it is finished. */
-    private static boolean handle(Consumer<byte[]> consumer, Transaction txn, Message<byte[]> m, int delivery,
-            int nackBelow, boolean ack, Set<Integer> keep, boolean extra) throws Exception {
+    private static <T> boolean handle(Consumer<T> consumer, Schemas.Codec<T> codec, Transaction txn,
+            Message<T> m, int delivery, int nackBelow, boolean ack, Set<Integer> keep, boolean extra)
+            throws Exception {
         ObjectNode line = describe("message", m);
+        putValue(line, codec, m);
         line.put("delivery", delivery);
         line.put("extra", extra);
         boolean nack = m.getRedeliveryCount() < nackBelow;
@@ -326,9 +340,36 @@ public final class JavaPeer {
         return true;
     }
 
-    private static ObjectNode describe(String kind, Message<byte[]> m) {
+    /**
+     * The message's value in its schema's JSON form ({@code value}; none for bytes), or
+     * {@code value_error} when it cannot be decoded; with AUTO_CONSUME also {@code
+     * value_schema_type} and the writer's schema as the client fetched it ({@code
+     * reader_schema}: type, definition, properties).
+     */
+    private static <T> void putValue(ObjectNode line, Schemas.Codec<T> codec, Message<T> m) {
+        try {
+            T value = m.getValue();
+            JsonNode json = codec.out().apply(value);
+            if (json != null) {
+                line.set("value", json);
+            }
+            if (value instanceof GenericObject g) {
+                line.put("value_schema_type", g.getSchemaType() == null ? null : g.getSchemaType().name());
+                m.getReaderSchema().ifPresent(s -> line.set("reader_schema", Schemas.describe(s.getSchemaInfo())));
+            }
+        } catch (Exception e) {
+            line.put("value_error", e.toString());
+        }
+    }
+
+    private static ObjectNode describe(String kind, Message<?> m) {
         ObjectNode line = event(kind);
         line.put("payload_hex", hex(m.getData()));
+        byte[] version = m.getSchemaVersion();
+        line.put("schema_version", Schemas.version(version));
+        line.put("schema_version_hex", version == null ? null : hex(version));
+        line.put("key_b64_encoded", m.hasBase64EncodedKey());
+        line.put("key_bytes_hex", m.hasKey() ? hex(m.getKeyBytes()) : null);
         ObjectNode props = line.putObject("properties");
         new TreeMap<>(m.getProperties()).forEach(props::put);
         line.put("key", m.hasKey() ? m.getKey() : null);
@@ -341,6 +382,32 @@ public final class JavaPeer {
         line.put("producer_name", m.getProducerName());
         putId(line, m.getMessageId());
         return line;
+    }
+
+    // --- schema_info ---------------------------------------------------------------------------
+
+    /**
+     * The topic's schema as the broker's binary protocol serves it (GET_SCHEMA, the lookup the
+     * Java client does for a writer's version): the latest, or {@code version} (a long). Prints
+     * {@code schema} with {@code found} and, when found, the fields of {@link Schemas#describe}.
+     */
+    private static void schemaInfo(PulsarClient client, JsonNode spec) throws Exception {
+        String topic = spec.get("topic").asText();
+        PulsarClientImpl impl = (PulsarClientImpl) client;
+        java.util.Optional<SchemaInfo> info;
+        if (spec.hasNonNull("version")) {
+            byte[] version = java.nio.ByteBuffer.allocate(8).putLong(spec.get("version").asLong()).array();
+            info = java.util.Optional.ofNullable(impl.getSchemaProviderLoadingCache().get(topic)
+                    .getSchemaByVersion(version)
+                    .get(60, TimeUnit.SECONDS));
+        } else {
+            info = impl.getSchema(topic).get(60, TimeUnit.SECONDS);
+        }
+        ObjectNode line = event("schema");
+        line.put("found", info.isPresent());
+        info.ifPresent(i -> line.setAll(Schemas.describe(i)));
+        emit(line);
+        emit(event("done"));
     }
 
     // --- transactions --------------------------------------------------------------------------
