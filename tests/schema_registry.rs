@@ -270,3 +270,88 @@ async fn an_undecodable_message_is_handed_back_and_can_be_acknowledged() {
     let next = consumer.receive().await.expect("the next one");
     assert_eq!(next.value(), "fine");
 }
+
+// --- the command line -------------------------------------------------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_pulsar-wire");
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .args(["--url", support::apache().url()]);
+    support::cli::run_command(cmd, Duration::from_secs(120))
+}
+
+/// `produce --schema avro --value-json` writes Avro records of the definition; `consume
+/// --json` prints each decoded value and its schema version; a producer of another schema is
+/// refused with one error line naming the schema problem.
+#[tokio::test]
+async fn the_cli_produces_and_consumes_avro_values_and_names_a_refused_schema() {
+    let topic = support::unique_topic("cli-avro");
+    let produced = cli(&[
+        "produce",
+        "--topic",
+        &topic,
+        "--schema",
+        "avro",
+        "--schema-definition",
+        JSON_DEF,
+        "--value-json",
+        r#"{"count": {i}, "name": "n{i}"}"#,
+        "-n",
+        "3",
+    ]);
+    assert!(
+        produced.status.success(),
+        "{}",
+        support::cli::text(&produced.stderr)
+    );
+    let registered = client()
+        .get_schema(&topic, None)
+        .await
+        .expect("get")
+        .expect("the Avro schema");
+    assert_eq!(registered.info.kind, SchemaType::Avro);
+    let consumed = cli(&[
+        "consume",
+        "--topic",
+        &topic,
+        "-s",
+        "check",
+        "--initial",
+        "earliest",
+        "-n",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        consumed.status.success(),
+        "{}",
+        support::cli::text(&consumed.stderr)
+    );
+    let lines: Vec<serde_json::Value> = support::cli::text(&consumed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(
+            line["value"],
+            serde_json::json!({"count": i, "name": format!("n{i}")}),
+            "{line}"
+        );
+        assert_eq!(
+            line["schema_version"].as_u64(),
+            registered.version.as_u64(),
+            "{line}"
+        );
+    }
+    let refused = cli(&[
+        "produce", "--topic", &topic, "--schema", "string", "-m", "text",
+    ]);
+    let error = support::cli::failed(&refused);
+    assert!(
+        error.contains("incompatible") && error.contains("another type"),
+        "{error}"
+    );
+}

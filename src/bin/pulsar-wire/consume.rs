@@ -101,10 +101,50 @@ impl From<Initial> for InitialPosition {
     }
 }
 
+/// A message's value decoded with the writer's schema (`value`), or why it could not be
+/// (`value_error`); `None` when the message has no schema version (the topic has no schema).
+pub enum Value {
+    /// The value as JSON text.
+    Json(String),
+    /// Why there is none.
+    Error(String),
+}
+
+/// The value of `msg` from the registry's schema of its version, as AUTO_CONSUME decodes it.
+pub async fn value_of(client: &pulsar_wire::PulsarClient, msg: &Message) -> Option<Value> {
+    use pulsar_wire::schema::{AutoConsumeSchema, Decoding, Schema as _};
+    let version = msg.schema_version()?;
+    let writer = match client.get_schema(msg.topic(), Some(version)).await {
+        Ok(Some(registered)) => registered.info,
+        Ok(None) => {
+            return Some(Value::Error(format!(
+                "the registry has no schema version {version}"
+            )))
+        }
+        Err(e) => {
+            return Some(Value::Error(format!(
+                "cannot fetch schema version {version}: {e}"
+            )))
+        }
+    };
+    let key = msg.key_bytes();
+    let input = Decoding {
+        payload: msg.payload(),
+        key: key.as_deref(),
+        version: Some(version),
+        writer: Some(&writer),
+    };
+    Some(match AutoConsumeSchema::new().decode(&input) {
+        Ok(value) => Value::Json(value.to_json().to_string()),
+        Err(e) => Value::Error(e.to_string()),
+    })
+}
+
 /// One message as a JSON object on one line (no newline): `payload` when the payload is UTF-8,
 /// else `payload_base64`; the same for `ordering_key`/`ordering_key_base64`; `null` for what
-/// the message does not have.
-pub fn message_json(msg: &Message) -> String {
+/// the message does not have; with a schema version, `schema_version` and the decoded `value`
+/// (or `value_error`).
+pub fn message_json(msg: &Message, value: Option<&Value>) -> String {
     let mut o = json::Object::new();
     o.string("message_id", &msg.id().to_string())
         .string("topic", msg.topic());
@@ -125,6 +165,18 @@ pub fn message_json(msg: &Message) -> String {
         .number("publish_time", msg.publish_time())
         .string("producer_name", msg.producer_name())
         .number("redelivery_count", u64::from(msg.redelivery_count()));
+    match msg.schema_version() {
+        Some(v) => match v.as_u64() {
+            Some(n) => o.number("schema_version", n),
+            None => o.string("schema_version", &v.to_string()),
+        },
+        None => o.null("schema_version"),
+    };
+    match value {
+        Some(Value::Json(json)) => o.raw("value", json),
+        Some(Value::Error(e)) => o.null("value").string("value_error", e),
+        None => o.null("value"),
+    };
     o.finish()
 }
 
@@ -150,7 +202,7 @@ pub async fn run(args: ConsumeArgs) -> CliResult<()> {
         )))?;
     let result = match args.txn.open(&client).await {
         Ok(txn) => {
-            let received = receive_loop(&args, &mut consumer, txn.as_ref()).await;
+            let received = receive_loop(&args, &client, &mut consumer, txn.as_ref()).await;
             match (txn, args.txn.transaction) {
                 (Some(txn), Some(end)) => finish_transaction(&txn, end, received).await,
                 _ => received.map(|_| ()),
@@ -192,6 +244,7 @@ async fn finish_transaction(
 /// Receives, prints and acknowledges (in `txn` if given) until the count; how many came.
 async fn receive_loop(
     args: &ConsumeArgs,
+    client: &pulsar_wire::PulsarClient,
     consumer: &mut pulsar_wire::Consumer,
     txn: Option<&Transaction>,
 ) -> CliResult<u64> {
@@ -219,7 +272,8 @@ async fn receive_loop(
         }
         .map_err(context("receiving failed"))?;
         let line = if args.json {
-            message_json(&msg)
+            let value = value_of(client, &msg).await;
+            message_json(&msg, value.as_ref())
         } else {
             String::from_utf8_lossy(msg.payload()).into_owned()
         };

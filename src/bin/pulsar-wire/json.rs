@@ -79,6 +79,12 @@ impl Object {
         self
     }
 
+    /// Adds a member whose value is JSON text already.
+    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+        self.key(key).push_str(json);
+        self
+    }
+
     /// Adds a string member, or `null`.
     pub fn opt_string(&mut self, key: &str, value: Option<&str>) -> &mut Self {
         match value {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use pulsar_wire::compression::Compression as Codec;
+use pulsar_wire::schema::{AvroSchema, JsonSchema, Schema as _, SchemaInfo};
 use pulsar_wire::{Error, MessageId, ProducerMessage, SendReceipt};
 use tokio::sync::mpsc;
 
@@ -18,7 +19,7 @@ const INDEX: &str = "{i}";
 
 /// `pulsar-wire produce`.
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("payload").required(true).args(["message", "size"])))]
+#[command(group(clap::ArgGroup::new("payload").required(true).args(["message", "size", "value_json"])))]
 pub struct ProduceArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -34,6 +35,22 @@ pub struct ProduceArgs {
     /// Send payloads of this many bytes instead of a text.
     #[arg(long, value_name = "BYTES")]
     pub size: Option<usize>,
+
+    /// The value of each message as JSON (with `--schema json` or `avro`): written as JSON
+    /// text, or as the Avro binary record of the schema's definition; `{i}` becomes the
+    /// message's index.
+    #[arg(long, value_name = "JSON")]
+    pub value_json: Option<String>,
+
+    /// The schema to declare (the topic's registry checks it): `string` (the message text),
+    /// `json` or `avro` (with `--schema-definition` and `--value-json`). Default: none (bytes).
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub schema: Option<SchemaKind>,
+
+    /// The schema's definition: an Avro record in JSON (the form the Java client registers for
+    /// JSON and Avro schemas), or `@FILE` to read it from a file.
+    #[arg(long, value_name = "DEFINITION")]
+    pub schema_definition: Option<String>,
 
     /// How many messages to send.
     #[arg(
@@ -82,6 +99,88 @@ pub struct ProduceArgs {
     pub txn: TxnArgs,
 }
 
+/// The schemas `produce --schema` declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// UTF-8 text.
+    String,
+    /// JSON text, described by an Avro record definition.
+    Json,
+    /// Avro binary records.
+    Avro,
+}
+
+/// How the payload of each message is made from the value, with the schema declared.
+#[derive(Debug)]
+enum Encoder {
+    /// The payload as given (no schema, or the string schema).
+    Plain(Option<SchemaInfo>),
+    /// JSON text checked against nothing but JSON itself (the broker checks the schema).
+    Json(JsonSchema<serde_json::Value>),
+    /// The value as the Avro record of the definition.
+    Avro(Box<AvroSchema<serde_json::Value>>),
+}
+
+impl Encoder {
+    fn new(args: &ProduceArgs) -> CliResult<Self> {
+        let definition = || -> CliResult<String> {
+            let def = args.schema_definition.as_deref().ok_or_else(|| {
+                CliError("--schema json and --schema avro need --schema-definition".into())
+            })?;
+            match def.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                    CliError(format!("cannot read the schema definition {path}: {e}"))
+                }),
+                None => Ok(def.to_owned()),
+            }
+        };
+        let needs_value = |kind: &str| -> CliResult<()> {
+            match args.value_json {
+                Some(_) => Ok(()),
+                None => Err(CliError(format!("--schema {kind} needs --value-json"))),
+            }
+        };
+        let invalid =
+            |e: pulsar_wire::schema::SchemaError| CliError(format!("invalid schema: {e}"));
+        Ok(match args.schema {
+            None => Encoder::Plain(None),
+            Some(SchemaKind::String) => Encoder::Plain(Some(SchemaInfo::string())),
+            Some(SchemaKind::Json) => {
+                needs_value("json")?;
+                Encoder::Json(JsonSchema::with_definition(definition()?).map_err(invalid)?)
+            }
+            Some(SchemaKind::Avro) => {
+                needs_value("avro")?;
+                Encoder::Avro(Box::new(
+                    AvroSchema::with_definition(definition()?).map_err(invalid)?,
+                ))
+            }
+        })
+    }
+
+    fn info(&self) -> Option<SchemaInfo> {
+        match self {
+            Encoder::Plain(info) => info.clone(),
+            Encoder::Json(s) => Some(s.info()),
+            Encoder::Avro(s) => Some(s.info()),
+        }
+    }
+
+    /// The payload of a `--value-json` text.
+    fn encode(&self, text: &str) -> CliResult<Bytes> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CliError(format!("--value-json is not JSON: {e}")))?;
+        let encoded = match self {
+            Encoder::Plain(_) => return Ok(Bytes::from(text.to_owned())),
+            Encoder::Json(s) => s.encode(&value),
+            Encoder::Avro(s) => s.encode(&value),
+        };
+        encoded
+            .map(|e| e.payload)
+            .map_err(|e| CliError(format!("the value does not fit the schema: {e}")))
+    }
+}
+
 /// The compression codecs of the official clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Compression {
@@ -128,38 +227,45 @@ struct Messages {
     /// The payload when it is the same for every message.
     fixed: Option<Bytes>,
     text: Option<String>,
+    /// `--value-json`, encoded with the schema.
+    value: Option<(String, std::sync::Arc<Encoder>)>,
     properties: Vec<(String, String)>,
     key: Option<String>,
     ordering_key: Option<String>,
 }
 
 impl Messages {
-    fn new(args: &ProduceArgs) -> Self {
-        let fixed = match (&args.message, args.size) {
-            (Some(text), _) if !text.contains(INDEX) => Some(Bytes::from(text.clone())),
-            (Some(_), _) => None,
+    fn new(args: &ProduceArgs, encoder: std::sync::Arc<Encoder>) -> CliResult<Self> {
+        let value = args.value_json.clone().map(|v| (v, encoder));
+        let fixed = match (&args.message, args.size, &value) {
+            (_, _, Some((text, encoder))) if !text.contains(INDEX) => Some(encoder.encode(text)?),
+            (_, _, Some(_)) => None,
+            (Some(text), _, _) if !text.contains(INDEX) => Some(Bytes::from(text.clone())),
+            (Some(_), _, _) => None,
             // Printable, so that `consume` shows it as text.
-            (None, Some(size)) => Some(Bytes::from(
+            (None, Some(size), _) => Some(Bytes::from(
                 (0..size)
                     .map(|j| b"0123456789abcdefghijklmnopqrstuvwxyz"[j % 36])
                     .collect::<Vec<u8>>(),
             )),
-            (None, None) => Some(Bytes::new()),
+            (None, None, _) => Some(Bytes::new()),
         };
-        Messages {
+        Ok(Messages {
             fixed,
+            value,
             text: args.message.clone(),
             properties: args.properties.clone(),
             key: args.key.clone(),
             ordering_key: args.ordering_key.clone(),
-        }
+        })
     }
 
-    fn make(&self, i: u64) -> ProducerMessage {
-        let payload = match (&self.fixed, &self.text) {
-            (Some(p), _) => p.clone(),
-            (None, Some(text)) => Bytes::from(fill(text, i)),
-            (None, None) => Bytes::new(),
+    fn make(&self, i: u64) -> CliResult<ProducerMessage> {
+        let payload = match (&self.fixed, &self.value, &self.text) {
+            (Some(p), _, _) => p.clone(),
+            (None, Some((value, encoder)), _) => encoder.encode(&fill(value, i))?,
+            (None, None, Some(text)) => Bytes::from(fill(text, i)),
+            (None, None, None) => Bytes::new(),
         };
         let mut msg = ProducerMessage::new(payload);
         for (k, v) in &self.properties {
@@ -171,7 +277,7 @@ impl Messages {
         if let Some(key) = &self.ordering_key {
             msg = msg.ordering_key(fill(key, i));
         }
-        msg
+        Ok(msg)
     }
 }
 
@@ -223,9 +329,14 @@ fn print_id(out: &mut impl std::io::Write, id: MessageId) -> std::io::Result<()>
 
 /// Runs `produce`.
 pub async fn run(args: ProduceArgs) -> CliResult<()> {
+    let encoder = std::sync::Arc::new(Encoder::new(&args)?);
+    let messages = Messages::new(&args, encoder.clone())?;
     let client = args.connect.client()?;
-    let producer = client
-        .producer(args.topic.as_str())
+    let mut builder = client.producer(args.topic.as_str());
+    if let Some(info) = encoder.info() {
+        builder = builder.schema_info(info);
+    }
+    let producer = builder
         .block_if_queue_full(true)
         .batching(!args.no_batching)
         .chunking(args.chunking)
@@ -243,7 +354,6 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
             args.topic
         )))?;
     let txn = args.txn.open(&client).await?;
-    let messages = Messages::new(&args);
     let (tx, rx) = mpsc::unbounded_channel();
     let collector = tokio::spawn(collect(rx, args.verbose));
     let start = Instant::now();
@@ -259,7 +369,13 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
                 tokio::time::sleep_until(due.into()).await;
             }
         }
-        let mut msg = messages.make(i);
+        let mut msg = match messages.make(i) {
+            Ok(msg) => msg,
+            Err(CliError(text)) => {
+                stopped = Some((i, Error::InvalidConfig(text)));
+                break;
+            }
+        };
         if let Some(txn) = &txn {
             msg = msg.transaction(txn);
         }
