@@ -654,27 +654,42 @@ pub(crate) mod derive {
                 }
                 Kind::Message(m) => {
                     let r = self.record(&m, ns);
-                    if f.is_list() || f.is_map() {
-                        r
-                    } else {
+                    // Optional record fields in a union with null (not repeated, not required).
+                    if f.cardinality() == Cardinality::Optional && !f.is_list() && !f.is_map() {
                         format!("[\"null\",{r}]")
+                    } else {
+                        r
                     }
                 }
             }
         }
     }
 
-    /// Avro's `ProtobufData.getDefault` for a field (none for a required one).
+    /// Avro's `ProtobufData.getDefault` for a field: none for a required or repeated one; the
+    /// declared default (proto2 `[default = ...]`) if any; else zero, false, empty, the first
+    /// enum symbol, or null for a message.
     fn default(f: &FieldDescriptor) -> Option<String> {
-        if f.cardinality() == Cardinality::Required {
+        if f.cardinality() != Cardinality::Optional || f.is_list() || f.is_map() {
             return None;
         }
-        if f.is_list() || f.is_map() {
-            return Some("[]".into());
+        if let Some(d) = f.field_descriptor_proto().default_value.as_deref() {
+            let declared = match f.kind() {
+                Kind::String | Kind::Bytes | Kind::Enum(_) => Some(json_string(d)),
+                Kind::Bool if d == "true" || d == "false" => Some(d.to_string()),
+                Kind::Message(_) | Kind::Bool => None,
+                // Numbers as written, when JSON can hold them (not inf, nan).
+                _ => d
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .map(|_| d.to_string()),
+            };
+            if declared.is_some() {
+                return declared;
+            }
         }
         Some(match f.kind() {
             Kind::Bool => "false".into(),
-            Kind::Float | Kind::Double => "0.0".into(),
             Kind::Message(_) => "null".into(),
             Kind::String | Kind::Bytes => "\"\"".into(),
             Kind::Enum(e) => json_string(
@@ -684,6 +699,7 @@ pub(crate) mod derive {
                     .unwrap_or_default()
                     .as_str(),
             ),
+            // `NODES.numberNode(0)`, for floats too.
             _ => "0".into(),
         })
     }
@@ -871,6 +887,98 @@ pub(crate) mod tests {
         assert_eq!(s.decode(&Decoding::payload(&e.payload)).unwrap(), p);
         #[cfg(feature = "serde")]
         assert!(ProtobufSchema::<Point>::with_definition("{", None).is_err());
+    }
+
+    #[cfg(feature = "protobuf")]
+    #[test]
+    fn derived_avro_definition_follows_avro_protobuf_data() {
+        use prost_reflect::prost_types::{
+            field_descriptor_proto::{Label, Type},
+            DescriptorProto, EnumDescriptorProto, EnumValueDescriptorProto, FieldDescriptorProto,
+            FileDescriptorProto, FileDescriptorSet,
+        };
+        let field = |name: &str, number, label: Label, t: Type, type_name: Option<&str>| {
+            FieldDescriptorProto {
+                name: Some(name.into()),
+                number: Some(number),
+                label: Some(label as i32),
+                r#type: Some(t as i32),
+                type_name: type_name.map(Into::into),
+                ..Default::default()
+            }
+        };
+        // package demo; message Outer { repeated int64 ids = 1; Inner inner = 2; Color color = 3;
+        // double d = 4; message Inner { string s = 1; } enum Color { RED = 0; BLUE = 1; } }
+        let file = FileDescriptorProto {
+            name: Some("demo_file.proto".into()),
+            package: Some("demo".into()),
+            syntax: Some("proto3".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("Outer".into()),
+                field: vec![
+                    field("ids", 1, Label::Repeated, Type::Int64, None),
+                    field(
+                        "inner",
+                        2,
+                        Label::Optional,
+                        Type::Message,
+                        Some(".demo.Outer.Inner"),
+                    ),
+                    field(
+                        "color",
+                        3,
+                        Label::Optional,
+                        Type::Enum,
+                        Some(".demo.Outer.Color"),
+                    ),
+                    field("d", 4, Label::Optional, Type::Double, None),
+                ],
+                nested_type: vec![DescriptorProto {
+                    name: Some("Inner".into()),
+                    field: vec![field("s", 1, Label::Optional, Type::String, None)],
+                    ..Default::default()
+                }],
+                enum_type: vec![EnumDescriptorProto {
+                    name: Some("Color".into()),
+                    value: ["RED", "BLUE"]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| EnumValueDescriptorProto {
+                            name: Some(n.to_string()),
+                            number: Some(i as i32),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let set = FileDescriptorSet { file: vec![file] }.encode_to_vec();
+        let desc = native::pool(&set, "demo.Outer").unwrap();
+        let info = ProtobufSchema::<Point>::from_descriptor(&desc).info();
+        // ProtobufData: namespace = package + "." + toCamelCase("demo_file") (+ "$" + the
+        // containing messages); repeated fields without default; optional messages as a union
+        // with null, default null; enums default to their first symbol; numbers to 0.
+        assert_eq!(
+            info.definition_str().unwrap(),
+            concat!(
+                r#"{"type":"record","name":"Outer","namespace":"demo.DemoFile","fields":["#,
+                r#"{"name":"ids","type":{"type":"array","items":"long"}},"#,
+                r#"{"name":"inner","type":["null",{"type":"record","name":"Inner","namespace":"demo.DemoFile$Outer","#,
+                r#""fields":[{"name":"s","type":{"type":"string","avro.java.string":"String"},"default":""}]}],"default":null},"#,
+                r#"{"name":"color","type":{"type":"enum","name":"Color","namespace":"demo.DemoFile$Outer","symbols":["RED","BLUE"]},"default":"RED"},"#,
+                r#"{"name":"d","type":"double","default":0}]}"#
+            )
+        );
+        let v: serde_json::Value = serde_json::from_slice(&info.definition).unwrap();
+        assert_eq!(v["fields"].as_array().map(Vec::len), Some(4));
+        assert!(info.properties[PARSING_INFO_PROPERTY].contains(
+            r#"{"number":1,"name":"ids","type":"INT64","label":"LABEL_REPEATED","definition":null}"#
+        ));
+        // (Java's Avro takes the `$` of nested namespaces; `apache_avro`'s parser does not, so
+        // PROTOBUF definitions are never parsed as Avro here.)
     }
 
     #[cfg(feature = "protobuf")]
