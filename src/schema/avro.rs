@@ -24,13 +24,62 @@ pub(crate) fn schema_json(schema: &apache_avro::Schema) -> String {
 }
 
 /// Parses an Avro definition (JSON text).
+///
+/// Java's Avro names the records of nested classes with a `$` in their namespace
+/// (`"namespace":"com.example.Outer$"`, `ReflectData`), which `apache_avro` refuses; every `$` of
+/// a type name, namespace or alias is read as `_` (the declared text is left as it is, and
+/// writers' and readers' definitions are read alike, so their names still match).
 pub(crate) fn parse_definition(
     kind: SchemaType,
     definition: &[u8],
 ) -> Result<apache_avro::Schema, SchemaError> {
     let bad = |reason: String| SchemaError::Definition { kind, reason };
-    let text = std::str::from_utf8(definition).map_err(|e| bad(e.to_string()))?;
-    apache_avro::Schema::parse_str(text).map_err(|e| bad(e.to_string()))
+    let mut json: serde_json::Value =
+        serde_json::from_slice(definition).map_err(|e| bad(e.to_string()))?;
+    fix_type_names(&mut json);
+    apache_avro::Schema::parse(&json).map_err(|e| bad(e.to_string()))
+}
+
+/// Replaces `$` by `_` in the names of a type (see [`parse_definition`]). The JSON parser's
+/// nesting limit bounds the recursion.
+fn fix_type_names(t: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn fix(s: &mut String) {
+        if s.contains('$') {
+            *s = s.replace('$', "_");
+        }
+    }
+    match t {
+        Value::String(s) => fix(s),
+        Value::Array(union) => union.iter_mut().for_each(fix_type_names),
+        Value::Object(m) => {
+            for key in ["name", "namespace"] {
+                if let Some(Value::String(s)) = m.get_mut(key) {
+                    fix(s);
+                }
+            }
+            if let Some(Value::Array(aliases)) = m.get_mut("aliases") {
+                for a in aliases {
+                    if let Value::String(s) = a {
+                        fix(s);
+                    }
+                }
+            }
+            for key in ["type", "items", "values"] {
+                if let Some(inner) = m.get_mut(key) {
+                    fix_type_names(inner);
+                }
+            }
+            if let Some(Value::Array(fields)) = m.get_mut("fields") {
+                for f in fields {
+                    if let Some(ft) = f.get_mut("type") {
+                        fix_type_names(ft);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Parsed writer schemas by their definition bytes, behind a lock.
@@ -363,6 +412,43 @@ mod tests {
             ..input
         };
         assert!(matches!(s.decode(&input), Err(SchemaError::Decode { .. })));
+    }
+
+    #[test]
+    fn java_nested_class_namespaces_are_read() {
+        // A definition as Java's ReflectData writes it for nested classes (Pulsar's
+        // SchemaTestUtils.Foo and .Bar): a `$` in the namespace and in a reference.
+        const JAVA: &str = r#"{"type":"record","name":"Foo","namespace":"org.example.SchemaTestUtils$","fields":[{"name":"field1","type":["null","string"],"default":null},{"name":"bar","type":["null",{"type":"record","name":"Bar","fields":[{"name":"x","type":"int"}]}],"default":null},{"name":"bar2","type":["null","org.example.SchemaTestUtils$.Bar"],"default":null}]}"#;
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Bar {
+            x: i32,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Foo {
+            field1: Option<String>,
+            bar: Option<Bar>,
+            bar2: Option<Bar>,
+        }
+        let s = AvroSchema::<Foo>::with_definition(JAVA).unwrap();
+        assert_eq!(s.info().definition_str(), Some(JAVA));
+        let v = Foo {
+            field1: Some("a".into()),
+            bar: None,
+            bar2: Some(Bar { x: 3 }),
+        };
+        let e = s.encode(&v).unwrap();
+        assert_eq!(&e.payload[..], &[0x02, 0x02, b'a', 0x00, 0x02, 0x06]);
+        let w = writer(JAVA);
+        let input = Decoding {
+            payload: &e.payload,
+            key: None,
+            version: None,
+            writer: Some(&w),
+        };
+        assert_eq!(s.decode(&input).unwrap(), v);
+        // A `$` elsewhere (a doc, a default) is left alone.
+        let doc = r#"{"type":"record","name":"R","doc":"costs $5","fields":[{"name":"s","type":"string","default":"$"}]}"#;
+        assert!(AvroSchema::<serde_json::Value>::with_definition(doc).is_ok());
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub(crate) fn check_definition(kind: SchemaType, definition: &str) -> Result<(),
     let bad = |reason: String| SchemaError::Definition { kind, reason };
     serde_json::from_str::<serde_json::Value>(definition).map_err(|e| bad(e.to_string()))?;
     #[cfg(feature = "avro")]
-    apache_avro::Schema::parse_str(definition).map_err(|e| bad(e.to_string()))?;
+    super::avro::parse_definition(kind, definition.as_bytes())?;
     Ok(())
 }
 

@@ -130,7 +130,9 @@ impl<T: prost::Message + Default + 'static> Schema for ProtobufSchema<T> {
 /// `Schema.PROTOBUF_NATIVE(Message.class)`): the definition is the JSON Java's
 /// `ProtobufNativeSchemaUtils.serialize` writes, `{"fileDescriptorSet":"<base64 of the
 /// FileDescriptorSet>","rootMessageTypeName":"<full name>","rootFileDescriptorName":"<file>"}`,
-/// named `""`, no properties.
+/// named `""`, with the properties `__alwaysAllowNull` = `true`, `__jsr310ConversionEnabled` =
+/// `false` and the root message's `__PARSING_INFO__` (as Java's `ProtobufNativeSchema.of`
+/// declares them).
 pub struct ProtobufNativeSchema<T> {
     info: SchemaInfo,
     _value: PhantomData<fn() -> T>,
@@ -154,13 +156,14 @@ impl<T: prost::Message + Default + 'static> ProtobufNativeSchema<T> {
         file_descriptor_set: &[u8],
         root_message: &str,
     ) -> Result<Self, SchemaError> {
-        let root_file = native::root_file(file_descriptor_set, root_message)?;
+        let (root_file, parsing_info) = native::root_file(file_descriptor_set, root_message)?;
         #[cfg(feature = "protobuf")]
         native::pool(file_descriptor_set, root_message)?;
         Ok(Self::from_parts(
             file_descriptor_set,
             root_message,
             &root_file,
+            parsing_info,
         ))
     }
 
@@ -173,16 +176,19 @@ impl<T: prost::Message + Default + 'static> ProtobufNativeSchema<T> {
             &set,
             descriptor.full_name(),
             descriptor.parent_file().name(),
+            derive::parsing_info(descriptor),
         )
     }
 
-    fn from_parts(set: &[u8], root_message: &str, root_file: &str) -> Self {
+    fn from_parts(set: &[u8], root_message: &str, root_file: &str, parsing_info: String) -> Self {
+        let mut properties = struct_properties();
+        properties.insert(PARSING_INFO_PROPERTY.to_string(), parsing_info);
         ProtobufNativeSchema {
             info: SchemaInfo {
                 kind: SchemaType::ProtobufNative,
                 name: String::new(),
                 definition: Bytes::from(native::definition_json(set, root_message, root_file)),
-                properties: BTreeMap::new(),
+                properties,
             },
             _value: PhantomData,
         }
@@ -281,13 +287,65 @@ pub(crate) mod native {
     struct DescriptorProto {
         #[prost(string, optional, tag = "1")]
         name: Option<String>,
+        #[prost(message, repeated, tag = "2")]
+        field: Vec<FieldDescriptorProto>,
         #[prost(message, repeated, tag = "3")]
         nested_type: Vec<DescriptorProto>,
     }
 
-    /// The name of the file of `set` declaring `root_message`, checking that the file's imports
-    /// are all in the set (as Java's `deserialize` requires).
-    pub(crate) fn root_file(set: &[u8], root_message: &str) -> Result<String, SchemaError> {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct FieldDescriptorProto {
+        #[prost(string, optional, tag = "1")]
+        name: Option<String>,
+        #[prost(int32, optional, tag = "3")]
+        number: Option<i32>,
+        #[prost(int32, optional, tag = "4")]
+        label: Option<i32>,
+        #[prost(int32, optional, tag = "5")]
+        r#type: Option<i32>,
+    }
+
+    /// `FieldDescriptorProto.Type` names (descriptor.proto numbers 1 to 18).
+    const TYPE_NAMES: [&str; 18] = [
+        "DOUBLE", "FLOAT", "INT64", "UINT64", "INT32", "FIXED64", "FIXED32", "BOOL", "STRING",
+        "GROUP", "MESSAGE", "BYTES", "UINT32", "ENUM", "SFIXED32", "SFIXED64", "SINT32", "SINT64",
+    ];
+
+    /// The root message's `__PARSING_INFO__`, as Java's `getParsingInfo` writes it.
+    fn parsing_info(m: &DescriptorProto) -> String {
+        let items: Vec<String> = m
+            .field
+            .iter()
+            .map(|f| {
+                let t = f.r#type.unwrap_or(0);
+                let kind = usize::try_from(t - 1)
+                    .ok()
+                    .and_then(|i| TYPE_NAMES.get(i))
+                    .copied()
+                    .unwrap_or("UNKNOWN");
+                let label = match f.label.unwrap_or(1) {
+                    2 => "LABEL_REQUIRED",
+                    3 => "LABEL_REPEATED",
+                    _ => "LABEL_OPTIONAL",
+                };
+                super::parsing_info_item(
+                    f.number.unwrap_or(0),
+                    f.name.as_deref().unwrap_or(""),
+                    kind,
+                    label,
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// The name of the file of `set` declaring `root_message` and the message's
+    /// `__PARSING_INFO__`, checking that the file's imports are all in the set (as Java's
+    /// `deserialize` requires).
+    pub(crate) fn root_file(
+        set: &[u8],
+        root_message: &str,
+    ) -> Result<(String, String), SchemaError> {
         let set = FileDescriptorSet::decode(set)
             .map_err(|e| bad(format!("the FileDescriptorSet does not decode: {e}")))?;
         let by_name: BTreeMap<&str, &FileDescriptorProto> = set
@@ -295,10 +353,10 @@ pub(crate) mod native {
             .iter()
             .map(|f| (f.name.as_deref().unwrap_or(""), f))
             .collect();
-        let file = set
+        let (file, message) = set
             .file
             .iter()
-            .find(|f| declares(f, root_message))
+            .find_map(|f| declares(f, root_message).map(|m| (f, m)))
             .ok_or_else(|| bad(format!("no message {root_message} in the descriptor set")))?;
         // Every file reachable by imports must be present (and the walk ends on cycles).
         let mut seen = std::collections::BTreeSet::new();
@@ -316,26 +374,21 @@ pub(crate) mod native {
                 }
             }
         }
-        Ok(file.name.clone().unwrap_or_default())
+        Ok((file.name.clone().unwrap_or_default(), parsing_info(message)))
     }
 
-    fn declares(file: &FileDescriptorProto, full_name: &str) -> bool {
+    /// The message `full_name` if `file` declares it.
+    fn declares<'a>(file: &'a FileDescriptorProto, full_name: &str) -> Option<&'a DescriptorProto> {
         let package = file.package.as_deref().unwrap_or("");
         let rest = if package.is_empty() {
             full_name
         } else {
-            match full_name
+            full_name
                 .strip_prefix(package)
-                .and_then(|r| r.strip_prefix('.'))
-            {
-                Some(r) => r,
-                None => return false,
-            }
+                .and_then(|r| r.strip_prefix('.'))?
         };
         let mut path = rest.split('.');
-        let Some(first) = path.next() else {
-            return false;
-        };
+        let first = path.next()?;
         let mut current = file
             .message_type
             .iter()
@@ -347,7 +400,7 @@ pub(crate) mod native {
                     .find(|n| n.name.as_deref() == Some(part))
             });
         }
-        current.is_some()
+        current
     }
 
     /// The descriptor pool of a set, and the root message in it (feature `protobuf`).
@@ -386,6 +439,15 @@ pub(crate) mod native {
         );
         prost_reflect::prost_types::FileDescriptorSet { file: files }.encode_to_vec()
     }
+}
+
+/// One field of a `__PARSING_INFO__` list (Java's `ProtoBufParsingInfo` as Jackson writes it:
+/// its fields in declaration order, the null `definition` included).
+fn parsing_info_item(number: i32, name: &str, kind: &str, label: &str) -> String {
+    format!(
+        "{{\"number\":{number},\"name\":{},\"type\":\"{kind}\",\"label\":\"{label}\",\"definition\":null}}",
+        json_string(name)
+    )
 }
 
 /// A JSON string literal (compact, as Jackson writes: `"` and `\` and control characters
@@ -458,13 +520,7 @@ pub(crate) mod derive {
         let items: Vec<String> = d
             .fields()
             .map(|f| {
-                format!(
-                    "{{\"number\":{},\"name\":{},\"type\":\"{}\",\"label\":\"{}\",\"definition\":null}}",
-                    f.number(),
-                    json_string(f.name()),
-                    type_name(&f),
-                    label(&f)
-                )
+                super::parsing_info_item(f.number() as i32, f.name(), type_name(&f), label(&f))
             })
             .collect();
         format!("[{}]", items.join(","))
@@ -598,27 +654,42 @@ pub(crate) mod derive {
                 }
                 Kind::Message(m) => {
                     let r = self.record(&m, ns);
-                    if f.is_list() || f.is_map() {
-                        r
-                    } else {
+                    // Optional record fields in a union with null (not repeated, not required).
+                    if f.cardinality() == Cardinality::Optional && !f.is_list() && !f.is_map() {
                         format!("[\"null\",{r}]")
+                    } else {
+                        r
                     }
                 }
             }
         }
     }
 
-    /// Avro's `ProtobufData.getDefault` for a field (none for a required one).
+    /// Avro's `ProtobufData.getDefault` for a field: none for a required or repeated one; the
+    /// declared default (proto2 `[default = ...]`) if any; else zero, false, empty, the first
+    /// enum symbol, or null for a message.
     fn default(f: &FieldDescriptor) -> Option<String> {
-        if f.cardinality() == Cardinality::Required {
+        if f.cardinality() != Cardinality::Optional || f.is_list() || f.is_map() {
             return None;
         }
-        if f.is_list() || f.is_map() {
-            return Some("[]".into());
+        if let Some(d) = f.field_descriptor_proto().default_value.as_deref() {
+            let declared = match f.kind() {
+                Kind::String | Kind::Bytes | Kind::Enum(_) => Some(json_string(d)),
+                Kind::Bool if d == "true" || d == "false" => Some(d.to_string()),
+                Kind::Message(_) | Kind::Bool => None,
+                // Numbers as written, when JSON can hold them (not inf, nan).
+                _ => d
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .map(|_| d.to_string()),
+            };
+            if declared.is_some() {
+                return declared;
+            }
         }
         Some(match f.kind() {
             Kind::Bool => "false".into(),
-            Kind::Float | Kind::Double => "0.0".into(),
             Kind::Message(_) => "null".into(),
             Kind::String | Kind::Bytes => "\"\"".into(),
             Kind::Enum(e) => json_string(
@@ -628,6 +699,7 @@ pub(crate) mod derive {
                     .unwrap_or_default()
                     .as_str(),
             ),
+            // `NODES.numberNode(0)`, for floats too.
             _ => "0".into(),
         })
     }
@@ -729,7 +801,13 @@ pub(crate) mod tests {
         let info = s.info();
         assert_eq!(info.kind, SchemaType::ProtobufNative);
         assert_eq!(info.name, "");
-        assert!(info.properties.is_empty());
+        assert_eq!(info.properties["__alwaysAllowNull"], "true");
+        assert_eq!(info.properties["__jsr310ConversionEnabled"], "false");
+        // ProtobufNativeSchema.getParsingInfo of the root message's fields.
+        assert_eq!(
+            info.properties[PARSING_INFO_PROPERTY],
+            r#"[{"number":1,"name":"x","type":"INT32","label":"LABEL_OPTIONAL","definition":null},{"number":2,"name":"label","type":"STRING","label":"LABEL_OPTIONAL","definition":null}]"#
+        );
         // Java's `ProtobufNativeSchemaData` fields in declaration order, as Jackson writes them.
         let expected = format!(
             r#"{{"fileDescriptorSet":"{}","rootMessageTypeName":"demo.Point","rootFileDescriptorName":"demo.proto"}}"#,
@@ -813,6 +891,98 @@ pub(crate) mod tests {
 
     #[cfg(feature = "protobuf")]
     #[test]
+    fn derived_avro_definition_follows_avro_protobuf_data() {
+        use prost_reflect::prost_types::{
+            field_descriptor_proto::{Label, Type},
+            DescriptorProto, EnumDescriptorProto, EnumValueDescriptorProto, FieldDescriptorProto,
+            FileDescriptorProto, FileDescriptorSet,
+        };
+        let field = |name: &str, number, label: Label, t: Type, type_name: Option<&str>| {
+            FieldDescriptorProto {
+                name: Some(name.into()),
+                number: Some(number),
+                label: Some(label as i32),
+                r#type: Some(t as i32),
+                type_name: type_name.map(Into::into),
+                ..Default::default()
+            }
+        };
+        // package demo; message Outer { repeated int64 ids = 1; Inner inner = 2; Color color = 3;
+        // double d = 4; message Inner { string s = 1; } enum Color { RED = 0; BLUE = 1; } }
+        let file = FileDescriptorProto {
+            name: Some("demo_file.proto".into()),
+            package: Some("demo".into()),
+            syntax: Some("proto3".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("Outer".into()),
+                field: vec![
+                    field("ids", 1, Label::Repeated, Type::Int64, None),
+                    field(
+                        "inner",
+                        2,
+                        Label::Optional,
+                        Type::Message,
+                        Some(".demo.Outer.Inner"),
+                    ),
+                    field(
+                        "color",
+                        3,
+                        Label::Optional,
+                        Type::Enum,
+                        Some(".demo.Outer.Color"),
+                    ),
+                    field("d", 4, Label::Optional, Type::Double, None),
+                ],
+                nested_type: vec![DescriptorProto {
+                    name: Some("Inner".into()),
+                    field: vec![field("s", 1, Label::Optional, Type::String, None)],
+                    ..Default::default()
+                }],
+                enum_type: vec![EnumDescriptorProto {
+                    name: Some("Color".into()),
+                    value: ["RED", "BLUE"]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| EnumValueDescriptorProto {
+                            name: Some(n.to_string()),
+                            number: Some(i as i32),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let set = FileDescriptorSet { file: vec![file] }.encode_to_vec();
+        let desc = native::pool(&set, "demo.Outer").unwrap();
+        let info = ProtobufSchema::<Point>::from_descriptor(&desc).info();
+        // ProtobufData: namespace = package + "." + toCamelCase("demo_file") (+ "$" + the
+        // containing messages); repeated fields without default; optional messages as a union
+        // with null, default null; enums default to their first symbol; numbers to 0.
+        assert_eq!(
+            info.definition_str().unwrap(),
+            concat!(
+                r#"{"type":"record","name":"Outer","namespace":"demo.DemoFile","fields":["#,
+                r#"{"name":"ids","type":{"type":"array","items":"long"}},"#,
+                r#"{"name":"inner","type":["null",{"type":"record","name":"Inner","namespace":"demo.DemoFile$Outer","#,
+                r#""fields":[{"name":"s","type":{"type":"string","avro.java.string":"String"},"default":""}]}],"default":null},"#,
+                r#"{"name":"color","type":{"type":"enum","name":"Color","namespace":"demo.DemoFile$Outer","symbols":["RED","BLUE"]},"default":"RED"},"#,
+                r#"{"name":"d","type":"double","default":0}]}"#
+            )
+        );
+        let v: serde_json::Value = serde_json::from_slice(&info.definition).unwrap();
+        assert_eq!(v["fields"].as_array().map(Vec::len), Some(4));
+        assert!(info.properties[PARSING_INFO_PROPERTY].contains(
+            r#"{"number":1,"name":"ids","type":"INT64","label":"LABEL_REPEATED","definition":null}"#
+        ));
+        // (Java's Avro takes the `$` of nested namespaces; `apache_avro`'s parser does not, so
+        // PROTOBUF definitions are never parsed as Avro here.)
+    }
+
+    #[cfg(feature = "protobuf")]
+    #[test]
     fn derived_from_descriptors() {
         let set = point_descriptor_set();
         let desc = native::pool(&set, "demo.Point").unwrap();
@@ -828,6 +998,12 @@ pub(crate) mod tests {
             r#"[{"number":1,"name":"x","type":"INT32","label":"LABEL_OPTIONAL","definition":null},{"number":2,"name":"label","type":"STRING","label":"LABEL_OPTIONAL","definition":null}]"#
         );
         let n = ProtobufNativeSchema::<Point>::from_message_descriptor(&desc);
+        let from_set =
+            ProtobufNativeSchema::<Point>::from_descriptor_set(&set, "demo.Point").unwrap();
+        assert_eq!(
+            n.info().properties[PARSING_INFO_PROPERTY],
+            from_set.info().properties[PARSING_INFO_PROPERTY]
+        );
         let back = native::parse_definition(&n.info().definition).unwrap();
         assert_eq!(back.root_file_descriptor_name, "demo.proto");
         assert!(native::pool(&back.file_descriptor_set, "demo.Point").is_ok());
