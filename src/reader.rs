@@ -191,6 +191,7 @@ impl<S: Schema> TypedReaderBuilder<S> {
             reader,
             schema: std::sync::Arc::new(self.schema),
             session,
+            writers: Default::default(),
         })
     }
 }
@@ -201,6 +202,7 @@ pub struct TypedReader<S: Schema> {
     reader: Reader,
     schema: std::sync::Arc<S>,
     session: std::sync::Arc<Session>,
+    writers: crate::consumer::typed::Writers,
 }
 
 impl<S: Schema> std::fmt::Debug for TypedReader<S> {
@@ -216,7 +218,7 @@ impl<S: Schema> TypedReader<S> {
     /// [`crate::Error::SchemaDecode`]; the reader goes on after it.
     pub async fn next(&mut self) -> Result<TypedMessage<S::Value>> {
         let msg = self.reader.next().await?;
-        crate::consumer::typed::decode(&self.session, &*self.schema, msg).await
+        crate::consumer::typed::decode(&self.session, &self.writers, &*self.schema, msg).await
     }
 
     /// The next message, decoded, or `None` if none comes within `timeout`.
@@ -225,9 +227,11 @@ impl<S: Schema> TypedReader<S> {
         timeout: Duration,
     ) -> Result<Option<TypedMessage<S::Value>>> {
         match self.reader.next_timeout(timeout).await? {
-            Some(msg) => crate::consumer::typed::decode(&self.session, &*self.schema, msg)
-                .await
-                .map(Some),
+            Some(msg) => {
+                crate::consumer::typed::decode(&self.session, &self.writers, &*self.schema, msg)
+                    .await
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }

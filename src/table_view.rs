@@ -91,6 +91,7 @@ impl<S: Schema> TableViewBuilder<S> {
         let mut reader = builder.create().await?;
         let shared = Arc::new(Shared {
             session,
+            writers: Default::default(),
             topic: self.topic,
             schema: self.schema,
             data: RwLock::new(HashMap::new()),
@@ -133,7 +134,7 @@ async fn load<S: Schema>(shared: &Shared<S>, reader: &mut Reader) -> Result<u64>
         match reader.next().await {
             Ok(msg) => {
                 read += 1;
-                shared.apply(&msg).await;
+                shared.apply(msg).await;
             }
             Err(e @ Error::Closed(_)) => return Err(e),
             // One message could not be delivered (say, it is encrypted): reported, not fatal.
@@ -154,7 +155,7 @@ async fn tail<S: Schema>(
         tokio::select! {
             _ = &mut stopped => break,
             next = reader.next() => match next {
-                Ok(msg) => shared.apply(&msg).await,
+                Ok(msg) => shared.apply(msg).await,
                 Err(e @ Error::Closed(_)) => {
                     shared.record(e);
                     shared.running.store(false, Ordering::Release);
@@ -174,6 +175,7 @@ type Listener<V> = Box<dyn FnMut(&str, Option<&Arc<V>>) -> bool + Send>;
 /// What the view and its task share.
 struct Shared<S: Schema> {
     session: Arc<Session>,
+    writers: crate::consumer::typed::Writers,
     topic: String,
     schema: S,
     data: RwLock<HashMap<String, Arc<S::Value>>>,
@@ -206,8 +208,8 @@ impl<S: Schema> Shared<S> {
 
     /// Applies one message to the table and tells the listeners. Values are decoded here
     /// only, with the writer's schema from the registry where the schema wants it.
-    async fn apply(&self, msg: &Message) {
-        let Some(key) = msg.partition_key() else {
+    async fn apply(&self, msg: Message) {
+        let Some(key) = msg.partition_key().map(str::to_owned) else {
             self.without_key.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 topic = %self.topic,
@@ -216,17 +218,21 @@ impl<S: Schema> Shared<S> {
             );
             return;
         };
+        let key = key.as_str();
+        let id = msg.id();
         let value = if msg.payload().is_empty() {
             None
         } else {
-            match crate::consumer::typed::decode(&self.session, &self.schema, msg.clone()).await {
+            match crate::consumer::typed::decode(&self.session, &self.writers, &self.schema, msg)
+                .await
+            {
                 Ok(v) => Some(Arc::new(v.into_value())),
                 Err(e) => {
                     self.decode_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         topic = %self.topic,
                         key,
-                        id = %msg.id(),
+                        id = %id,
                         error = %e,
                         "table view: cannot decode the value; the key keeps its previous value"
                     );

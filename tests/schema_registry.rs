@@ -277,8 +277,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_pulsar-wire");
 
 fn cli(args: &[&str]) -> std::process::Output {
     let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args)
-        .args(["--url", support::apache().url()]);
+    cmd.args(args).args(["--url", support::apache().url()]);
     support::cli::run_command(cmd, Duration::from_secs(120))
 }
 
@@ -354,4 +353,51 @@ async fn the_cli_produces_and_consumes_avro_values_and_names_a_refused_schema() 
         error.contains("incompatible") && error.contains("another type"),
         "{error}"
     );
+}
+
+/// A namespace that does not let producers register schemas refuses a new one with the
+/// AutoUpdateDisabled check; after the schema is registered (here: while it was allowed), a
+/// producer of that same schema is accepted.
+#[tokio::test]
+async fn a_namespace_without_auto_update_refuses_a_new_schema_with_that_check() {
+    let apache = support::apache().apache();
+    let namespace = format!("public/{}", support::unique_name("no-auto-update"));
+    apache.create_namespace(&namespace);
+    let topic = format!("persistent://{namespace}/t");
+    let client = client();
+    let v1 = client
+        .producer(&topic)
+        .schema(JsonText(JSON_DEF))
+        .create()
+        .await
+        .expect("the first schema, while auto update is allowed");
+    v1.close().await.expect("close");
+    let (status, body) = apache.admin(
+        "POST",
+        &format!("/admin/v2/namespaces/{namespace}/isAllowAutoUpdateSchema"),
+        Some("false"),
+    );
+    assert!((200..300).contains(&status), "HTTP {status}: {body}");
+    match client
+        .producer(&topic)
+        .schema(JsonText(JSON_DEF_V2))
+        .create()
+        .await
+    {
+        Err(Error::IncompatibleSchema { check, error, .. }) => {
+            assert_eq!(
+                check,
+                SchemaCheck::AutoUpdateDisabled,
+                "broker said: {}",
+                error.message
+            );
+        }
+        other => panic!("a new schema with auto update off: {other:?}"),
+    }
+    client
+        .producer(&topic)
+        .schema(JsonText(JSON_DEF))
+        .create()
+        .await
+        .expect("the registered schema is still accepted");
 }

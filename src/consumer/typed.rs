@@ -2,13 +2,14 @@
 //! writer's schema of the message's version from the registry where the format needs it), as
 //! the Java client's `Consumer<T>`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::{Consumer, ConsumerBuilder};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::protocol::topic::TopicName;
-use crate::schema::{Decoding, Schema, SchemaError};
+use crate::schema::{Decoding, Schema, SchemaError, SchemaInfo, SchemaVersion};
 use crate::session::Session;
 
 /// A received message and its value, decoded with the consumer's schema. Derefs to the
@@ -55,21 +56,64 @@ impl<T> AsRef<Message> for TypedMessage<T> {
     }
 }
 
+/// The writers' schemas a consumer has met, per topic (partition) and version: found without
+/// parsing the topic name or allocating once known. Versions are few, topics are the
+/// consumer's own; a bound keeps a consumer of very many topics from growing it forever.
+#[derive(Debug, Default)]
+pub(crate) struct Writers {
+    known: Mutex<HashMap<Arc<str>, HashMap<SchemaVersion, Arc<SchemaInfo>>>>,
+}
+
+impl Writers {
+    fn get(&self, topic: &str, version: &SchemaVersion) -> Option<Arc<SchemaInfo>> {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(topic)?.get(version).cloned()
+    }
+
+    fn put(&self, topic: &str, version: &SchemaVersion, info: Arc<SchemaInfo>) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() > 1024 {
+            known.clear();
+        }
+        known
+            .entry(Arc::from(topic))
+            .or_default()
+            .insert(version.clone(), info);
+    }
+}
+
+/// The writer's schema of `version` on `topic`: from `writers`, else from the registry.
+async fn writer_of(
+    session: &Session,
+    writers: &Writers,
+    topic: &str,
+    version: &SchemaVersion,
+) -> Result<Option<Arc<SchemaInfo>>> {
+    if let Some(info) = writers.get(topic, version) {
+        return Ok(Some(info));
+    }
+    let fetched = session
+        .writer_schema(&TopicName::parse(topic)?, version)
+        .await?;
+    if let Some(info) = &fetched {
+        writers.put(topic, version, info.clone());
+    }
+    Ok(fetched)
+}
+
 /// Decodes `msg` with `schema`: the writer's schema of the message's version comes from the
 /// registry (once per version per client) when the schema wants it. A message that cannot be
 /// decoded, or whose writer's schema cannot be fetched, is handed back in
 /// [`Error::SchemaDecode`]: never dropped.
 pub(crate) async fn decode<S: Schema + ?Sized>(
     session: &Session,
+    writers: &Writers,
     schema: &S,
     msg: Message,
 ) -> Result<TypedMessage<S::Value>> {
     let writer = match (schema.wants_writer_schema(), msg.schema_version()) {
         (true, Some(version)) => {
-            let fetched = match TopicName::parse(msg.topic()) {
-                Ok(topic) => session.writer_schema(&topic, version).await,
-                Err(e) => Err(Error::from(e)),
-            };
+            let fetched = writer_of(session, writers, msg.topic(), version).await;
             match fetched {
                 Ok(writer) => writer,
                 Err(e) => {
@@ -143,6 +187,7 @@ impl<S: Schema> TypedConsumerBuilder<S> {
             consumer,
             schema: Arc::new(self.schema),
             session,
+            writers: Writers::default(),
         })
     }
 }
@@ -153,6 +198,7 @@ pub struct TypedConsumer<S: Schema> {
     consumer: Consumer,
     schema: Arc<S>,
     session: Arc<Session>,
+    writers: Writers,
 }
 
 impl<S: Schema> std::fmt::Debug for TypedConsumer<S> {
@@ -170,7 +216,7 @@ impl<S: Schema> TypedConsumer<S> {
     /// consumer goes on after it.
     pub async fn receive(&mut self) -> Result<TypedMessage<S::Value>> {
         let msg = self.consumer.receive().await?;
-        decode(&self.session, &*self.schema, msg).await
+        decode(&self.session, &self.writers, &*self.schema, msg).await
     }
 
     /// Waits for the next message at most `timeout`; `Ok(None)` when none came.
@@ -179,7 +225,9 @@ impl<S: Schema> TypedConsumer<S> {
         timeout: std::time::Duration,
     ) -> Result<Option<TypedMessage<S::Value>>> {
         match self.consumer.receive_timeout(timeout).await? {
-            Some(msg) => decode(&self.session, &*self.schema, msg).await.map(Some),
+            Some(msg) => decode(&self.session, &self.writers, &*self.schema, msg)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }
