@@ -11,15 +11,18 @@
 //! Needs `scripts/apache-pulsar.sh install` (and `scripts/setup-broker.sh` for the Python
 //! peer); starts its own standalone through tests/support.
 
+#![cfg(all(feature = "avro", feature = "protobuf"))]
+
 mod support;
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use pulsar_wire::schema::{
-    AvroSchema, BoolSchema, DoubleSchema, Int32Schema, Int64Schema, JsonSchema, KeyValue,
-    KeyValueEncoding, KeyValueSchema, LocalDate, LocalDateTime, LocalDateTimeSchema, LocalTime,
-    Schema, StringSchema, Timestamp, TimestampSchema,
+    AutoConsumeSchema, AvroSchema, BoolSchema, DoubleSchema, Int32Schema, Int64Schema, JsonSchema,
+    KeyValue, KeyValueEncoding, KeyValueSchema, LocalDate, LocalDateTime, LocalDateTimeSchema,
+    LocalTime, ProtobufNativeSchema, ProtobufSchema, Schema, SchemaError, StringSchema, Timestamp,
+    TimestampSchema, PARSING_INFO_PROPERTY,
 };
 use pulsar_wire::{InitialPosition, PulsarClient, SubscriptionType, TypedConsumer, TypedMessage};
 use serde::{Deserialize, Serialize};
@@ -432,15 +435,83 @@ async fn primitives_both_ways() {
     client.close().await.expect("close");
 }
 
+/// `google.protobuf.Field` (google/protobuf/type.proto) as a prost message: its enums as their
+/// numbers, `options` (9) left out (the tests send none).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Field {
+    #[prost(int32, tag = "1")]
+    kind: i32,
+    #[prost(int32, tag = "2")]
+    cardinality: i32,
+    #[prost(int32, tag = "3")]
+    number: i32,
+    #[prost(string, tag = "4")]
+    name: String,
+    #[prost(string, tag = "6")]
+    type_url: String,
+    #[prost(int32, tag = "7")]
+    oneof_index: i32,
+    #[prost(bool, tag = "8")]
+    packed: bool,
+    #[prost(string, tag = "10")]
+    json_name: String,
+    #[prost(string, tag = "11")]
+    default_value: String,
+}
+
+/// Two Fields and their protobuf JSON as the Java peer prints them (defaults left out).
+fn fields() -> Vec<(Field, Value)> {
+    vec![
+        (
+            Field {
+                kind: 5,        // TYPE_INT32
+                cardinality: 3, // CARDINALITY_REPEATED
+                number: 7,
+                name: "count".into(),
+                packed: true,
+                json_name: "cnt".into(),
+                ..Field::default()
+            },
+            json!({"name": "count", "number": 7, "kind": "TYPE_INT32",
+                "cardinality": "CARDINALITY_REPEATED", "packed": true, "json_name": "cnt"}),
+        ),
+        (
+            Field {
+                kind: 11,       // TYPE_MESSAGE
+                cardinality: 1, // CARDINALITY_OPTIONAL
+                number: 2,
+                name: "t ✓".into(),
+                type_url: "type.googleapis.com/x.Y".into(),
+                oneof_index: 1,
+                default_value: "d".into(),
+                ..Field::default()
+            },
+            json!({"name": "t ✓", "number": 2, "kind": "TYPE_MESSAGE",
+                "cardinality": "CARDINALITY_OPTIONAL", "type_url": "type.googleapis.com/x.Y",
+                "oneof_index": 1, "default_value": "d"}),
+        ),
+    ]
+}
+
+fn field_descriptor() -> prost_reflect::MessageDescriptor {
+    prost_reflect::DescriptorPool::global()
+        .get_message_by_name("google.protobuf.Field")
+        .expect("google.protobuf.Field among the well-known types")
+}
+
 /// Java PROTOBUF and PROTOBUF_NATIVE producers of google.protobuf.Field: the registry holds
-/// the type Java declared and Java's own consumer decodes the message.
+/// the type Java declared; pulsar-wire's ProtobufSchema / ProtobufNativeSchema of Field, derived
+/// from its descriptor, subscribe and decode what Java sent. The PROTOBUF definition and parsing
+/// info derived are Java's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_protobuf_registry() {
-    let field = json!({"name": "count", "number": 7, "kind": "TYPE_INT32",
-        "cardinality": "CARDINALITY_REPEATED", "packed": true, "json_name": "cnt"});
+async fn java_protobuf_to_wire() {
+    let client = client();
+    let fields = fields();
+    let messages: Vec<Value> = fields.iter().map(|(_, j)| json!({"value": j})).collect();
+    let want: Vec<(Field, u64)> = fields.iter().map(|(f, _)| (f.clone(), 0)).collect();
     for schema in ["protobuf", "protobuf_native"] {
         let topic = support::unique_topic(&format!("schema-java-{}", schema.replace('_', "-")));
-        let lines = java_produce(&topic, schema, json!([{"value": field}]), &json!({})).await;
+        let lines = java_produce(&topic, schema, json!(messages), &json!({})).await;
         let registered = broker()
             .apache()
             .schema(&topic)
@@ -450,14 +521,141 @@ async fn java_protobuf_registry() {
             Some(text(done(&lines), "schema_type")),
             "{schema}"
         );
-        let seen = java_view(&topic, schema, 1, json!({})).await;
-        assert_eq!(seen[0]["schema_version"], 0, "{schema}");
-        assert_eq!(
-            seen[0]["value"], field,
-            "{schema}: Java decoded {}",
-            seen[0]
-        );
+        if schema == "protobuf" {
+            let s = ProtobufSchema::<Field>::from_descriptor(&field_descriptor());
+            let info = s.info();
+            let ours: Value =
+                serde_json::from_str(info.definition_str().expect("text")).expect("json");
+            let java: Value =
+                serde_json::from_str(text(done(&lines), "schema_definition")).expect("json");
+            assert_eq!(ours, java, "the PROTOBUF definition of Field");
+            let parsing: Value =
+                serde_json::from_str(&info.properties[PARSING_INFO_PROPERTY]).expect("json");
+            let java_parsing: Value = serde_json::from_str(
+                done(&lines)["schema_properties"][PARSING_INFO_PROPERTY]
+                    .as_str()
+                    .expect("Java's parsing info"),
+            )
+            .expect("json");
+            assert_eq!(parsing, java_parsing, "the parsing info of Field");
+            let mut consumer = subscribe(&client, &topic, "sub", s).await;
+            assert_values(&mut consumer, &want, schema).await;
+        } else {
+            let s = ProtobufNativeSchema::<Field>::from_message_descriptor(&field_descriptor());
+            let ours: Value =
+                serde_json::from_str(s.info().definition_str().expect("text")).expect("json");
+            let java: Value =
+                serde_json::from_str(text(done(&lines), "schema_definition")).expect("json");
+            for key in ["rootMessageTypeName", "rootFileDescriptorName"] {
+                assert_eq!(ours[key], java[key], "{key}");
+            }
+            let mut consumer = subscribe(&client, &topic, "sub", s).await;
+            assert_values(&mut consumer, &want, schema).await;
+        }
     }
+    client.close().await.expect("close");
+}
+
+/// pulsar-wire's ProtobufSchema / ProtobufNativeSchema producers of Field: Java's consumer with
+/// Schema.PROTOBUF(Field) / PROTOBUF_NATIVE(Field) reads the same messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_protobuf_to_java() {
+    let client = client();
+    let fields = fields();
+    let sent: Vec<Field> = fields.iter().map(|(f, _)| f.clone()).collect();
+    let want: Vec<Value> = fields.iter().map(|(_, j)| j.clone()).collect();
+    for schema in ["protobuf", "protobuf_native"] {
+        let topic = support::unique_topic(&format!("schema-wire-{}", schema.replace('_', "-")));
+        if schema == "protobuf" {
+            let s = ProtobufSchema::<Field>::from_descriptor(&field_descriptor());
+            wire_send(&client, &topic, s, &sent).await;
+        } else {
+            let s = ProtobufNativeSchema::<Field>::from_message_descriptor(&field_descriptor());
+            wire_send(&client, &topic, s, &sent).await;
+        }
+        let seen = java_view(&topic, schema, sent.len(), json!({})).await;
+        assert_eq!(values_of(&seen), want, "{schema}: what Java read");
+        for m in &seen {
+            assert_eq!(m["schema_version"], 0, "{schema}");
+        }
+    }
+    client.close().await.expect("close");
+}
+
+/// AUTO_CONSUME on a Java AVRO(Pojo) topic: each message is a generic record of Java's fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_consume_java_avro() {
+    let client = client();
+    let topic = support::unique_topic("schema-auto-consume");
+    let sent = [pojo(Some("g ✓"), 11), pojo(None, -4)];
+    let messages: Vec<Value> = sent
+        .iter()
+        .map(|p| json!({"value": pojo_json(p)}))
+        .collect();
+    java_produce(&topic, "avro", json!(messages), &json!({})).await;
+    let mut consumer = subscribe(&client, &topic, "sub", AutoConsumeSchema::new()).await;
+    for (i, p) in sent.iter().enumerate() {
+        let msg = receive_one(&mut consumer, "AUTO_CONSUME").await;
+        assert_eq!(msg.value().to_json(), pojo_json(p), "#{i}");
+        let count = msg.value().field("count").and_then(|c| c.as_i64());
+        assert_eq!(count, Some(i64::from(p.count)), "#{i}: the count field");
+        let name = msg.value().field("name").and_then(|n| n.as_str());
+        assert_eq!(name, p.name.as_deref(), "#{i}: the name field");
+        assert_eq!(msg.schema_version().and_then(|v| v.as_u64()), Some(0));
+        consumer.ack(&msg).await.expect("ack");
+    }
+    client.close().await.expect("close");
+}
+
+/// AUTO_PRODUCE_BYTES on a Java AVRO(Pojo) topic: valid Avro datums are sent and Java reads
+/// them; bytes that are not a Pojo datum are refused with a SchemaError, before sending (Java
+/// reads only the valid ones, in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_produce_bytes_to_java() {
+    let client = client();
+    let topic = support::unique_topic("schema-auto-produce");
+    let first = pojo(Some("j"), 1);
+    java_produce(
+        &topic,
+        "avro",
+        json!([{"value": pojo_json(&first)}]),
+        &json!({}),
+    )
+    .await;
+    let producer = client
+        .producer(&topic)
+        .auto_produce_schema()
+        .create()
+        .await
+        .expect("an AUTO_PRODUCE producer");
+    let avro = AvroSchema::<Pojo>::with_definition(POJO_SCHEMA).expect("definition");
+    let datum = |p: &Pojo| avro.encode(p).expect("encode").payload;
+    let good = [pojo(Some("a ✓"), 2), pojo(None, -3)];
+    producer.send(&datum(&good[0])).await.expect("send a datum");
+    // count 2, then union branch 2 of ["null","string"]: no such branch; then a string branch
+    // without its length; then a datum with a trailing byte.
+    let mut trailing = datum(&good[1]).to_vec();
+    trailing.push(0);
+    for bad in [vec![0x04, 0x04], vec![0x04, 0x02], trailing] {
+        let bad = bytes::Bytes::from(bad);
+        match producer.message(&bad) {
+            Err(pulsar_wire::Error::Schema(SchemaError::Encode { .. })) => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        match producer.send(&bad).await {
+            Err(pulsar_wire::Error::Schema(SchemaError::Encode { .. })) => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    producer.send(&datum(&good[1])).await.expect("send a datum");
+    producer.close().await.expect("close");
+    let seen = java_view(&topic, "avro", 3, json!({})).await;
+    let want: Vec<Value> = [&first, &good[0], &good[1]]
+        .into_iter()
+        .map(pojo_json)
+        .collect();
+    assert_eq!(values_of(&seen), want, "what Java read");
+    client.close().await.expect("close");
 }
 
 /// The Python (C++) client's AvroSchema of a Pojo registers a definition the broker takes as
