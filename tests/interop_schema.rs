@@ -704,6 +704,64 @@ async fn python_avro_is_the_java_schema() {
     );
 }
 
+/// The Python (C++) client's AvroSchema / JsonSchema of Pojo both ways with pulsar-wire's
+/// AvroSchema<Pojo> / JsonSchema<Pojo>: pulsar-wire decodes what Python sent, Python decodes
+/// what pulsar-wire sent (on a topic of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_avro_and_json_with_wire() {
+    let client = client();
+    let sent = [pojo(Some("p ✓"), 3), pojo(None, -8)];
+    let messages: Vec<Value> = sent
+        .iter()
+        .map(|p| json!({"value": pojo_json(p)}))
+        .collect();
+    let want: Vec<(Pojo, u64)> = sent.iter().cloned().map(|p| (p, 0)).collect();
+    let want_json: Vec<Value> = sent.iter().map(pojo_json).collect();
+    for schema in ["avro", "json"] {
+        let topic = support::unique_topic(&format!("schema-py-{schema}-to-wire"));
+        let out = python(
+            "schema_produce.py",
+            json!({"topic": topic, "schema": schema, "messages": messages}),
+        )
+        .await;
+        assert!(out.iter().any(|l| l["event"] == "done"), "{out:?}");
+        if schema == "avro" {
+            let s = AvroSchema::<Pojo>::with_definition(POJO_SCHEMA).expect("definition");
+            let mut consumer = subscribe(&client, &topic, "sub", s).await;
+            assert_values(&mut consumer, &want, "Python AVRO").await;
+        } else {
+            let s = JsonSchema::<Pojo>::with_definition(POJO_SCHEMA).expect("definition");
+            let mut consumer = subscribe(&client, &topic, "sub", s).await;
+            assert_values(&mut consumer, &want, "Python JSON").await;
+        }
+
+        let topic = support::unique_topic(&format!("schema-wire-{schema}-to-py"));
+        if schema == "avro" {
+            let s = AvroSchema::<Pojo>::with_definition(POJO_SCHEMA).expect("definition");
+            wire_send(&client, &topic, s, &sent).await;
+        } else {
+            let s = JsonSchema::<Pojo>::with_definition(POJO_SCHEMA).expect("definition");
+            wire_send(&client, &topic, s, &sent).await;
+        }
+        let back = python(
+            "schema_consume.py",
+            json!({"topic": topic, "schema": schema, "count": sent.len()}),
+        )
+        .await;
+        let got: Vec<&Value> = back.iter().filter(|l| l["event"] == "message").collect();
+        for m in &got {
+            assert!(
+                m.get("value_error").is_none(),
+                "Python could not decode: {m}"
+            );
+            assert_eq!(m["schema_version"], 0, "{schema}");
+        }
+        let values: Vec<Value> = got.iter().map(|m| m["value"].clone()).collect();
+        assert_eq!(values, want_json, "{schema}: what Python read");
+    }
+    client.close().await.expect("close");
+}
+
 /// Compaction through the admin helper finishes with SUCCESS on a topic with a schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_compatibility_helpers() {
