@@ -665,11 +665,15 @@ pub(crate) mod derive {
         }
     }
 
-    /// Avro's `ProtobufData.getDefault` for a field: none for a required or repeated one; the
-    /// declared default (proto2 `[default = ...]`) if any; else zero, false, empty, the first
-    /// enum symbol, or null for a message.
+    /// Avro's `ProtobufData.getDefault` for a field, as the Java client of Pulsar 4.0.7
+    /// registers it: none for a required one; an empty array for a repeated one (maps are
+    /// repeated entries); the declared default (proto2 `[default = ...]`) if any; else zero,
+    /// false, empty, the first enum symbol, or null for a message.
     fn default(f: &FieldDescriptor) -> Option<String> {
-        if f.cardinality() != Cardinality::Optional || f.is_list() || f.is_map() {
+        if f.is_list() || f.is_map() {
+            return Some("[]".into());
+        }
+        if f.cardinality() != Cardinality::Optional {
             return None;
         }
         if let Some(d) = f.field_descriptor_proto().default_value.as_deref() {
@@ -959,13 +963,13 @@ pub(crate) mod tests {
         let desc = native::pool(&set, "demo.Outer").unwrap();
         let info = ProtobufSchema::<Point>::from_descriptor(&desc).info();
         // ProtobufData: namespace = package + "." + toCamelCase("demo_file") (+ "$" + the
-        // containing messages); repeated fields without default; optional messages as a union
+        // containing messages); repeated fields default to []; optional messages as a union
         // with null, default null; enums default to their first symbol; numbers to 0.
         assert_eq!(
             info.definition_str().unwrap(),
             concat!(
                 r#"{"type":"record","name":"Outer","namespace":"demo.DemoFile","fields":["#,
-                r#"{"name":"ids","type":{"type":"array","items":"long"}},"#,
+                r#"{"name":"ids","type":{"type":"array","items":"long"},"default":[]},"#,
                 r#"{"name":"inner","type":["null",{"type":"record","name":"Inner","namespace":"demo.DemoFile$Outer","#,
                 r#""fields":[{"name":"s","type":{"type":"string","avro.java.string":"String"},"default":""}]}],"default":null},"#,
                 r#"{"name":"color","type":{"type":"enum","name":"Color","namespace":"demo.DemoFile$Outer","symbols":["RED","BLUE"]},"default":"RED"},"#,
