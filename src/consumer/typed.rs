@@ -61,8 +61,11 @@ impl<T> AsRef<Message> for TypedMessage<T> {
 /// consumer's own; a bound keeps a consumer of very many topics from growing it forever.
 #[derive(Debug, Default)]
 pub(crate) struct Writers {
-    known: Mutex<HashMap<Arc<str>, HashMap<SchemaVersion, Arc<SchemaInfo>>>>,
+    known: Mutex<HashMap<Arc<str>, Versions>>,
 }
+
+/// The schemas of one topic's versions.
+type Versions = HashMap<SchemaVersion, Arc<SchemaInfo>>;
 
 impl Writers {
     fn get(&self, topic: &str, version: &SchemaVersion) -> Option<Arc<SchemaInfo>> {
