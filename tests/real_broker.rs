@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pulsar_wire::{
-    AccessMode, Error, InitialPosition, MessageId, ProducerMessage, PulsarClient, SchemaInfo,
-    ServerErrorCode, SubscriptionType,
+    AccessMode, Error, InitialPosition, MessageId, ProducerMessage, PulsarClient, SchemaCheck,
+    SchemaInfo, SchemaType, ServerErrorCode, SubscriptionType,
 };
 
 /// The Apache Pulsar of this suite (Apache-specific: pulsar-lite has none of these features).
@@ -193,7 +193,16 @@ async fn an_incompatible_schema_is_refused() {
         .await
         .expect_err("incompatible");
     match err {
-        Error::Server { error, .. } => assert_eq!(error.code, ServerErrorCode::IncompatibleSchema),
+        Error::IncompatibleSchema {
+            error,
+            check,
+            schema,
+            ..
+        } => {
+            assert_eq!(error.code, ServerErrorCode::IncompatibleSchema);
+            assert_eq!(check, SchemaCheck::Type, "{}", error.message);
+            assert_eq!(schema, SchemaType::String);
+        }
         other => panic!("{other:?}"),
     }
 }
