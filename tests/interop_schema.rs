@@ -19,10 +19,11 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use pulsar_wire::schema::{
-    AutoConsumeSchema, AvroSchema, BoolSchema, DoubleSchema, Int32Schema, Int64Schema, JsonSchema,
-    KeyValue, KeyValueEncoding, KeyValueSchema, LocalDate, LocalDateTime, LocalDateTimeSchema,
-    LocalTime, ProtobufNativeSchema, ProtobufSchema, Schema, SchemaError, StringSchema, Timestamp,
-    TimestampSchema, PARSING_INFO_PROPERTY,
+    AutoConsumeSchema, AvroSchema, BoolSchema, Date, DateSchema, DoubleSchema, FloatSchema,
+    Instant, InstantSchema, Int16Schema, Int32Schema, Int64Schema, Int8Schema, JsonSchema,
+    KeyValue, KeyValueEncoding, KeyValueSchema, LocalDate, LocalDateSchema, LocalDateTime,
+    LocalDateTimeSchema, LocalTime, LocalTimeSchema, ProtobufNativeSchema, ProtobufSchema, Schema,
+    SchemaError, StringSchema, Time, TimeSchema, Timestamp, TimestampSchema, PARSING_INFO_PROPERTY,
 };
 use pulsar_wire::{InitialPosition, PulsarClient, SubscriptionType, TypedConsumer, TypedMessage};
 use serde::{Deserialize, Serialize};
@@ -432,6 +433,49 @@ async fn primitives_both_ways() {
         java_ldt,
     )
     .await;
+    client.close().await.expect("close");
+}
+
+/// INT8, INT16, FLOAT, DATE, TIME, INSTANT, LOCAL_DATE and LOCAL_TIME both ways with the Java
+/// peer (extremes where the type has them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_primitives_both_ways() {
+    let client = client();
+    primitive_both_ways(&client, "int8", Int8Schema, i8::MIN, json!(i8::MIN)).await;
+    primitive_both_ways(&client, "int16", Int16Schema, -12_345i16, json!(-12_345)).await;
+    // A float that JSON carries exactly (a power of two times a small integer).
+    primitive_both_ways(&client, "float", FloatSchema, -1.375f32, json!(-1.375)).await;
+    let before_epoch = -86_400_123i64;
+    primitive_both_ways(
+        &client,
+        "date",
+        DateSchema,
+        Date::from_millis(before_epoch),
+        json!(before_epoch),
+    )
+    .await;
+    primitive_both_ways(
+        &client,
+        "time",
+        TimeSchema,
+        Time::from_millis(45_296_789),
+        json!(45_296_789),
+    )
+    .await;
+    let instant = Instant::new(1_700_000_000, 123_456_789).expect("an instant");
+    primitive_both_ways(
+        &client,
+        "instant",
+        InstantSchema,
+        instant,
+        json!({"seconds": 1_700_000_000i64, "nanos": 123_456_789}),
+    )
+    .await;
+    let day = LocalDate::from_epoch_day(-719_162).expect("0001-01-01");
+    primitive_both_ways(&client, "local_date", LocalDateSchema, day, json!(-719_162)).await;
+    let last = 86_399_999_999_999u64;
+    let time = LocalTime::from_nano_of_day(last).expect("23:59:59.999999999");
+    primitive_both_ways(&client, "local_time", LocalTimeSchema, time, json!(last)).await;
     client.close().await.expect("close");
 }
 

@@ -27,7 +27,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use pulsar_wire::{
@@ -35,11 +34,8 @@ use pulsar_wire::{
     SubscriptionType, Transaction, TxnState,
 };
 use serde_json::{json, Value};
+use support::java::{events, Peer, PEER_TIMEOUT};
 use support::txn::{receive, subscribe, text, until_sentinel};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-
-/// How long one peer line may take (a JVM start is a few seconds on a busy machine).
-const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn options() -> support::ApacheOptions {
     support::txn::options()
@@ -86,194 +82,14 @@ fn assert_exactly(seen: &[String], expected: &BTreeSet<String>, what: &str) {
 
 // --- the Java peer -----------------------------------------------------------------------------
 
-/// The peer's classes directory and the Apache Pulsar classpath, built once per binary.
-fn peer_classpath() -> &'static str {
-    static CP: OnceLock<Result<String, String>> = OnceLock::new();
-    let built = CP.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let how = "run scripts/apache-pulsar.sh install (it needs a JDK 17+ and Maven)";
-        let out = std::process::Command::new(root.join("scripts/java-peer.sh"))
-            .arg("build")
-            .output()
-            .map_err(|e| format!("cannot run scripts/java-peer.sh: {e}: {how}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "the Java peer cannot be built ({}): {how}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                .map(str::to_string)
-                .ok_or_else(|| format!("scripts/java-peer.sh printed no {name}="))
-        };
-        let classes = value("PEER_CLASSES")?;
-        let cp_file = value("PULSAR_CLASSPATH_FILE")?;
-        let cp = std::fs::read_to_string(&cp_file)
-            .map_err(|e| format!("cannot read {cp_file}: {e}: {how}"))?;
-        Ok(format!("{classes}:{}", cp.trim()))
-    });
-    match built {
-        Ok(cp) => cp,
-        Err(message) => panic!("{message}"),
-    }
-}
-
-/// A running `JavaPeer`: its JSON lines are read as they come.
-struct Peer {
-    command: &'static str,
-    child: tokio::process::Child,
-    /// Open for a `session`'s commands.
-    stdin: Option<tokio::process::ChildStdin>,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    stderr: Option<tokio::task::JoinHandle<String>>,
-    seen: Vec<Value>,
-}
-
-impl Peer {
-    /// Starts `JavaPeer <command>` with `spec` (plus `url`) on stdin: all of stdin for
-    /// `produce` and `consume`, its first line for `session` (then [`Peer::call`]).
-    async fn start(command: &'static str, mut spec: Value) -> Peer {
-        spec["url"] = json!(broker().url());
-        let mut child = tokio::process::Command::new("java")
-            .args([
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Xshare:auto",
-                "-Xmx512m",
-                "pulsarwire.JavaPeer",
-                command,
-            ])
-            .env("CLASSPATH", peer_classpath())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run java (a JDK 17+ is needed; see scripts/apache-pulsar.sh install): {e}")
-            });
-        let mut stdin = child.stdin.take().expect("stdin");
-        let mut input = serde_json::to_vec(&spec).expect("spec");
-        input.push(b'\n');
-        stdin.write_all(&input).await.expect("write the spec");
-        let stdin = if command == "session" {
-            Some(stdin)
-        } else {
-            drop(stdin);
-            None
-        };
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = tokio::spawn(async move {
-            let mut s = Vec::new();
-            let _ = err.read_to_end(&mut s).await;
-            let s = String::from_utf8_lossy(&s).into_owned();
-            if s.len() > 6000 {
-                format!("...{}", &s[s.len() - 6000..])
-            } else {
-                s
-            }
-        });
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Peer {
-            command,
-            child,
-            stdin,
-            lines,
-            stderr: Some(stderr),
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next JSON line, or `None` at the end of its output.
-    async fn next(&mut self) -> Option<Value> {
-        let line = match tokio::time::timeout(PEER_TIMEOUT, self.lines.next_line()).await {
-            Ok(line) => line.expect("read the peer's stdout")?,
-            Err(_) => {
-                let seen = std::mem::take(&mut self.seen);
-                self.fail(&format!("printed nothing for {PEER_TIMEOUT:?}"), &seen)
-                    .await
-            }
-        };
-        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "JavaPeer {} printed a non-JSON line ({e}): {line}",
-                self.command
-            )
-        });
-        self.seen.push(value.clone());
-        Some(value)
-    }
-
-    /// One `session` command: its `result` line.
-    async fn call(&mut self, cmd: Value) -> Value {
-        let mut line = serde_json::to_vec(&cmd).expect("command");
-        line.push(b'\n');
-        let stdin = self.stdin.as_mut().expect("a session");
-        stdin.write_all(&line).await.expect("write a command");
-        stdin.flush().await.expect("flush a command");
-        match self.next().await {
-            Some(v) if v["event"] == "result" && v["op"] == cmd["op"] => v,
-            other => {
-                let seen = std::mem::take(&mut self.seen);
-                self.fail(&format!("answered {cmd} with {other:?}"), &seen)
-                    .await
-            }
-        }
-    }
-
-    /// Like [`Peer::call`], and the operation must have succeeded.
-    async fn call_ok(&mut self, cmd: Value) -> Value {
-        let result = self.call(cmd.clone()).await;
-        assert_eq!(result["ok"], true, "JavaPeer failed {cmd}: {result}");
-        result
-    }
-
-    /// Reads every remaining line (a session is told to close first) and waits for the exit;
-    /// panics with the peer's output if it failed. Returns all its lines.
-    async fn finish(mut self) -> Vec<Value> {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"{\"op\":\"close\"}\n").await;
-            drop(stdin);
-        }
-        while self.next().await.is_some() {}
-        let status = tokio::time::timeout(PEER_TIMEOUT, self.child.wait())
-            .await
-            .expect("the peer exits")
-            .expect("wait for the peer");
-        let lines = std::mem::take(&mut self.seen);
-        if !status.success() || !lines.iter().any(|l| l["event"] == "done") {
-            self.fail(&format!("failed ({status})"), &lines).await;
-        }
-        lines
-    }
-
-    async fn fail(&mut self, what: &str, lines: &[Value]) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = match self.stderr.take() {
-            Some(handle) => handle.await.unwrap_or_default(),
-            None => String::new(),
-        };
-        let shown: Vec<String> = lines.iter().map(Value::to_string).collect();
-        panic!(
-            "JavaPeer {} {what}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-            self.command,
-            shown.join("\n")
-        );
-    }
+/// Starts a `JavaPeer session` on this suite's broker (commands through [`Peer::call`]).
+async fn session() -> Peer {
+    Peer::start(broker().url(), "session", json!({})).await
 }
 
 /// Runs `JavaPeer <command>` to its end.
 async fn java(command: &'static str, spec: Value) -> Vec<Value> {
-    Peer::start(command, spec).await.finish().await
-}
-
-fn events<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|l| l["event"] == event).collect()
+    support::java::run(broker().url(), command, spec).await
 }
 
 fn one<'a>(lines: &'a [Value], event: &str) -> &'a Value {
@@ -544,7 +360,7 @@ async fn interleaved(ours_commit: bool) {
     held.sort_by_key(text);
     assert_eq!(held.iter().map(text).collect::<Vec<_>>(), before);
 
-    let mut peer = Peer::start("session", json!({})).await;
+    let mut peer = session().await;
     peer.call_ok(
         json!({"op": "subscribe", "consumer": "j", "topic": topic, "subscription": "work"}),
     )
@@ -648,7 +464,7 @@ async fn each_clients_transaction_conflicts_on_a_message_the_others_transaction_
         ("first".into(), "second".into())
     );
 
-    let mut peer = Peer::start("session", json!({})).await;
+    let mut peer = session().await;
     peer.call_ok(
         json!({"op": "subscribe", "consumer": "j", "topic": topic, "subscription": "work"}),
     )

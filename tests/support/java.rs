@@ -3,8 +3,8 @@
 //! `scripts/apache-pulsar.sh install` runs, and which the first [`Peer::start`] of a test binary
 //! runs once: a no-op when nothing changed). Each run is `java pulsarwire.JavaPeer <command>`
 //! with one JSON spec on stdin; it prints JSON lines on stdout (see JavaPeer.java and
-//! Schemas.java for the commands, the specs and the lines). Used by tests/interop_java.rs and
-//! tests/interop_schema.rs.
+//! Schemas.java for the commands, the specs and the lines). Used by tests/interop_java.rs,
+//! tests/interop_schema.rs and tests/interop_txn.rs.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -59,13 +59,16 @@ pub fn peer_classpath() -> &'static str {
 pub struct Peer {
     command: &'static str,
     child: tokio::process::Child,
+    /// Open for a `session`'s commands ([`Peer::call`]).
+    stdin: Option<tokio::process::ChildStdin>,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     stderr: Option<tokio::task::JoinHandle<String>>,
     seen: Vec<Value>,
 }
 
 impl Peer {
-    /// Starts `JavaPeer <command>` with `spec` (plus `url`) on stdin.
+    /// Starts `JavaPeer <command>` with `spec` (plus `url`) on stdin: all of stdin for
+    /// `produce` and `consume`, its first line for `session` (then [`Peer::call`]).
     pub async fn start(url: &str, command: &'static str, mut spec: Value) -> Peer {
         spec["url"] = json!(url);
         let mut child = tokio::process::Command::new("java")
@@ -87,11 +90,19 @@ impl Peer {
                 panic!("cannot run java (a JDK 17+ is needed; see scripts/apache-pulsar.sh install): {e}")
             });
         let mut stdin = child.stdin.take().expect("stdin");
-        let input = serde_json::to_vec(&spec).expect("spec");
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-            let _ = stdin.shutdown().await;
-        });
+        let mut input = serde_json::to_vec(&spec).expect("spec");
+        input.push(b'\n');
+        let stdin = if command == "session" {
+            stdin.write_all(&input).await.expect("write the spec");
+            stdin.flush().await.expect("flush the spec");
+            Some(stdin)
+        } else {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&input).await;
+                let _ = stdin.shutdown().await;
+            });
+            None
+        };
         let mut err = child.stderr.take().expect("stderr");
         let stderr = tokio::spawn(async move {
             let mut s = Vec::new();
@@ -107,6 +118,7 @@ impl Peer {
         Peer {
             command,
             child,
+            stdin,
             lines,
             stderr: Some(stderr),
             seen: Vec::new(),
@@ -146,9 +158,37 @@ impl Peer {
             .await
     }
 
-    /// Reads every remaining line and waits for the exit; panics with the peer's output if it
-    /// failed. Returns all its lines.
+    /// One `session` command: its `result` line.
+    pub async fn call(&mut self, cmd: Value) -> Value {
+        let mut line = serde_json::to_vec(&cmd).expect("command");
+        line.push(b'\n');
+        let stdin = self.stdin.as_mut().expect("a session");
+        stdin.write_all(&line).await.expect("write a command");
+        stdin.flush().await.expect("flush a command");
+        match self.next().await {
+            Some(v) if v["event"] == "result" && v["op"] == cmd["op"] => v,
+            other => {
+                let seen = std::mem::take(&mut self.seen);
+                self.fail(&format!("answered {cmd} with {other:?}"), &seen)
+                    .await
+            }
+        }
+    }
+
+    /// Like [`Peer::call`], and the operation must have succeeded.
+    pub async fn call_ok(&mut self, cmd: Value) -> Value {
+        let result = self.call(cmd.clone()).await;
+        assert_eq!(result["ok"], true, "JavaPeer failed {cmd}: {result}");
+        result
+    }
+
+    /// Reads every remaining line (a session is told to close first) and waits for the exit;
+    /// panics with the peer's output if it failed. Returns all its lines.
     pub async fn finish(mut self) -> Vec<Value> {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"{\"op\":\"close\"}\n").await;
+            drop(stdin);
+        }
         while self.next().await.is_some() {}
         let status = tokio::time::timeout(PEER_TIMEOUT, self.child.wait())
             .await
