@@ -37,7 +37,8 @@ const RECEIVE_GUARD: Duration = Duration::from_secs(30);
 const POJO_SCHEMA: &str = r#"{"type":"record","name":"Pojo","namespace":"pulsarwire","fields":[{"name":"count","type":"int"},{"name":"name","type":["null","string"],"default":null}]}"#;
 
 /// `pulsarwire.Pojo` of the Java peer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, apache_avro::AvroSchema)]
+#[avro(namespace = "pulsarwire")]
 struct Pojo {
     name: Option<String>,
     count: i32,
@@ -280,6 +281,65 @@ async fn wire_avro_and_json_to_java() {
         for m in &seen {
             assert_eq!(m["schema_version"], 0, "{schema}");
         }
+    }
+    client.close().await.expect("close");
+}
+
+/// The definitions pulsar-wire derives for `pulsarwire.Pojo` (`AvroSchema::derived`,
+/// `JsonSchema::derived`) are the Java client's, to the byte: pulsar-wire registers first,
+/// then a Java producer of `Schema.AVRO(Pojo.class)` / `Schema.JSON(Pojo.class)` lands on the
+/// same schema version, and the registry holds one version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_definitions_are_the_java_clients() {
+    let client = client();
+    for (schema, derived) in [
+        ("avro", AvroSchema::<Pojo>::derived().info()),
+        ("json", JsonSchema::<Pojo>::derived().info()),
+    ] {
+        assert_eq!(
+            derived.definition_str(),
+            Some(POJO_SCHEMA),
+            "{schema}: the derived definition"
+        );
+        let topic = support::unique_topic(&format!("schema-derived-{schema}"));
+        if schema == "avro" {
+            wire_send(
+                &client,
+                &topic,
+                AvroSchema::<Pojo>::derived(),
+                &[pojo(Some("w"), 1)],
+            )
+            .await;
+        } else {
+            wire_send(
+                &client,
+                &topic,
+                JsonSchema::<Pojo>::derived(),
+                &[pojo(Some("w"), 1)],
+            )
+            .await;
+        }
+        let lines = java_produce(
+            &topic,
+            schema,
+            json!([{"value": {"name": "j", "count": 2}}]),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(
+            text(done(&lines), "schema_definition"),
+            POJO_SCHEMA,
+            "{schema}: what Java declares"
+        );
+        let seen = java_view(&topic, schema, 2, json!({})).await;
+        let versions: Vec<&Value> = seen.iter().map(|m| &m["schema_version"]).collect();
+        assert_eq!(
+            versions,
+            [&json!(0), &json!(0)],
+            "{schema}: one version for both"
+        );
+        let registered = broker().apache().schema(&topic).expect("a schema");
+        assert_eq!(registered["version"], 0, "{schema}: {registered}");
     }
     client.close().await.expect("close");
 }

@@ -143,14 +143,24 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> AvroSchema<T> {
         Ok(Self::from_parts(Bytes::from(definition), schema))
     }
 
-    /// The schema `apache_avro` derives for `T` (`#[derive(AvroSchema)]`), declared as compact
-    /// JSON.
+    /// The schema the Java client registers for the record `T` stands for (`T` with
+    /// `#[derive(apache_avro::AvroSchema)]`, `#[avro(namespace = "the.java.package")]`):
+    /// Java's `ReflectData.AllowNull` definition, to the byte — fields in name order, every
+    /// field but those of Java's primitive types (a Rust `i32`, `i64`, `f32`, `f64`, `bool`)
+    /// nullable with a null default. A Rust `Option<i32>` is Java's `Integer`.
     pub fn derived() -> Self
     where
         T: apache_avro::AvroSchema,
     {
-        let schema = T::get_schema();
-        Self::from_parts(Bytes::from(schema_json(&schema)), schema)
+        let definition = super::reflect::java_definition(&T::get_schema());
+        match parse_definition(SchemaType::Avro, definition.as_bytes()) {
+            Ok(schema) => Self::from_parts(Bytes::from(definition), schema),
+            // The mapping keeps a valid schema valid; fall back to the derived one as it is.
+            Err(_) => {
+                let schema = T::get_schema();
+                Self::from_parts(Bytes::from(schema_json(&schema)), schema)
+            }
+        }
     }
 
     fn from_parts(definition: Bytes, schema: apache_avro::Schema) -> Self {

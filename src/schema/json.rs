@@ -58,14 +58,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JsonSchema<T> {
         })
     }
 
-    /// A schema declared with the Avro definition `apache_avro` derives for `T` (feature
-    /// `avro`; `#[derive(AvroSchema)]`), as compact JSON.
+    /// The schema the Java client's `Schema.JSON(Pojo)` registers for the record `T` stands for
+    /// (feature `avro`; `T` with `#[derive(apache_avro::AvroSchema)]` and
+    /// `#[avro(namespace = "the.java.package")]`): see [`super::AvroSchema::derived`].
     #[cfg(feature = "avro")]
     pub fn derived() -> Self
     where
         T: apache_avro::AvroSchema,
     {
-        let definition = super::avro::schema_json(&T::get_schema());
+        let definition = super::reflect::java_definition(&T::get_schema());
         JsonSchema {
             info: SchemaInfo {
                 kind: SchemaType::Json,
@@ -212,6 +213,12 @@ mod tests {
         assert_eq!(v["type"], "record");
         assert_eq!(v["name"], "Rec");
         assert_eq!(v["fields"][0]["name"], "a");
-        assert_eq!(v["fields"][1]["type"], "string");
+        assert_eq!(v["fields"][0]["type"], "long", "a Java long");
+        // A Java String field is nullable (ReflectData.AllowNull).
+        assert_eq!(
+            v["fields"][1]["type"],
+            serde_json::json!(["null", "string"])
+        );
+        assert_eq!(v["fields"][1]["default"], serde_json::Value::Null);
     }
 }

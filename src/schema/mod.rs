@@ -21,6 +21,8 @@ mod json;
 mod key_value;
 mod primitive;
 mod protobuf;
+#[cfg(feature = "avro")]
+mod reflect;
 mod time;
 
 pub use auto::{AutoConsumeSchema, AutoProduceBytesSchema};
