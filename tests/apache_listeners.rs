@@ -1,8 +1,8 @@
 //! `listener_name` on a real Apache Pulsar with two listeners: `advertisedListeners` names an
 //! `internal` listener (the broker's own port, `internalListenerName`) and an `external` one on
 //! another port, where a relay in this test forwards to the broker. A client asking for
-//! `external` is handed, and connects to, the external address; an unknown name fails with
-//! [`Error::UnknownListener`].
+//! `external` is answered with the external address (and one whose service URL is the external
+//! address stays on it); an unknown name fails with [`Error::UnknownListener`].
 //!
 //! One standalone for the binary, started by `scripts/apache-pulsar.sh start --config
 //! advertisedListeners=... --config internalListenerName=internal` (run
@@ -96,6 +96,12 @@ fn setup() -> &'static TwoListeners {
     })
 }
 
+/// One test at a time: the broker shares one answer among concurrent lookups of a namespace
+/// bundle whatever listener each asks for (NamespaceService's lookups in progress are keyed by
+/// the bundle alone), so a lookup for an unknown listener racing one for `external` may get
+/// the `external` answer.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn client(url: &str, listener: Option<&str>) -> PulsarClient {
     let mut b = PulsarClient::builder(url).operation_timeout(Duration::from_secs(30));
     if let Some(name) = listener {
@@ -114,7 +120,8 @@ fn answered_urls(tap: &Tap) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_external_listener_is_answered_with_and_reached_at_the_external_address() {
+async fn the_external_listener_is_answered_with_the_external_address() {
+    let _serial = SERIAL.lock().await;
     let s = setup();
     // What the broker answers, seen by a tap between the client and the broker's own port.
     let tap = Tap::start(s.broker.addr()).await;
@@ -131,21 +138,35 @@ async fn the_external_listener_is_answered_with_and_reached_at_the_external_addr
     );
     c.close().await.expect("close");
 
-    // Straight to the broker: the producer's connection lands on the external port.
+    // A standalone answers every LOOKUP with proxy_through_service_url (TopicLookupBase:
+    // isRunningStandalone()): the client, like the Java client, then reaches the named broker
+    // through its service URL rather than the answered address.
+    let proxied = tap
+        .seen(false, Type::LookupResponse)
+        .into_iter()
+        .filter_map(|s| s.command.lookup_topic_response)
+        .all(|r| r.proxy_through_service_url == Some(true));
+    assert!(proxied, "the standalone proxies through the service URL");
+
+    // An external client: its service URL is the external address, and every connection it
+    // opens (the lookup's and the producer's) lands on the external port.
     let before = s.external.accepted();
-    let c = client(s.broker.url(), Some("external"));
+    let c = client(&s.external.url(), Some("external"));
     let producer = c.producer(&topic).create().await.expect("producer");
     producer.send("landed on external").await.expect("send");
+    let landed = s.external.accepted() - before;
+    assert!(landed >= 1, "no connection reached the external port");
     assert!(
-        s.external.accepted() > before,
-        "no connection reached the external listener's port {}",
-        s.external.port
+        c.open_connections() <= landed,
+        "{} connections open, {landed} through the external port",
+        c.open_connections()
     );
     c.close().await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_listener_name_the_internal_address_is_answered() {
+    let _serial = SERIAL.lock().await;
     let s = setup();
     let tap = Tap::start(s.broker.addr()).await;
     let c = client(tap.url(), None);
@@ -166,6 +187,7 @@ async fn without_a_listener_name_the_internal_address_is_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_listener_fails_with_a_typed_error_naming_it() {
+    let _serial = SERIAL.lock().await;
     let s = setup();
     let c = client(s.broker.url(), Some("nowhere"));
     let started = std::time::Instant::now();
