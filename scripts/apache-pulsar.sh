@@ -21,7 +21,8 @@
 #         PULSAR_TOKEN, PULSAR_TOKEN_SECRET_FILE            with --auth token
 #         PULSAR_TLS_URL, PULSAR_HTTPS_URL, PULSAR_CA,
 #         PULSAR_CLIENT_CERT, PULSAR_CLIENT_KEY             with --tls
-#       --config KEY=VALUE adds a broker.conf key (repeatable; wins over ours).
+#       --config KEY=VALUE adds a broker.conf key (repeatable; wins over ours);
+#       {BROKER_PORT} and {BROKER_TLS_PORT} in VALUE stand for the ports picked.
 #       Starting a DIR again reuses its ports, keys, certificates and data; with
 #       no options it also reuses the options it was last started with.
 #   scripts/apache-pulsar.sh stop DIR     SIGTERM, wait (then SIGKILL); ok if not running
@@ -402,7 +403,12 @@ write_broker_conf() {
         fi
         if [[ $# -gt 0 ]]; then
             echo "# --config"
-            printf '%s\n' "$@"
+            local kv
+            for kv in "$@"; do
+                # {BROKER_PORT} and {BROKER_TLS_PORT} stand for the ports picked here.
+                kv=${kv//\{BROKER_PORT\}/$BROKER_PORT}
+                printf '%s\n' "${kv//\{BROKER_TLS_PORT\}/$BROKER_TLS_PORT}"
+            done
         fi
     } > "$conf"
     chmod 600 "$conf"

@@ -27,6 +27,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     keepalive: Duration,
     max_lookup_redirects: u32,
+    listener_name: Option<String>,
     memory_limit: usize,
     tls: TlsOptions,
 }
@@ -74,6 +75,17 @@ impl ClientBuilder {
     /// How many lookup redirects to follow.
     pub fn max_lookup_redirects(mut self, max: u32) -> Self {
         self.max_lookup_redirects = max;
+        self
+    }
+
+    /// The broker listener to be directed to (the official clients' `listenerName`): brokers
+    /// with several `advertisedListeners` (an internal and an external address, say) answer
+    /// each LOOKUP with the address of the listener named here. Without it the broker's
+    /// default (internal) listener is used. A broker without a listener of this name fails
+    /// the lookup with [`Error::UnknownListener`]. [`build`](Self::build) refuses an empty
+    /// name.
+    pub fn listener_name(mut self, name: impl Into<String>) -> Self {
+        self.listener_name = Some(name.into());
         self
     }
 
@@ -149,6 +161,16 @@ impl ClientBuilder {
                 "the keepalive interval must be at least 100 ms".into(),
             ));
         }
+        if self
+            .listener_name
+            .as_ref()
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            return Err(Error::InvalidConfig(
+                "the listener name is empty: give one of the broker's advertisedListeners names"
+                    .into(),
+            ));
+        }
         if self.auth.as_ref().is_some_and(|a| a.method_name() == "tls") && !service.tls() {
             return Err(Error::InvalidConfig(
                 "TLS authentication sends the client certificate in the TLS handshake: it needs \
@@ -176,6 +198,7 @@ impl ClientBuilder {
                 pool,
                 operation_timeout: self.operation_timeout,
                 max_lookup_redirects: self.max_lookup_redirects,
+                listener_name: self.listener_name,
                 ids: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 memory_limit: MemoryLimit::new(self.memory_limit),
@@ -214,6 +237,7 @@ impl PulsarClient {
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(30),
             max_lookup_redirects: 20,
+            listener_name: None,
             memory_limit: 64 * 1024 * 1024,
             tls: TlsOptions::default(),
         }

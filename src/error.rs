@@ -307,6 +307,21 @@ pub enum Error {
         /// The limit.
         max: u32,
     },
+    /// The broker has no listener of the name given to
+    /// [`ClientBuilder::listener_name`](crate::ClientBuilder::listener_name): its
+    /// `advertisedListeners` do not name it.
+    #[error(
+        "lookup of {topic} failed: the broker has no listener named {listener:?} (check the \
+         listener name against the broker's advertisedListeners; the broker said: {message})"
+    )]
+    UnknownListener {
+        /// The topic looked up.
+        topic: String,
+        /// The listener name asked for.
+        listener: String,
+        /// What the broker answered.
+        message: String,
+    },
     /// The message got no receipt within the producer's send timeout.
     #[error("send timed out after {0:?} without a receipt (the message may or may not have been stored)")]
     SendTimeout(Duration),

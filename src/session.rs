@@ -26,6 +26,8 @@ pub(crate) struct Session {
     pub(crate) pool: Pool,
     pub(crate) operation_timeout: Duration,
     pub(crate) max_lookup_redirects: u32,
+    /// The broker listener LOOKUP asks for (`advertisedListeners`), if any.
+    pub(crate) listener_name: Option<String>,
     pub(crate) ids: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
@@ -147,6 +149,17 @@ impl Session {
         operation: &'static str,
         make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
     ) -> Result<(Connection, crate::wire::proto::BaseCommand)> {
+        self.request_any_unless(operation, make, |_| false).await
+    }
+
+    /// [`Session::request_any`], but an error `fatal` picks out is returned at once, not
+    /// retried.
+    async fn request_any_unless(
+        &self,
+        operation: &'static str,
+        make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
+        fatal: impl Fn(&Error) -> bool,
+    ) -> Result<(Connection, crate::wire::proto::BaseCommand)> {
         let deadline = tokio::time::Instant::now() + self.operation_timeout;
         // Retries inside one operation: short waits, the operation timeout bounds them.
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
@@ -156,7 +169,7 @@ impl Session {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match conn.request(id, operation, make(id), Some(left)).await {
                 Ok(resp) => return Ok((conn, resp)),
-                Err(e) if e.is_retriable() && !matches!(e, Error::Timeout { .. }) => {
+                Err(e) if e.is_retriable() && !matches!(e, Error::Timeout { .. }) && !fatal(&e) => {
                     let delay = backoff.next_delay_random();
                     if tokio::time::Instant::now() + delay >= deadline {
                         return Err(e);
@@ -190,9 +203,16 @@ impl Session {
     pub(crate) async fn lookup(&self, topic: &TopicName) -> Result<Connection> {
         let name = topic.full_name().to_owned();
         let tls = self.service.tls();
+        let listener = self.listener_name.as_deref();
+        let unknown_listener = |e: &Error| unknown_listener(&name, listener, e);
         let (mut conn, mut resp) = self
-            .request_any("lookup", |id| commands::lookup(&name, id, false))
-            .await?;
+            .request_any_unless(
+                "lookup",
+                |id| commands::lookup(&name, id, false, listener),
+                |e| unknown_listener(e).is_some(),
+            )
+            .await
+            .map_err(|e| unknown_listener(&e).unwrap_or(e))?;
         for redirects in 0..=self.max_lookup_redirects {
             let r = resp.lookup_topic_response.unwrap_or_default();
             let proxy = r.proxy_through_service_url.unwrap_or(false);
@@ -248,10 +268,11 @@ impl Session {
                         .request(
                             id,
                             "lookup",
-                            commands::lookup(&name, id, authoritative),
+                            commands::lookup(&name, id, authoritative, listener),
                             Some(self.operation_timeout),
                         )
-                        .await?;
+                        .await
+                        .map_err(|e| unknown_listener(&e).unwrap_or(e))?;
                     conn = target;
                 }
                 _ => {
@@ -270,4 +291,19 @@ impl Session {
             max: self.max_lookup_redirects,
         })
     }
+}
+
+/// The typed error of a lookup refused because the broker has no listener named `listener`
+/// (Apache Pulsar answers "the broker do not have NAME listener"), if `e` is one.
+fn unknown_listener(topic: &str, listener: Option<&str>, e: &Error) -> Option<Error> {
+    let listener = listener?;
+    let Error::Server { error, .. } = e else {
+        return None;
+    };
+    let message = &error.message;
+    (message.contains("listener") && message.contains(listener)).then(|| Error::UnknownListener {
+        topic: topic.to_owned(),
+        listener: listener.to_owned(),
+        message: message.clone(),
+    })
 }

@@ -7,6 +7,7 @@
 mod support;
 
 use support::cli::{closed_port, failed, run_command, text};
+use support::tls::{Pki, TlsProxy};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -1040,4 +1041,339 @@ mod json {
             }
         }
     }
+}
+
+// --- TLS, --auth-plugin and --listener-name (against the TLS terminator in front of the test
+// broker, and the scripted peer) ---
+
+/// [`run`] from an async test (the TLS terminator and the peer run on its runtime).
+async fn run_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, Duration::from_secs(60))
+    })
+    .await
+    .expect("the CLI run")
+}
+
+/// `args` as owned strings, with the paths as text.
+fn owned(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Produces 3 messages with `extra` connection flags to `url`, then consumes them with the same
+/// flags; asserts they come back.
+async fn tls_round_trip(url: &str, extra: &[String]) {
+    let topic = support::unique_topic("cli-tls");
+    let mut args = owned(&[
+        &"produce", &"--url", &url, &"--topic", &topic, &"-m", &"tls-{i}",
+    ]);
+    args.extend(["-n", "3"].map(String::from));
+    args.extend_from_slice(extra);
+    let out = run_async(args).await;
+    let stdout = ok(&out);
+    assert!(stdout.starts_with("produced 3 messages"), "{stdout}");
+    let mut args = owned(&[&"consume", &"--url", &url, &"--topic", &topic]);
+    args.extend(
+        [
+            "-s",
+            "sub",
+            "--initial",
+            "earliest",
+            "-n",
+            "3",
+            "--timeout",
+            "20",
+        ]
+        .map(String::from),
+    );
+    args.extend_from_slice(extra);
+    let out = run_async(args).await;
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, ["tls-0", "tls-1", "tls-2"], "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_and_consume_over_tls_with_the_trust_certs_file() {
+    let pki = Pki::new(&["localhost", "127.0.0.1"]);
+    let proxy = TlsProxy::start(&pki, false, support::broker().addr()).await;
+    let flags = owned(&[&"--tls-trust-certs-file", &pki.ca]);
+    tls_round_trip(&proxy.url("localhost"), &flags).await;
+    assert!(proxy.handshakes() >= 2, "both commands came through TLS");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_ca_fails_with_one_error_line_naming_the_flag() {
+    let pki = Pki::new(&["localhost"]);
+    let proxy = TlsProxy::start(&pki, false, support::broker().addr()).await;
+    let url = proxy.url("localhost");
+    let mut args = owned(&[
+        &"produce",
+        &"--url",
+        &url,
+        &"--topic",
+        &"t",
+        &"-m",
+        &"x",
+        &"--tls-trust-certs-file",
+        &pki.other_ca,
+    ]);
+    args.extend(["--operation-timeout", "3"].map(String::from));
+    let line = failed(&run_async(args).await);
+    assert!(line.contains("certificate not trusted"), "{line}");
+    assert!(line.contains("--tls-trust-certs-file"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_and_no_hostname_verification_accept_what_the_checks_refuse() {
+    // Signed by the test CA but for another name: refused by default, accepted without the
+    // host name check; any certificate is accepted with --tls-allow-insecure-connection.
+    let pki = Pki::new(&["broker.example"]);
+    let proxy = TlsProxy::start(&pki, false, support::broker().addr()).await;
+    let url = proxy.url("localhost");
+    let mut args = owned(&[&"produce", &"--url", &url, &"--topic", &"t", &"-m", &"x"]);
+    args.extend(["--operation-timeout", "3"].map(String::from));
+    args.extend(owned(&[&"--tls-trust-certs-file", &pki.ca]));
+    let line = failed(&run_async(args).await);
+    assert!(
+        line.contains("hostname mismatch") && line.contains("--tls-hostname-verification false"),
+        "{line}"
+    );
+    let flags = owned(&[
+        &"--tls-trust-certs-file",
+        &pki.ca,
+        &"--tls-hostname-verification",
+        &"false",
+    ]);
+    tls_round_trip(&url, &flags).await;
+    tls_round_trip(&url, &["--tls-allow-insecure-connection".to_string()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_with_the_cert_and_key_flags_and_with_the_tls_plugin() {
+    let pki = Pki::new(&["localhost"]);
+    let proxy = TlsProxy::start(&pki, true, support::broker().addr()).await;
+    let url = proxy.url("localhost");
+    let flags = owned(&[
+        &"--tls-trust-certs-file",
+        &pki.ca,
+        &"--tls-cert-file",
+        &pki.client_cert,
+        &"--tls-key-file",
+        &pki.client_key,
+    ]);
+    tls_round_trip(&url, &flags).await;
+    // The official CLI's form: the plugin sends the certificate (and the `tls` method, which
+    // pulsar-lite does not check; tests/cli_apache_security.rs checks it on Apache Pulsar).
+    let params = format!(
+        "tlsCertFile:{},tlsKeyFile:{}",
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let flags = owned(&[
+        &"--tls-trust-certs-file",
+        &pki.ca,
+        &"--auth-plugin",
+        &"org.apache.pulsar.client.impl.auth.AuthenticationTls",
+        &"--auth-params",
+        &params,
+    ]);
+    tls_round_trip(&url, &flags).await;
+    // Without a certificate the terminator refuses the handshake.
+    let mut args = owned(&[&"produce", &"--url", &url, &"--topic", &"t", &"-m", &"x"]);
+    args.extend(["--operation-timeout", "3"].map(String::from));
+    args.extend(owned(&[&"--tls-trust-certs-file", &pki.ca]));
+    let line = failed(&run_async(args).await);
+    assert!(
+        line.contains("--tls-cert-file and --tls-key-file"),
+        "says which flags give a certificate: {line}"
+    );
+}
+
+#[test]
+fn bad_tls_and_auth_flags_fail_with_one_error_line_that_says_what_to_fix() {
+    let pki = Pki::new(&["localhost"]);
+    let cert = pki.client_cert.to_string_lossy().into_owned();
+    let key = pki.client_key.to_string_lossy().into_owned();
+    let tls_params = format!("tlsCertFile:{cert},tlsKeyFile:/nonexistent/pulsar-wire/key.pem");
+    let token = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
+    let tls = "org.apache.pulsar.client.impl.auth.AuthenticationTls";
+    let ssl = "pulsar+ssl://127.0.0.1:1";
+    let cases: &[(&[&str], &str, &[&str])] = &[
+        (&["--tls-cert-file", &cert], ssl, &["needs --tls-key-file"]),
+        (&["--tls-key-file", &key], ssl, &["needs --tls-cert-file"]),
+        (
+            &["--tls-trust-certs-file", "/nonexistent/pulsar-wire/ca.pem"],
+            ssl,
+            &["cannot read the --tls-trust-certs-file", "ca.pem"],
+        ),
+        (
+            &[
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                "/nonexistent/k.pem",
+            ],
+            ssl,
+            &["cannot read the --tls-key-file"],
+        ),
+        (
+            &["--auth-plugin", "org.example.Mine", "--auth-params", "x"],
+            ssl,
+            &["unknown --auth-plugin", token],
+        ),
+        (
+            &["--auth-plugin", token],
+            ssl,
+            &["needs --auth-params", "token:"],
+        ),
+        (
+            &[
+                "--auth-plugin",
+                token,
+                "--auth-params",
+                "file:///nonexistent/pulsar-wire/t",
+            ],
+            ssl,
+            &["cannot read the token file"],
+        ),
+        (
+            &["--auth-plugin", tls, "--auth-params", "tlsCertFile:/c.pem"],
+            ssl,
+            &["tlsKeyFile"],
+        ),
+        (
+            &["--auth-plugin", tls, "--auth-params", "{\"tlsCertFile\":"],
+            ssl,
+            &["not valid JSON"],
+        ),
+        (
+            &["--auth-plugin", tls, "--auth-params", &tls_params],
+            ssl,
+            &["cannot read the tlsKeyFile"],
+        ),
+        (
+            &[
+                "--auth-plugin",
+                tls,
+                "--auth-params",
+                &format!("tlsCertFile:{cert},tlsKeyFile:{key}"),
+            ],
+            "pulsar://127.0.0.1:1",
+            &["pulsar+ssl://"],
+        ),
+        (&["--auth-params", "token:x"], ssl, &["needs --auth-plugin"]),
+        (
+            &[
+                "--auth-plugin",
+                "org.apache.pulsar.client.impl.auth.AuthenticationBasic",
+                "--auth-params",
+                "{\"userId\":\"u\",\"password\":\"p\"}",
+            ],
+            ssl,
+            &["AuthenticationBasic is not supported by this build yet"],
+        ),
+        (
+            &[
+                "--auth-plugin",
+                "org.apache.pulsar.client.impl.auth.oauth2.AuthenticationFactoryOAuth2",
+                "--auth-params",
+                "{\"issuerUrl\":\"https://issuer\",\"privateKey\":\"file:///k.json\"}",
+            ],
+            ssl,
+            &["AuthenticationOAuth2 is not supported by this build yet"],
+        ),
+        (
+            &["--listener-name", " "],
+            ssl,
+            &["--listener-name is empty"],
+        ),
+    ];
+    for (flags, url, wants) in cases {
+        let mut args = vec!["produce", "--url", url, "--topic", "t", "-m", "x"];
+        args.extend_from_slice(flags);
+        let out = run(&args, Duration::from_secs(30));
+        let line = failed(&out);
+        for want in *wants {
+            assert!(line.contains(want), "{flags:?}: want {want:?} in {line}");
+        }
+    }
+}
+
+#[test]
+fn auth_plugin_and_token_flags_conflict() {
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--topic",
+            "t",
+            "-m",
+            "x",
+            "--token",
+            "a",
+            "--auth-plugin",
+            "token",
+            "--auth-params",
+            "b",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "a bad command line");
+    assert!(
+        text(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_listener_name_flag_reaches_the_lookup_and_an_unknown_one_fails_clearly() {
+    use pulsar_wire::wire::proto;
+    use support::peer::{Lookup, Peer, Type};
+
+    let mut peer = Peer::start().await;
+    let url = peer.url();
+    let args = owned(&[
+        &"produce",
+        &"--url",
+        &url,
+        &"--topic",
+        &"persistent://public/default/cli-listener",
+        &"-m",
+        &"x",
+        &"--listener-name",
+        &"external",
+    ]);
+    ok(&run_async(args).await);
+    let lookup = peer.expect(Type::Lookup).await.command.lookup_topic;
+    assert_eq!(
+        lookup.and_then(|l| l.advertised_listener_name).as_deref(),
+        Some("external")
+    );
+
+    peer.set_lookup(Lookup::Failed {
+        code: proto::ServerError::ServiceNotReady as i32,
+        message: "the broker do not have nowhere listener".into(),
+    });
+    let args = owned(&[
+        &"produce",
+        &"--url",
+        &url,
+        &"--topic",
+        &"persistent://public/default/cli-listener-2",
+        &"-m",
+        &"x",
+        &"--listener-name",
+        &"nowhere",
+    ]);
+    let line = failed(&run_async(args).await);
+    assert!(
+        line.contains("no listener named \"nowhere\"") && line.contains("advertisedListeners"),
+        "{line}"
+    );
 }

@@ -906,3 +906,105 @@ async fn subscribe_carries_the_consumer_name_and_priority_level() {
     assert_eq!(sub.metadata[0].key, "team");
     assert_eq!(sub.metadata[0].value, "billing");
 }
+
+#[tokio::test]
+async fn the_listener_name_goes_on_every_lookup_and_not_on_partitioned_metadata() {
+    let mut a = Peer::start().await;
+    let mut b = Peer::start().await;
+    a.set_lookup(Lookup::Redirect {
+        url: b.url(),
+        authoritative: true,
+    });
+    let client = PulsarClient::builder(a.url())
+        .listener_name("external")
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let _producer = guard("create", client.producer(TOPIC).create())
+        .await
+        .expect("producer on B");
+    let metadata = a
+        .expect(Type::PartitionedMetadata)
+        .await
+        .command
+        .partition_metadata
+        .unwrap();
+    assert_eq!(metadata.topic, TOPIC);
+    let first = a.expect(Type::Lookup).await.command.lookup_topic.unwrap();
+    assert_eq!(first.advertised_listener_name.as_deref(), Some("external"));
+    let second = b.expect(Type::Lookup).await.command.lookup_topic.unwrap();
+    assert_eq!(
+        second.advertised_listener_name.as_deref(),
+        Some("external"),
+        "the redirected lookup asks for the listener too"
+    );
+}
+
+#[tokio::test]
+async fn without_a_listener_name_lookup_carries_none() {
+    let mut peer = Peer::start().await;
+    let client = client(&peer);
+    let _producer = guard("create", client.producer(TOPIC).create())
+        .await
+        .expect("producer");
+    let lookup = peer
+        .expect(Type::Lookup)
+        .await
+        .command
+        .lookup_topic
+        .unwrap();
+    assert_eq!(lookup.advertised_listener_name, None);
+}
+
+#[tokio::test]
+async fn a_lookup_refused_for_the_listener_is_an_unknown_listener_error_at_once() {
+    let peer = Peer::start().await;
+    // Apache Pulsar's answer for a listener its advertisedListeners do not name; the code is
+    // retriable, the answer is not: the client must not retry until the timeout.
+    peer.set_lookup(Lookup::Failed {
+        code: proto::ServerError::ServiceNotReady as i32,
+        message: "the broker do not have nowhere listener".into(),
+    });
+    let client = PulsarClient::builder(peer.url())
+        .listener_name("nowhere")
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let started = std::time::Instant::now();
+    let err = guard("create", client.producer(TOPIC).create())
+        .await
+        .expect_err("no such listener");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "failed after {:?}",
+        started.elapsed()
+    );
+    match &err {
+        Error::UnknownListener {
+            topic,
+            listener,
+            message,
+        } => {
+            assert_eq!(topic, TOPIC);
+            assert_eq!(listener, "nowhere");
+            assert_eq!(message, "the broker do not have nowhere listener");
+        }
+        other => panic!("expected UnknownListener, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("\"nowhere\"") && text.contains("advertisedListeners"),
+        "{text}"
+    );
+    assert_eq!(peer.received(Type::Lookup).len(), 1, "not retried");
+}
+
+#[test]
+fn an_empty_listener_name_is_refused_by_build() {
+    let err = PulsarClient::builder("pulsar://127.0.0.1:6650")
+        .listener_name(" ")
+        .build()
+        .expect_err("empty listener name");
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+    assert!(err.to_string().contains("advertisedListeners"), "{err}");
+}

@@ -75,13 +75,20 @@ pub fn pong() -> BaseCommand {
     c
 }
 
-/// LOOKUP.
-pub fn lookup(topic: &str, request_id: u64, authoritative: bool) -> BaseCommand {
+/// LOOKUP; `listener` is the broker listener (`advertisedListeners`) whose address the answer
+/// should name, as the Java client's `listenerName`.
+pub fn lookup(
+    topic: &str,
+    request_id: u64,
+    authoritative: bool,
+    listener: Option<&str>,
+) -> BaseCommand {
     let mut c = base(Type::Lookup);
     c.lookup_topic = Some(Box::new(proto::CommandLookupTopic {
         topic: topic.to_owned(),
         request_id,
         authoritative: Some(authoritative),
+        advertised_listener_name: listener.map(str::to_owned),
         ..Default::default()
     }));
     c

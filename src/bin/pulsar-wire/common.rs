@@ -1,11 +1,13 @@
 //! What every subcommand shares: the connection options, the error type and value parsers.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use pulsar_wire::{PulsarClient, Transaction};
+use pulsar_wire::{ClientBuilder, PulsarClient, Transaction};
+
+use crate::auth_plugin::{self, AuthPlugin, TokenSource};
 
 /// The longest a CLI connection attempt (TCP and handshake) may take.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,8 +33,25 @@ impl fmt::Display for CliError {
 
 impl From<pulsar_wire::Error> for CliError {
     fn from(e: pulsar_wire::Error) -> Self {
-        CliError(e.to_string())
+        CliError(with_flag_names(&e.to_string()))
     }
+}
+
+/// The library's TLS advice names its builder methods; on the command line, the flags.
+fn with_flag_names(message: &str) -> String {
+    [
+        (
+            "tls_validate_hostname(false)",
+            "--tls-hostname-verification false",
+        ),
+        ("tls_trust_certs_file", "--tls-trust-certs-file"),
+        (
+            "tls_certificate_and_key",
+            "--tls-cert-file and --tls-key-file",
+        ),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (from, to)| m.replace(from, to))
 }
 
 /// A subcommand's result.
@@ -40,7 +59,7 @@ pub type CliResult<T> = Result<T, CliError>;
 
 /// Wraps a library error with what was being done: `"{what}: {error}"`.
 pub fn context(what: impl fmt::Display) -> impl FnOnce(pulsar_wire::Error) -> CliError {
-    move |e| CliError(format!("{what}: {e}"))
+    move |e| CliError(format!("{what}: {}", with_flag_names(&e.to_string())))
 }
 
 /// How to reach and authenticate to the broker.
@@ -62,11 +81,63 @@ pub struct ConnectArgs {
     /// seconds; an unreachable broker fails after about this long.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_positive_secs)]
     pub operation_timeout: Duration,
+
+    /// TLS: the PEM file of the CA certificates that signed the broker's certificate (default:
+    /// the system's trusted roots).
+    #[arg(long, value_name = "FILE")]
+    pub tls_trust_certs_file: Option<PathBuf>,
+
+    /// TLS: the client certificate chain (PEM) for brokers that require one; needs
+    /// --tls-key-file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// TLS: the private key (PEM) of --tls-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// TLS, dangerous: accept any broker certificate (no chain or host name check). For tests.
+    #[arg(long)]
+    pub tls_allow_insecure_connection: bool,
+
+    /// TLS: whether the broker certificate must name the host connected to.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_hostname_verification: bool,
+
+    /// The authentication plugin, as the official CLI names it:
+    /// org.apache.pulsar.client.impl.auth.AuthenticationToken, ...AuthenticationTls,
+    /// ...AuthenticationBasic, ...oauth2.AuthenticationOAuth2 (or token, tls, basic, oauth2).
+    #[arg(long, value_name = "CLASS", conflicts_with_all = ["token", "token_file"])]
+    pub auth_plugin: Option<String>,
+
+    /// The plugin's parameters: token:TOKEN, file:///PATH or env:VAR for AuthenticationToken;
+    /// tlsCertFile:CERT,tlsKeyFile:KEY (or JSON) for AuthenticationTls; JSON for the others.
+    #[arg(long, value_name = "STRING")]
+    pub auth_params: Option<String>,
+
+    /// The broker listener (of its advertisedListeners) whose addresses lookups should give.
+    #[arg(long, value_name = "NAME")]
+    pub listener_name: Option<String>,
+}
+
+/// Fails unless `path` is a readable file; `what` names it in the message.
+fn readable(what: &str, path: &Path) -> CliResult<()> {
+    match std::fs::File::open(path) {
+        Ok(_) if path.is_dir() => Err(CliError(format!(
+            "{what} {} is a directory, not a file",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError(format!(
+            "cannot read {what} {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 impl ConnectArgs {
-    /// A client for these options. Checks the URL and that the token file is readable; it
-    /// connects on first use.
+    /// A client for these options. Checks the URL, the TLS and authentication options and that
+    /// the files they name are readable; it connects on first use.
     pub fn client(&self) -> CliResult<PulsarClient> {
         let mut builder = PulsarClient::builder(self.url.clone())
             .operation_timeout(self.operation_timeout)
@@ -77,23 +148,122 @@ impl ConnectArgs {
             }
             builder = builder.token(token.trim());
         } else if let Some(path) = &self.token_file {
-            match std::fs::read_to_string(path) {
-                Ok(t) if t.trim().is_empty() => {
-                    return Err(CliError(format!(
-                        "the token file {} is empty",
-                        path.display()
-                    )))
-                }
-                Ok(_) => builder = builder.token_from_file(path.clone()),
-                Err(e) => {
-                    return Err(CliError(format!(
-                        "cannot read the token file {}: {e}",
-                        path.display()
-                    )))
-                }
+            builder = builder.token_from_file(token_file(path)?);
+        }
+        builder = self.tls(builder)?;
+        builder = self.auth_plugin(builder)?;
+        if let Some(name) = &self.listener_name {
+            if name.trim().is_empty() {
+                return Err(CliError(
+                    "--listener-name is empty: give one of the broker's advertisedListeners names"
+                        .into(),
+                ));
             }
+            builder = builder.listener_name(name.trim());
         }
         Ok(builder.build()?)
+    }
+
+    /// The --tls-* options.
+    fn tls(&self, mut builder: ClientBuilder) -> CliResult<ClientBuilder> {
+        if let Some(path) = &self.tls_trust_certs_file {
+            readable("the --tls-trust-certs-file", path)?;
+            builder = builder.tls_trust_certs_file(path.clone());
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                readable("the --tls-cert-file", cert)?;
+                readable("the --tls-key-file", key)?;
+                builder = builder.tls_certificate_and_key(cert.clone(), key.clone());
+            }
+            (Some(_), None) => {
+                return Err(CliError(
+                    "--tls-cert-file needs --tls-key-file: give the private key of the client \
+                     certificate too"
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(CliError(
+                    "--tls-key-file needs --tls-cert-file: give the client certificate too".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        Ok(builder
+            .tls_allow_insecure_connection(self.tls_allow_insecure_connection)
+            .tls_validate_hostname(self.tls_hostname_verification))
+    }
+
+    /// --auth-plugin and --auth-params.
+    fn auth_plugin(&self, builder: ClientBuilder) -> CliResult<ClientBuilder> {
+        let Some(class) = &self.auth_plugin else {
+            if self.auth_params.is_some() {
+                return Err(CliError(
+                    "--auth-params needs --auth-plugin: name the plugin the parameters are for \
+                     (e.g. org.apache.pulsar.client.impl.auth.AuthenticationToken)"
+                        .into(),
+                ));
+            }
+            return Ok(builder);
+        };
+        Ok(
+            match auth_plugin::parse(class, self.auth_params.as_deref())? {
+                AuthPlugin::Token(TokenSource::Inline(token)) => builder.token(token),
+                AuthPlugin::Token(TokenSource::File(path)) => {
+                    builder.token_from_file(token_file(&path)?)
+                }
+                AuthPlugin::Token(TokenSource::Env(var)) => match std::env::var(&var) {
+                    Ok(t) if !t.trim().is_empty() => builder.token_from_env(var),
+                    _ => {
+                        return Err(CliError(format!(
+                        "--auth-params env:{var}: the environment variable {var} holds no token"
+                    )))
+                    }
+                },
+                AuthPlugin::Tls { cert, key } => {
+                    if self.tls_cert_file.is_some() {
+                        return Err(CliError(
+                            "give the client certificate once: either --tls-cert-file and \
+                         --tls-key-file, or --auth-plugin AuthenticationTls with its \
+                         --auth-params"
+                                .into(),
+                        ));
+                    }
+                    readable("the tlsCertFile", &cert)?;
+                    readable("the tlsKeyFile", &key)?;
+                    builder.tls_authentication(cert, key)
+                }
+                // MERGE: wire `BasicAuth::new(user, password)` (src/auth.rs, issue 15) here:
+                // `AuthPlugin::Basic { user, password } => builder.authentication(BasicAuth::new(user, password)),`
+                AuthPlugin::Basic { .. } => return Err(CliError(
+                    "--auth-plugin AuthenticationBasic is not supported by this build yet: use \
+                     a token or a TLS client certificate"
+                        .into(),
+                )),
+                AuthPlugin::OAuth2 { .. } => return Err(CliError(
+                    "--auth-plugin AuthenticationOAuth2 is not supported by this build yet: use \
+                     a token (e.g. one your OAuth2 server issued, with \
+                     --auth-params token:...) or a TLS client certificate"
+                        .into(),
+                )),
+            },
+        )
+    }
+}
+
+/// Checks that a token file is readable and not empty.
+fn token_file(path: &Path) -> CliResult<PathBuf> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if t.trim().is_empty() => Err(CliError(format!(
+            "the token file {} is empty",
+            path.display()
+        ))),
+        Ok(_) => Ok(path.to_path_buf()),
+        Err(e) => Err(CliError(format!(
+            "cannot read the token file {}: {e}",
+            path.display()
+        ))),
     }
 }
 

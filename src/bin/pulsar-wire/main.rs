@@ -12,6 +12,7 @@
 //! Errors are one `error: ...` line on stderr and exit code 1 (2 for a bad command line).
 //! Logs go to stderr at `warn`; `RUST_LOG` overrides (e.g. `RUST_LOG=pulsar_wire=debug`).
 
+mod auth_plugin;
 mod common;
 mod consume;
 mod json;
