@@ -37,6 +37,8 @@ pub struct ApacheOptions {
     /// `--auth token`: token authentication and authorization (also the TLS client
     /// certificate, `AuthenticationProviderTls`, with `tls`).
     pub token: bool,
+    /// `--auth basic`: basic (user and password) authentication and authorization.
+    pub basic: bool,
     /// `--tls`: TLS ports beside the plain ones (`PULSAR_TLS_URL`, `PULSAR_HTTPS_URL`).
     pub tls: bool,
     /// `--transactions`.
@@ -57,6 +59,12 @@ impl ApacheOptions {
         self
     }
 
+    /// With basic authentication (users `admin`, a super user, and `nobody`).
+    pub fn basic(mut self) -> Self {
+        self.basic = true;
+        self
+    }
+
     /// With TLS ports.
     pub fn tls(mut self) -> Self {
         self.tls = true;
@@ -73,6 +81,9 @@ impl ApacheOptions {
         let mut args = Vec::new();
         if self.token {
             args.extend(["--auth".to_string(), "token".to_string()]);
+        }
+        if self.basic {
+            args.extend(["--auth".to_string(), "basic".to_string()]);
         }
         if self.tls {
             args.push("--tls".to_string());
