@@ -89,6 +89,17 @@ async fn the_right_user_and_password_produce_and_consume() {
     assert_eq!(msg.id(), id);
     consumer.ack(&msg).await.expect("ack");
     client.close().await.expect("close");
+    // The same user on the admin API (HTTP basic auth): the topic is there.
+    let (status, body) = b.apache().admin(
+        "GET",
+        &format!("/admin/v2/{}/stats", support::apache::topic_path(&topic)),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"sub\""),
+        "the subscription is in the stats: {body}"
+    );
 }
 
 #[tokio::test]

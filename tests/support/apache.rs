@@ -392,7 +392,8 @@ impl Apache {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// An admin REST call on the plain HTTP port (with the admin token when auth is on):
+    /// An admin REST call on the plain HTTP port (with the admin token, or the admin user and
+    /// password, when auth is on):
     /// `(status, body)`.
     pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let http = self.env("PULSAR_HTTP_URL").unwrap_or_default();
@@ -408,6 +409,14 @@ impl Apache {
         );
         if let Some(token) = self.env("PULSAR_TOKEN") {
             request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        } else if let (Some(user), Some(password)) = (
+            self.env("PULSAR_BASIC_USER"),
+            self.env("PULSAR_BASIC_PASSWORD"),
+        ) {
+            use base64::Engine as _;
+            let credentials =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request.push_str(&format!("Authorization: Basic {credentials}\r\n"));
         }
         request.push_str("\r\n");
         request.push_str(body);
