@@ -10,7 +10,7 @@
 #       install takes seconds. Then builds the Java client peer of the interop
 #       tests (scripts/java-peer.sh build). Prints PULSAR_VERSION= and
 #       PULSAR_CLASSPATH_FILE=.
-#   scripts/apache-pulsar.sh start [--auth token] [--tls] [--transactions]
+#   scripts/apache-pulsar.sh start [--auth token|basic] [--tls] [--transactions]
 #                                  [--config KEY=VALUE]... DIR
 #       Start a standalone on free 127.0.0.1 ports with its data in DIR, in the
 #       background (DIR/broker.log, DIR/broker.pid). Returns once the admin API
@@ -19,6 +19,7 @@
 #       stdout (nothing else goes to stdout):
 #         PULSAR_URL, PULSAR_HTTP_URL                       always
 #         PULSAR_TOKEN, PULSAR_TOKEN_SECRET_FILE            with --auth token
+#         PULSAR_BASIC_USER, PULSAR_BASIC_PASSWORD          with --auth basic
 #         PULSAR_TLS_URL, PULSAR_HTTPS_URL, PULSAR_CA,
 #         PULSAR_CLIENT_CERT, PULSAR_CLIENT_KEY             with --tls
 #       --config KEY=VALUE adds a broker.conf key (repeatable; wins over ours);
@@ -36,6 +37,9 @@
 # certificate when --tls is given too) and authorizes: the roles "admin" (the
 # PULSAR_TOKEN subject) and "client" (the CN of PULSAR_CLIENT_CERT) are super
 # users, any other role has no permission on public/default.
+# With --auth basic it authenticates users and passwords (AuthenticationProviderBasic)
+# and authorizes: "admin" (PULSAR_BASIC_USER, password PULSAR_BASIC_PASSWORD) is
+# the super user; "nobody" (password nobody-password) has no permission.
 #
 # Environment:
 #   PULSAR_VERSION        resolve only this version (default: newest that works
@@ -236,6 +240,26 @@ mint_token() {
     printf '%s.%s.%s\n' "$header" "$payload" "$sig"
 }
 
+# ensure_basic_users DIR: the users of --auth basic, made once per DIR: "admin"
+# (a super user, also the broker's own client) with a random password in
+# DIR/basic-password, and "nobody" (no permission), in DIR/basic-users as
+# htpasswd-style lines with apr1 (MD5) hashes, which AuthenticationProviderBasic
+# checks.
+ensure_basic_users() {
+    local dir=$1
+    [[ -s $dir/basic-users && -s $dir/basic-password ]] && return 0
+    need openssl "to hash the basic auth passwords"
+    local password
+    password=$(openssl rand -hex 12)
+    printf '%s' "$password" > "$dir/basic-password"
+    chmod 600 "$dir/basic-password"
+    {
+        printf 'admin:%s\n' "$(openssl passwd -apr1 "$password")"
+        printf 'nobody:%s\n' "$(openssl passwd -apr1 nobody-password)"
+    } > "$dir/basic-users"
+    chmod 600 "$dir/basic-users"
+}
+
 cmd_token() {
     local dir
     dir=$(abs_dir "$1")
@@ -401,6 +425,16 @@ write_broker_conf() {
             echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationToken"
             echo "brokerClientAuthenticationParameters=token:$ADMIN_TOKEN"
         fi
+        if [[ $auth == basic ]]; then
+            echo "# Basic auth (htpasswd-style users in basicAuthConf, base64); admin is the super user."
+            echo "authenticationEnabled=true"
+            echo "authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderBasic"
+            echo "basicAuthConf=$(base64 -w0 < "$dir/basic-users")"
+            echo "authorizationEnabled=true"
+            echo "superUserRoles=admin"
+            echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationBasic"
+            echo "brokerClientAuthenticationParameters={\"userId\":\"admin\",\"password\":\"$BASIC_PASSWORD\"}"
+        fi
         if [[ $# -gt 0 ]]; then
             echo "# --config"
             local kv
@@ -540,6 +574,7 @@ PY
 admin_get() {
     local -a args=(-s -m 5 -o /dev/stdout -w '\n%{http_code}')
     [[ -n ${ADMIN_TOKEN:-} ]] && args+=(-H "Authorization: Bearer $ADMIN_TOKEN")
+    [[ -n ${BASIC_PASSWORD:-} ]] && args+=(-u "admin:$BASIC_PASSWORD")
     curl "${args[@]}" "http://127.0.0.1:$WEB_PORT$1" 2>/dev/null || true
 }
 
@@ -574,9 +609,9 @@ cmd_start() {
     while [[ $# -gt 0 ]]; do
         case $1 in
             --auth)
-                [[ ${2:-} == token ]] || fail "--auth takes 'token'"
-                auth=token; given=true; shift 2 ;;
-            --auth=token) auth=token; given=true; shift ;;
+                [[ ${2:-} == token || ${2:-} == basic ]] || fail "--auth takes 'token' or 'basic'"
+                auth=$2; given=true; shift 2 ;;
+            --auth=token|--auth=basic) auth=${1#--auth=}; given=true; shift ;;
             --tls) tls=true; given=true; shift ;;
             --transactions) txn=true; given=true; shift ;;
             --config)
@@ -637,6 +672,11 @@ cmd_start() {
     if [[ $auth == token ]]; then
         ensure_secret "$dir"
         ADMIN_TOKEN=$(mint_token "$dir/secret.key" admin)
+    fi
+    BASIC_PASSWORD=""
+    if [[ $auth == basic ]]; then
+        ensure_basic_users "$dir"
+        BASIC_PASSWORD=$(<"$dir/basic-password")
     fi
     [[ $tls == true ]] && ensure_tls "$dir"
 
@@ -739,6 +779,10 @@ cmd_start() {
         if [[ $auth == token ]]; then
             echo "PULSAR_TOKEN=$ADMIN_TOKEN"
             echo "PULSAR_TOKEN_SECRET_FILE=$dir/secret.key"
+        fi
+        if [[ $auth == basic ]]; then
+            echo "PULSAR_BASIC_USER=admin"
+            echo "PULSAR_BASIC_PASSWORD=$BASIC_PASSWORD"
         fi
         if [[ $tls == true ]]; then
             echo "PULSAR_TLS_URL=pulsar+ssl://127.0.0.1:$BROKER_TLS_PORT"

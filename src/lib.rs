@@ -37,7 +37,10 @@ mod task;
 mod transaction;
 mod url;
 
-pub use auth::{Authentication, TlsAuth, TokenAuth, TokenSupplier};
+pub use auth::{
+    AsyncTokenSupplier, AuthChallenge, AuthError, AuthFuture, Authentication, BasicAuth, TlsAuth,
+    TokenAuth, TokenFuture, TokenSupplier,
+};
 pub use client::{ClientBuilder, PulsarClient};
 pub use consumer::{
     java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,

@@ -1271,10 +1271,10 @@ fn bad_tls_and_auth_flags_fail_with_one_error_line_that_says_what_to_fix() {
                 "--auth-plugin",
                 "org.apache.pulsar.client.impl.auth.AuthenticationBasic",
                 "--auth-params",
-                "{\"userId\":\"u\",\"password\":\"p\"}",
+                "{\"userId\":\"u\"}",
             ],
             ssl,
-            &["AuthenticationBasic is not supported by this build yet"],
+            &["AuthenticationBasic needs --auth-params"],
         ),
         (
             &[

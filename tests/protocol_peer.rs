@@ -1008,3 +1008,231 @@ fn an_empty_listener_name_is_refused_by_build() {
     assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
     assert!(err.to_string().contains("advertisedListeners"), "{err}");
 }
+
+/// A custom method that records every challenge it receives and answers `answer-to-DATA`,
+/// once `gate` lets it (open unless a test closes it).
+#[derive(Debug)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    received: tokio::sync::Notify,
+    gate: tokio::sync::Semaphore,
+    fail: bool,
+}
+
+impl Recorder {
+    fn new(open: bool, fail: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Recorder {
+            seen: std::sync::Mutex::new(Vec::new()),
+            received: tokio::sync::Notify::new(),
+            gate: tokio::sync::Semaphore::new(if open {
+                tokio::sync::Semaphore::MAX_PERMITS
+            } else {
+                0
+            }),
+            fail,
+        })
+    }
+
+    fn seen(&self) -> Vec<(String, Vec<u8>)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Custom(std::sync::Arc<Recorder>);
+
+impl pulsar_wire::Authentication for Custom {
+    fn method_name(&self) -> &str {
+        "custom"
+    }
+
+    fn auth_data(&self) -> pulsar_wire::AuthFuture<'_> {
+        Box::pin(async { Ok(Bytes::from_static(b"initial")) })
+    }
+
+    fn on_challenge<'a>(
+        &'a self,
+        challenge: pulsar_wire::AuthChallenge<'a>,
+    ) -> pulsar_wire::AuthFuture<'a> {
+        let recorder = &self.0;
+        recorder
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((challenge.method.to_owned(), challenge.data.to_vec()));
+        recorder.received.notify_one();
+        let mut answer = b"answer-to-".to_vec();
+        answer.extend_from_slice(challenge.data);
+        Box::pin(async move {
+            let _permit = recorder
+                .gate
+                .acquire()
+                .await
+                .map_err(|_| pulsar_wire::AuthError::new("gate closed"))?;
+            if recorder.fail {
+                return Err(pulsar_wire::AuthError::new(
+                    "the custom provider refused (check its configuration)",
+                ));
+            }
+            Ok(Bytes::from(answer))
+        })
+    }
+}
+
+fn custom_client(peer: &Peer, recorder: &std::sync::Arc<Recorder>) -> PulsarClient {
+    PulsarClient::builder(peer.url())
+        .authentication(Custom(recorder.clone()))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn a_challenge_handler_receives_the_challenge_data_and_answers_with_auth_response() {
+    let mut peer = Peer::start().await;
+    let recorder = Recorder::new(true, false);
+    let client = custom_client(&peer, &recorder);
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions");
+    let connect = peer.expect(Type::Connect).await.command.connect.unwrap();
+    assert_eq!(connect.auth_method_name.as_deref(), Some("custom"));
+    assert_eq!(connect.auth_data.as_deref(), Some(&b"initial"[..]));
+
+    peer.push(peer::encode(&peer::auth_challenge_with(
+        "custom", b"nonce-1",
+    )));
+    let data = peer
+        .expect(Type::AuthResponse)
+        .await
+        .command
+        .auth_response
+        .and_then(|r| r.response)
+        .expect("auth data");
+    assert_eq!(data.auth_method_name.as_deref(), Some("custom"));
+    assert_eq!(data.auth_data.as_deref(), Some(&b"answer-to-nonce-1"[..]));
+    assert_eq!(
+        recorder.seen(),
+        [("custom".to_string(), b"nonce-1".to_vec())],
+        "the handler got the broker's method and data"
+    );
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions after the challenge");
+    assert_eq!(peer.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_challenge_in_the_handshake_reaches_the_handler() {
+    let mut peer = Peer::start().await;
+    peer.challenge_in_handshake(true);
+    let recorder = Recorder::new(true, false);
+    let client = custom_client(&peer, &recorder);
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions after a challenged handshake");
+    let (_, first) = peer.next_frame().await;
+    assert_eq!(first.command.r#type, Type::Connect as i32);
+    let (_, second) = peer.next_frame().await;
+    let data = second
+        .command
+        .auth_response
+        .and_then(|r| r.response)
+        .expect("AUTH_RESPONSE right after CONNECT");
+    assert_eq!(data.auth_data.as_deref(), Some(&b"answer-to-refresh"[..]));
+    assert_eq!(
+        recorder.seen(),
+        [("token".to_string(), b"refresh".to_vec())]
+    );
+}
+
+#[tokio::test]
+async fn a_slow_challenge_answer_does_not_hold_up_the_connections_other_traffic() {
+    let mut peer = Peer::start().await;
+    let recorder = Recorder::new(false, false);
+    let client = custom_client(&peer, &recorder);
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions");
+    peer.push(peer::encode(&peer::auth_challenge_with("custom", b"slow")));
+    guard("the handler is called", recorder.received.notified()).await;
+    // The answer waits on the gate; requests on the same connection are still served.
+    for _ in 0..3 {
+        guard(
+            "partitions while the answer is pending",
+            client.partitions(TOPIC),
+        )
+        .await
+        .expect("partitions while the answer is pending");
+    }
+    assert!(
+        peer.received(Type::AuthResponse).is_empty(),
+        "no answer before the handler finishes"
+    );
+    recorder.gate.add_permits(1);
+    let data = peer
+        .expect(Type::AuthResponse)
+        .await
+        .command
+        .auth_response
+        .and_then(|r| r.response)
+        .expect("auth data");
+    assert_eq!(data.auth_data.as_deref(), Some(&b"answer-to-slow"[..]));
+    assert_eq!(peer.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_challenge_handler_closes_the_connection() {
+    let mut peer = Peer::start().await;
+    let recorder = Recorder::new(true, true);
+    let client = custom_client(&peer, &recorder);
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions");
+    peer.push(peer::encode(&peer::auth_challenge_with("custom", b"x")));
+    assert_eq!(peer.expect_closed().await, 0, "the challenged connection");
+    assert!(peer.received(Type::AuthResponse).is_empty());
+    // The next operation connects again (CONNECT's own credentials still work).
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions on a new connection");
+    assert_eq!(peer.connections(), 2);
+}
+
+#[tokio::test]
+async fn an_async_token_supplier_is_awaited_for_connect_and_for_challenges() {
+    let mut peer = Peer::start().await;
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let auth = {
+        let n = n.clone();
+        pulsar_wire::TokenAuth::from_async_fn(move || {
+            let n = n.clone();
+            async move {
+                tokio::task::yield_now().await;
+                let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(format!("async-token-{i}"))
+            }
+        })
+    };
+    let client = PulsarClient::builder(peer.url())
+        .authentication(auth)
+        .build()
+        .expect("client");
+    guard("partitions", client.partitions(TOPIC))
+        .await
+        .expect("partitions");
+    let connect = peer.expect(Type::Connect).await.command.connect.unwrap();
+    assert_eq!(connect.auth_method_name.as_deref(), Some("token"));
+    assert_eq!(connect.auth_data.as_deref(), Some(&b"async-token-0"[..]));
+    peer.push(peer::encode(&peer::auth_challenge("token")));
+    let data = peer
+        .expect(Type::AuthResponse)
+        .await
+        .command
+        .auth_response
+        .and_then(|r| r.response)
+        .expect("auth data");
+    assert_eq!(data.auth_method_name.as_deref(), Some("token"));
+    assert_eq!(data.auth_data.as_deref(), Some(&b"async-token-1"[..]));
+    assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -3,11 +3,13 @@
 //! queued in one turn with a single write (write coalescing).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -21,6 +23,7 @@ use crate::protocol::connection::{
     ConnectionCore, ConsumerEvent, Inbound, ProducerEvent, TopicListUpdate,
 };
 use crate::url::BrokerAddress;
+use crate::wire::proto::CommandAuthChallenge;
 use crate::wire::{self, proto::BaseCommand, DEFAULT_MAX_MESSAGE_SIZE};
 
 static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
@@ -109,21 +112,85 @@ pub(crate) async fn connect(
         consumers: HashMap::new(),
         watchers: HashMap::new(),
         auth: config.auth.clone(),
+        challenge: None,
+        challenge_timeout: config.connect_timeout,
         max_frame_size,
     };
     tokio::spawn(driver.run(stream));
     Ok(Connection { shared })
 }
 
-fn auth_data(
-    config_auth: &Option<Arc<dyn crate::auth::Authentication>>,
-) -> Result<(Option<&str>, Option<bytes::Bytes>), ConnectionError> {
-    match config_auth {
+type AuthRef = Option<Arc<dyn crate::auth::Authentication>>;
+
+/// What to tell the user when credentials cannot be produced: the method and what to check.
+fn credentials_error(method: &str, e: crate::auth::AuthError) -> ConnectionError {
+    ConnectionError::Credentials(format!("{method} authentication: {e}"))
+}
+
+/// The method and data of CONNECT (none without authentication).
+async fn connect_auth(auth: &AuthRef) -> Result<(Option<&str>, Option<Bytes>), ConnectionError> {
+    match auth {
         None => Ok((None, None)),
         Some(a) => {
-            let data = a.auth_data().map_err(ConnectionError::Credentials)?;
+            let data = a
+                .auth_data()
+                .await
+                .map_err(|e| credentials_error(a.method_name(), e))?;
             Ok((Some(a.method_name()), Some(data)))
         }
+    }
+}
+
+/// The answer to an AUTH_CHALLENGE, owning what it needs so that the connection's task can
+/// poll it beside its other work.
+type ChallengeAnswer = Pin<Box<dyn Future<Output = Result<BaseCommand, ConnectionError>> + Send>>;
+
+/// Starts answering `challenge` with `auth` (or, without authentication, with the `none`
+/// method and no data, as before), within `within`.
+fn answer_challenge(
+    auth: &AuthRef,
+    challenge: CommandAuthChallenge,
+    within: Duration,
+) -> ChallengeAnswer {
+    let Some(auth) = auth.clone() else {
+        return Box::pin(std::future::ready(Ok(commands::auth_response(
+            "none",
+            Bytes::new(),
+        ))));
+    };
+    let (method, data) = challenge
+        .challenge
+        .map(|c| {
+            (
+                c.auth_method_name.unwrap_or_default(),
+                c.auth_data.unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
+    Box::pin(async move {
+        let name = auth.method_name();
+        let challenge = crate::auth::AuthChallenge {
+            method: &method,
+            data: &data,
+        };
+        match tokio::time::timeout(within, auth.on_challenge(challenge)).await {
+            Ok(Ok(answer)) => Ok(commands::auth_response(name, answer)),
+            Ok(Err(e)) => Err(credentials_error(name, e)),
+            Err(_) => Err(ConnectionError::Credentials(format!(
+                "{name} authentication: no answer to the broker's AUTH_CHALLENGE within \
+                 {within:?} (check the credentials provider)"
+            ))),
+        }
+    })
+}
+
+/// The challenge answer under way, or never.
+async fn challenge_answered(
+    answer: &mut Option<ChallengeAnswer>,
+) -> Result<BaseCommand, ConnectionError> {
+    match answer.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -136,7 +203,7 @@ pub(crate) async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (method, data) = auth_data(&config.auth)?;
+    let (method, data) = connect_auth(&config.auth).await?;
     let mut wbuf = BytesMut::new();
     encode(
         &commands::connect(method, data, proxy_to),
@@ -151,10 +218,11 @@ where
         while let Some(frame) = wire::decode(&mut rbuf, config.max_frame_size)? {
             match core.handle_frame(frame)? {
                 Inbound::Connected(_) => return Ok((stream, rbuf, core)),
-                Inbound::AuthChallenge(_) => {
-                    let (method, data) = auth_data(&config.auth)?;
+                // Nothing else to do before CONNECTED: the answer is awaited here, within the
+                // connect timeout around the handshake.
+                Inbound::AuthChallenge(challenge) => {
                     let cmd =
-                        commands::auth_response(method.unwrap_or("none"), data.unwrap_or_default());
+                        answer_challenge(&config.auth, challenge, config.connect_timeout).await?;
                     encode(&cmd, &mut wbuf, config.max_frame_size)?;
                 }
                 Inbound::Ignored(reason) => debug!(%reason, "ignored during handshake"),
@@ -251,7 +319,12 @@ struct Driver {
     producers: HashMap<u64, mpsc::UnboundedSender<ProducerEvent>>,
     consumers: HashMap<u64, mpsc::UnboundedSender<ConsumerEvent>>,
     watchers: HashMap<u64, mpsc::UnboundedSender<TopicListUpdate>>,
-    auth: Option<Arc<dyn crate::auth::Authentication>>,
+    auth: AuthRef,
+    /// The answer to the last AUTH_CHALLENGE while it is produced (polled by the loop, so
+    /// the rest of the connection's traffic goes on meanwhile).
+    challenge: Option<ChallengeAnswer>,
+    /// How long a challenge answer may take (the connect timeout).
+    challenge_timeout: Duration,
     max_frame_size: usize,
 }
 
@@ -299,6 +372,16 @@ impl Driver {
                         Ok(0) => return ConnectionError::ClosedByBroker,
                         Ok(_) => if let Err(e) = self.read_frames() { return e; },
                         Err(e) => return io_error(e),
+                    }
+                }
+                answer = challenge_answered(&mut self.challenge) => {
+                    self.challenge = None;
+                    match answer {
+                        Ok(response) => {
+                            self.core.queue(response);
+                            debug!(connection = self.id, "answered the broker's auth challenge");
+                        }
+                        Err(e) => return e,
                     }
                 }
                 _ = tokio::time::sleep_until(wake) => {
@@ -431,16 +514,18 @@ impl Driver {
                         "update for an unknown watcher"
                     ),
                 },
-                Inbound::AuthChallenge(_) => {
-                    let (method, data) = auth_data(&self.auth)?;
-                    self.core.queue(commands::auth_response(
-                        method.unwrap_or("none"),
-                        data.unwrap_or_default(),
+                Inbound::AuthChallenge(challenge) => {
+                    if self.challenge.is_some() {
+                        debug!(
+                            connection = self.id,
+                            "a new auth challenge replaces the one still being answered"
+                        );
+                    }
+                    self.challenge = Some(answer_challenge(
+                        &self.auth,
+                        challenge,
+                        self.challenge_timeout,
                     ));
-                    debug!(
-                        connection = self.id,
-                        "answered an auth challenge with fresh credentials"
-                    );
                 }
                 Inbound::Ignored(reason) => {
                     warn!(connection = self.id, %reason, "inbound command ignored")

@@ -37,6 +37,8 @@ pub struct ApacheOptions {
     /// `--auth token`: token authentication and authorization (also the TLS client
     /// certificate, `AuthenticationProviderTls`, with `tls`).
     pub token: bool,
+    /// `--auth basic`: basic (user and password) authentication and authorization.
+    pub basic: bool,
     /// `--tls`: TLS ports beside the plain ones (`PULSAR_TLS_URL`, `PULSAR_HTTPS_URL`).
     pub tls: bool,
     /// `--transactions`.
@@ -57,6 +59,12 @@ impl ApacheOptions {
         self
     }
 
+    /// With basic authentication (users `admin`, a super user, and `nobody`).
+    pub fn basic(mut self) -> Self {
+        self.basic = true;
+        self
+    }
+
     /// With TLS ports.
     pub fn tls(mut self) -> Self {
         self.tls = true;
@@ -73,6 +81,9 @@ impl ApacheOptions {
         let mut args = Vec::new();
         if self.token {
             args.extend(["--auth".to_string(), "token".to_string()]);
+        }
+        if self.basic {
+            args.extend(["--auth".to_string(), "basic".to_string()]);
         }
         if self.tls {
             args.push("--tls".to_string());
@@ -381,7 +392,8 @@ impl Apache {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// An admin REST call on the plain HTTP port (with the admin token when auth is on):
+    /// An admin REST call on the plain HTTP port (with the admin token, or the admin user and
+    /// password, when auth is on):
     /// `(status, body)`.
     pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let http = self.env("PULSAR_HTTP_URL").unwrap_or_default();
@@ -397,6 +409,14 @@ impl Apache {
         );
         if let Some(token) = self.env("PULSAR_TOKEN") {
             request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        } else if let (Some(user), Some(password)) = (
+            self.env("PULSAR_BASIC_USER"),
+            self.env("PULSAR_BASIC_PASSWORD"),
+        ) {
+            use base64::Engine as _;
+            let credentials =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request.push_str(&format!("Authorization: Basic {credentials}\r\n"));
         }
         request.push_str("\r\n");
         request.push_str(body);

@@ -569,12 +569,17 @@ pub fn ping() -> Bytes {
 
 /// AUTH_CHALLENGE for `method`.
 pub fn auth_challenge(method: &str) -> BaseCommand {
+    auth_challenge_with(method, b"refresh")
+}
+
+/// AUTH_CHALLENGE for `method` with this challenge data.
+pub fn auth_challenge_with(method: &str, data: &[u8]) -> BaseCommand {
     BaseCommand {
         auth_challenge: Some(Box::new(proto::CommandAuthChallenge {
             server_version: Some("scripted-peer".into()),
             challenge: Some(proto::AuthData {
                 auth_method_name: Some(method.to_owned()),
-                auth_data: Some(Bytes::from_static(b"refresh")),
+                auth_data: Some(Bytes::copy_from_slice(data)),
             }),
             protocol_version: Some(21),
         })),

@@ -234,13 +234,9 @@ impl ConnectArgs {
                     readable("the tlsKeyFile", &key)?;
                     builder.tls_authentication(cert, key)
                 }
-                // MERGE: wire `BasicAuth::new(user, password)` (src/auth.rs, issue 15) here:
-                // `AuthPlugin::Basic { user, password } => builder.authentication(BasicAuth::new(user, password)),`
-                AuthPlugin::Basic { .. } => return Err(CliError(
-                    "--auth-plugin AuthenticationBasic is not supported by this build yet: use \
-                     a token or a TLS client certificate"
-                        .into(),
-                )),
+                AuthPlugin::Basic { user, password } => {
+                    builder.authentication(pulsar_wire::BasicAuth::new(user, password))
+                }
                 AuthPlugin::OAuth2 { .. } => return Err(CliError(
                     "--auth-plugin AuthenticationOAuth2 is not supported by this build yet: use \
                      a token (e.g. one your OAuth2 server issued, with \
