@@ -402,13 +402,13 @@ fn parse_flat_json_object(s: &str) -> Result<Vec<(String, String)>, String> {
         at: 0,
     };
     let mut out = Vec::new();
-    p.expect('{')?;
+    p.eat('{')?;
     if p.peek_skip_ws() == Some('}') {
         p.at += 1;
     } else {
         loop {
             let key = p.string()?;
-            p.expect(':')?;
+            p.eat(':')?;
             let value = match p.peek_skip_ws() {
                 Some('"') => p.string()?,
                 Some(c) if c == '-' || c.is_ascii_alphanumeric() => p.bare(),
@@ -451,7 +451,7 @@ impl JsonCursor {
         c
     }
 
-    fn expect(&mut self, want: char) -> Result<(), String> {
+    fn eat(&mut self, want: char) -> Result<(), String> {
         match self.next_skip_ws() {
             Some(c) if c == want => Ok(()),
             Some(c) => Err(format!("unexpected '{c}' (expected '{want}')")),
@@ -483,7 +483,7 @@ impl JsonCursor {
     }
 
     fn string(&mut self) -> Result<String, String> {
-        self.expect('"')?;
+        self.eat('"')?;
         let mut out = String::new();
         loop {
             let c = *self.chars.get(self.at).ok_or("an unterminated string")?;

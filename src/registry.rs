@@ -160,6 +160,13 @@ impl Session {
     }
 }
 
+/// The type of the schema a PRODUCER or SUBSCRIBE declares (none: bytes).
+pub(crate) fn declared_kind(schema: Option<&crate::wire::proto::Schema>) -> SchemaType {
+    schema
+        .and_then(|s| SchemaType::from_wire(s.r#type))
+        .unwrap_or_default()
+}
+
 /// Turns the broker's IncompatibleSchema answer to a producer, consumer or registration into
 /// [`Error::IncompatibleSchema`]; other errors pass through.
 pub(crate) fn incompatible(e: Error, topic: &str, schema: SchemaType) -> Error {

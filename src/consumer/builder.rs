@@ -359,12 +359,7 @@ impl ConsumerBuilder {
 
     /// Subscribes on every topic (every partition of partitioned ones) and returns the consumer.
     pub async fn subscribe(self) -> Result<Consumer> {
-        let kind = self
-            .config
-            .schema
-            .as_ref()
-            .and_then(|s| crate::schema::SchemaType::from_wire(s.r#type))
-            .unwrap_or_default();
+        let kind = crate::registry::declared_kind(self.config.schema.as_ref());
         let topic = self.topics.first().cloned().unwrap_or_default();
         self.subscribe_untyped()
             .await

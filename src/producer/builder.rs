@@ -238,12 +238,7 @@ impl ProducerBuilder {
 
     /// Looks the topic up, creates the producer on every partition and returns it.
     pub async fn create(self) -> Result<Producer> {
-        let kind = self
-            .config
-            .schema
-            .as_ref()
-            .and_then(|s| crate::schema::SchemaType::from_wire(s.r#type))
-            .unwrap_or_default();
+        let kind = crate::registry::declared_kind(self.config.schema.as_ref());
         let topic = self.topic.clone();
         self.create_untyped()
             .await
