@@ -1,35 +1,58 @@
 //! [`PulsarClient`]: the entry point. It holds the connection pool, looks topics up and creates
 //! producers and consumers.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::auth::{Authentication, TlsAuth, TokenAuth};
 use crate::connection::pool::Pool;
 use crate::connection::tls::{self, TlsOptions};
-use crate::connection::ConnectionConfig;
+use crate::connection::{ConnectionConfig, ProxyRoute};
 use crate::consumer::ConsumerBuilder;
 use crate::error::{Error, Result};
 use crate::producer::ProducerBuilder;
+use crate::protocol::backoff::{DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY};
+use crate::protocol::hosts::{HostSelector, DEFAULT_MAX_QUARANTINE, DEFAULT_QUARANTINE};
+use crate::protocol::idle::DEFAULT_MAX_IDLE;
 use crate::protocol::topic::TopicName;
 use crate::session::{MemoryLimit, Session};
-use crate::url::ServiceUrl;
+use crate::url::{BrokerAddress, ServiceUrl};
 use crate::wire::DEFAULT_MAX_FRAME_SIZE;
 
-/// Builds a [`PulsarClient`]. Defaults are the official clients': operation timeout 30 s,
-/// connect timeout 10 s, keepalive 30 s, 20 lookup redirects.
+/// Builds a [`PulsarClient`]. Defaults are the Java client's: operation timeout 30 s, lookup
+/// timeout the operation timeout, connect timeout 10 s, keepalive 30 s, 20 lookup redirects,
+/// one connection per broker, closed after 60 s unused, reconnection backoff from 100 ms to
+/// 60 s, a failed service URL host set aside for 60 s (doubling per failure in a row, up to an
+/// hour).
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     url: String,
     auth: Option<Arc<dyn Authentication>>,
     operation_timeout: Duration,
+    lookup_timeout: Option<Duration>,
     connect_timeout: Duration,
     keepalive: Duration,
     max_lookup_redirects: u32,
     listener_name: Option<String>,
     memory_limit: usize,
     tls: TlsOptions,
+    connections_per_broker: usize,
+    connection_max_idle: Duration,
+    backoff: (Duration, Duration),
+    quarantine: (Duration, Duration),
+    proxy: Option<(String, ProxyProtocol)>,
+}
+
+/// How connections reach the brokers through a proxy named apart from the service URL
+/// ([`ClientBuilder::proxy_service_url`]), as the Java client's `ProxyProtocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyProtocol {
+    /// A TLS proxy that routes on the TLS server name (SNI), such as Apache Traffic Server:
+    /// every connection goes to the proxy, and its TLS handshake names the broker the lookup
+    /// found (the broker's certificate is checked against that name).
+    Sni,
 }
 
 impl ClientBuilder {
@@ -57,6 +80,68 @@ impl ClientBuilder {
     /// How long a request (lookup, producer or consumer creation, ...) may wait for its answer.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
+        self
+    }
+
+    /// How long a lookup may take in all (the Java client's `lookupTimeout`): LOOKUP with its
+    /// redirects, the partition count, the topics of a namespace, or their REST forms for an
+    /// HTTP service URL, retries included. The operation timeout by default.
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.lookup_timeout = Some(timeout);
+        self
+    }
+
+    /// How many connections to keep to each broker (the Java client's `connectionsPerBroker`,
+    /// 1 by default): producers, consumers and lookups take them in turn, which spreads the
+    /// traffic of a busy client over several sockets. [`build`](Self::build) refuses 0.
+    pub fn connections_per_broker(mut self, connections: usize) -> Self {
+        self.connections_per_broker = connections;
+        self
+    }
+
+    /// Closes a connection that has had no producer, consumer or request for this long (the
+    /// Java client's `connectionMaxIdleSeconds`, 60 s by default); the next user of that
+    /// broker opens a new one. `Duration::ZERO` keeps idle connections open.
+    pub fn connection_max_idle(mut self, idle: Duration) -> Self {
+        self.connection_max_idle = idle;
+        self
+    }
+
+    /// The first delay before a producer or consumer reconnects after losing its broker (the
+    /// Java client's `startingBackoffInterval`, 100 ms by default); later delays double up to
+    /// [`max_backoff_interval`](Self::max_backoff_interval), each with up to 20 % jitter. The
+    /// first reconnection attempt is immediate.
+    pub fn starting_backoff_interval(mut self, delay: Duration) -> Self {
+        self.backoff.0 = delay;
+        self
+    }
+
+    /// The longest delay between reconnection attempts (the Java client's
+    /// `maxBackoffInterval`, 60 s by default).
+    pub fn max_backoff_interval(mut self, delay: Duration) -> Self {
+        self.backoff.1 = delay;
+        self
+    }
+
+    /// How long a host of a multi-host service URL (`pulsar://a:6650,b:6650`) that could not
+    /// be reached is set aside before it is tried again, and the longest such quarantine (it
+    /// doubles with every failure in a row): the Java client's
+    /// `serviceUrlQuarantineInitDuration` and `...MaxDuration`; 60 s and 1 hour by default.
+    /// `Duration::ZERO` tries every host in turn always. With every host set aside, the one
+    /// back soonest is tried.
+    pub fn service_url_quarantine(mut self, initial: Duration, max: Duration) -> Self {
+        self.quarantine = (initial, max);
+        self
+    }
+
+    /// Sends every connection through a proxy (the Java client's `proxyServiceUrl` and
+    /// `proxyProtocol`): with [`ProxyProtocol::Sni`], `url` (`pulsar+ssl://proxy:4443`) is
+    /// where every TCP connection goes, and the TLS handshake names the broker that the
+    /// lookup found, for the proxy to route on. Needs a `pulsar+ssl://` or `https://` service
+    /// URL. (For the Pulsar proxy, give its address as the service URL instead: the brokers'
+    /// lookup answers say to go through it.)
+    pub fn proxy_service_url(mut self, url: impl Into<String>, protocol: ProxyProtocol) -> Self {
+        self.proxy = Some((url.into(), protocol));
         self
     }
 
@@ -178,25 +263,90 @@ impl ClientBuilder {
                     .into(),
             ));
         }
-        // Built once (files read, roots loaded) and shared by every connection.
-        let tls = if service.tls() || self.tls.is_customized() {
+        if self.connections_per_broker == 0 {
+            return Err(Error::InvalidConfig(
+                "connections_per_broker must be at least 1".into(),
+            ));
+        }
+        let proxy = match &self.proxy {
+            None => None,
+            Some((url, protocol)) => {
+                let address = BrokerAddress::parse(url)?;
+                if !address.tls || !service.tls() {
+                    return Err(Error::InvalidConfig(
+                        "an SNI proxy routes on the TLS server name: the proxy URL and the \
+                         service URL must both use TLS (pulsar+ssl://, or https:// for the \
+                         service URL)"
+                            .into(),
+                    ));
+                }
+                Some(ProxyRoute {
+                    address,
+                    protocol: *protocol,
+                })
+            }
+        };
+        #[cfg(not(feature = "http"))]
+        if service.http {
+            return Err(Error::InvalidServiceUrl {
+                url: self.url.clone(),
+                reason: "http:// and https:// service URLs need the `http` feature of \
+                         pulsar-wire (on by default)"
+                    .into(),
+            });
+        }
+        // Built once (files read, roots loaded) and shared by every connection; an HTTP
+        // service URL always needs one (for https:// hosts and redirects).
+        let tls = if service.tls() || service.http || self.tls.is_customized() {
             Some(tls::client_config(&self.tls)?)
         } else {
             None
         };
-        let pool = Pool::new(ConnectionConfig {
-            connect_timeout: self.connect_timeout,
-            keepalive: self.keepalive,
-            auth: self.auth,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            tls,
-        });
+        let hosts = Arc::new(Mutex::new(HostSelector::new(
+            service.hosts.len(),
+            self.quarantine.0,
+            self.quarantine.1.max(self.quarantine.0),
+        )));
+        let lookup_timeout = self.lookup_timeout.unwrap_or(self.operation_timeout);
+        if lookup_timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "the lookup timeout must be above zero".into(),
+            ));
+        }
+        #[cfg(feature = "http")]
+        let http = match (&tls, service.http) {
+            (Some(tls), true) => Some(crate::http_lookup::HttpLookup::new(
+                service.clone(),
+                hosts.clone(),
+                tls,
+                self.auth.clone(),
+                self.connect_timeout,
+                self.max_lookup_redirects,
+            )?),
+            _ => None,
+        };
+        let pool = Pool::new(
+            ConnectionConfig {
+                connect_timeout: self.connect_timeout,
+                keepalive: self.keepalive,
+                auth: self.auth,
+                max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                tls,
+                max_idle: (!self.connection_max_idle.is_zero()).then_some(self.connection_max_idle),
+                proxy,
+            },
+            self.connections_per_broker,
+        );
         Ok(PulsarClient {
             session: Arc::new(Session {
                 service,
-                next_host: AtomicUsize::new(0),
+                hosts,
+                #[cfg(feature = "http")]
+                http,
                 pool,
                 operation_timeout: self.operation_timeout,
+                lookup_timeout,
+                backoff: (self.backoff.0, self.backoff.1.max(self.backoff.0)),
                 max_lookup_redirects: self.max_lookup_redirects,
                 listener_name: self.listener_name,
                 ids: AtomicU64::new(1),
@@ -227,19 +377,27 @@ pub struct PulsarClient {
 }
 
 impl PulsarClient {
-    /// Starts building a client for a service URL (`pulsar://host:6650`, several hosts
-    /// separated by commas).
+    /// Starts building a client for a service URL: `pulsar://host:6650` or
+    /// `pulsar+ssl://host:6651` (the binary protocol), or `http://host:8080` or
+    /// `https://host:8443` (lookups through the brokers' REST API, feature `http`); several
+    /// hosts separated by commas (`pulsar://a:6650,b:6650`) are tried in turn.
     pub fn builder(service_url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: service_url.into(),
             auth: None,
             operation_timeout: Duration::from_secs(30),
+            lookup_timeout: None,
             connect_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(30),
             max_lookup_redirects: 20,
             listener_name: None,
             memory_limit: 64 * 1024 * 1024,
             tls: TlsOptions::default(),
+            connections_per_broker: 1,
+            connection_max_idle: DEFAULT_MAX_IDLE,
+            backoff: (DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY),
+            quarantine: (DEFAULT_QUARANTINE, DEFAULT_MAX_QUARANTINE),
+            proxy: None,
         }
     }
 

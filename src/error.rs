@@ -207,6 +207,61 @@ impl PartialEq for IoError {
 
 impl Eq for IoError {}
 
+/// A failed HTTP request of a REST lookup or a token server: the URL and the HTTP library's
+/// error as its [`source`](std::error::Error::source). `Clone` and comparable (by URL and
+/// message), like [`IoError`].
+#[derive(Debug, Clone)]
+pub struct HttpError {
+    url: String,
+    source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl HttpError {
+    /// An error of the request to `url`.
+    pub fn new(
+        url: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        HttpError {
+            url: url.into(),
+            source: std::sync::Arc::new(source),
+        }
+    }
+
+    /// The URL requested.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the request to {} failed: {}", self.url, self.source)?;
+        // The HTTP library's message is often only "error sending request": the causes say
+        // what happened (connection refused, a certificate problem, ...).
+        let mut cause = self.source.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+impl PartialEq for HttpError {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl Eq for HttpError {}
+
 /// Why a connection to a broker failed or ended. `Clone`, so that one failure can be handed to
 /// every request, producer and consumer that used the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +313,10 @@ pub enum ConnectionError {
     /// The client closed the connection.
     #[error("the connection was closed by the client")]
     Closed,
+    /// An HTTP request (a REST lookup of an `http://` or `https://` service URL) failed before
+    /// the broker answered.
+    #[error("{0} (is the service URL right and the broker's web service up? with https://, check the trusted CA and the host name)")]
+    Http(HttpError),
 }
 
 /// What an operation of the client fails with.

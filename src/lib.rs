@@ -27,6 +27,8 @@ mod client;
 mod connection;
 mod consumer;
 mod error;
+#[cfg(feature = "http")]
+mod http_lookup;
 mod message;
 mod producer;
 mod reader;
@@ -41,7 +43,7 @@ pub use auth::{
     AsyncTokenSupplier, AuthChallenge, AuthError, AuthFuture, Authentication, BasicAuth, TlsAuth,
     TokenAuth, TokenFuture, TokenSupplier,
 };
-pub use client::{ClientBuilder, PulsarClient};
+pub use client::{ClientBuilder, ProxyProtocol, PulsarClient};
 pub use consumer::{
     java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,
     InitialPosition, SubscriptionType, TypedConsumer, TypedConsumerBuilder, TypedMessage,
@@ -49,7 +51,7 @@ pub use consumer::{
     RECONSUME_TIMES,
 };
 pub use error::{
-    ConnectionError, Error, IoError, Result, SchemaCheck, ServerError, ServerErrorCode,
+    ConnectionError, Error, HttpError, IoError, Result, SchemaCheck, ServerError, ServerErrorCode,
 };
 pub use message::{Message, ProducerMessage};
 pub use producer::{

@@ -63,12 +63,12 @@ impl Session {
         }
         let wanted = version.map(|v| v.as_bytes().clone());
         let result = self
-            .request_any("get schema", |id| {
+            .request_about(topic, "get schema", |id| {
                 commands::get_schema(id, &name, wanted.as_deref())
             })
             .await;
         let resp = match result {
-            Ok((_, resp)) => resp,
+            Ok(resp) => resp,
             // The broker's answer for a topic without a schema (or an unknown version).
             Err(e)
                 if e.server_error()

@@ -3,8 +3,8 @@
 //! timeout, the memory limit), without the client's public API. The tasks and builders hold an
 //! `Arc<Session>`; nothing below the client imports it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::debug;
@@ -14,6 +14,7 @@ use crate::connection::Connection;
 use crate::error::{ConnectionError, Error, Result, ServerErrorCode};
 use crate::protocol::backoff::Backoff;
 use crate::protocol::commands;
+use crate::protocol::hosts::HostSelector;
 use crate::protocol::topic::TopicName;
 use crate::url::{BrokerAddress, ServiceUrl};
 use crate::wire::proto::command_lookup_topic_response::LookupType;
@@ -22,9 +23,18 @@ use crate::wire::proto::command_lookup_topic_response::LookupType;
 /// The shared state of one client.
 pub(crate) struct Session {
     pub(crate) service: ServiceUrl,
-    pub(crate) next_host: AtomicUsize,
+    /// Which host of the service URL to try next (shared with the REST lookup).
+    pub(crate) hosts: Arc<Mutex<HostSelector>>,
+    /// The REST lookup, for an `http://` or `https://` service URL.
+    #[cfg(feature = "http")]
+    pub(crate) http: Option<crate::http_lookup::HttpLookup>,
     pub(crate) pool: Pool,
     pub(crate) operation_timeout: Duration,
+    /// The bound of a lookup (LOOKUP with its redirects, PARTITIONED_METADATA, the topics of
+    /// a namespace), apart from the operation timeout.
+    pub(crate) lookup_timeout: Duration,
+    /// The first and the longest delay of producers' and consumers' reconnection backoff.
+    pub(crate) backoff: (Duration, Duration),
     pub(crate) max_lookup_redirects: u32,
     /// The broker listener LOOKUP asks for (`advertisedListeners`), if any.
     pub(crate) listener_name: Option<String>,
@@ -93,26 +103,74 @@ impl Session {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn service_host(&self) -> Result<BrokerAddress> {
-        let hosts = &self.service.hosts;
-        if hosts.is_empty() {
-            return Err(Error::InvalidConfig("the service URL has no host".into()));
-        }
-        let i = self.next_host.fetch_add(1, Ordering::Relaxed) % hosts.len();
-        Ok(hosts[i].clone())
+    /// Whether lookups go through the brokers' REST API (an `http://` or `https://` URL).
+    pub(crate) fn is_http(&self) -> bool {
+        self.service.http
     }
 
-    /// A connection to any broker of the service URL, retried with backoff until `deadline`.
+    /// The REST lookup, for an HTTP service URL.
+    #[cfg(feature = "http")]
+    fn http(&self) -> Option<&crate::http_lookup::HttpLookup> {
+        self.http.as_ref()
+    }
+
+    /// A fresh reconnection backoff with the client's settings.
+    pub(crate) fn reconnect_backoff(&self) -> Backoff {
+        Backoff::new(self.backoff.0, self.backoff.1)
+    }
+
+    fn service_host(&self) -> Result<(usize, BrokerAddress)> {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let i = hosts
+            .pick(std::time::Instant::now())
+            .ok_or_else(|| Error::InvalidConfig("the service URL has no host".into()))?;
+        let host = self
+            .service
+            .hosts
+            .get(i)
+            .ok_or_else(|| Error::InvalidConfig("the service URL has no host".into()))?;
+        Ok((i, host.clone()))
+    }
+
+    fn mark_host(&self, index: usize, up: bool) {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if up {
+            hosts.succeeded(index);
+        } else {
+            hosts.failed(index, std::time::Instant::now());
+        }
+    }
+
+    /// A connection to any broker of the service URL, retried with backoff until `deadline`;
+    /// a host that cannot be reached is set aside for a while (see
+    /// [`HostSelector`]) and the next one tried at once.
     async fn service_connection(&self, deadline: tokio::time::Instant) -> Result<Connection> {
+        if self.is_http() {
+            return Err(Error::InvalidConfig(
+                "this operation needs a binary protocol service URL (pulsar:// or \
+                 pulsar+ssl://); the client has an HTTP one"
+                    .into(),
+            ));
+        }
         // Retries inside one operation: short waits, the operation timeout bounds them.
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut attempts = 0usize;
         loop {
             if self.is_closed() {
                 return Err(Error::Closed("client"));
             }
-            let host = self.service_host()?;
+            let (index, host) = self.service_host()?;
             match self.pool.get(&host, &host).await {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) => {
+                    self.mark_host(index, true);
+                    return Ok(conn);
+                }
                 // A refused handshake (bad credentials, ...) will not succeed by retrying.
                 Err(ConnectionError::Handshake(e)) if !e.code.is_retriable() => {
                     return Err(Error::Connection(ConnectionError::Handshake(e)));
@@ -125,12 +183,26 @@ impl Session {
                     return Err(Error::Connection(ConnectionError::Tls(e)));
                 }
                 Err(e) => {
-                    let delay = backoff.next_delay_random();
+                    if matches!(
+                        e,
+                        ConnectionError::Connect { .. } | ConnectionError::ConnectTimeout { .. }
+                    ) {
+                        self.mark_host(index, false);
+                    }
+                    // With several hosts, each is tried once before a wait.
+                    attempts += 1;
+                    let delay = if attempts % self.service.hosts.len().max(1) != 0 {
+                        Duration::ZERO
+                    } else {
+                        backoff.next_delay_random()
+                    };
                     if tokio::time::Instant::now() + delay >= deadline {
                         return Err(Error::Connection(e));
                     }
-                    debug!(error = %e, ?delay, "service connection failed, retrying");
-                    tokio::time::sleep(delay).await;
+                    debug!(error = %e, ?delay, host = %host, "service connection failed, retrying");
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                 }
             }
         }
@@ -149,18 +221,20 @@ impl Session {
         operation: &'static str,
         make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
     ) -> Result<(Connection, crate::wire::proto::BaseCommand)> {
-        self.request_any_unless(operation, make, |_| false).await
+        self.request_any_unless(operation, self.operation_timeout, make, |_| false)
+            .await
     }
 
-    /// [`Session::request_any`], but an error `fatal` picks out is returned at once, not
-    /// retried.
+    /// [`Session::request_any`] within `timeout`, but an error `fatal` picks out is returned
+    /// at once, not retried.
     async fn request_any_unless(
         &self,
         operation: &'static str,
+        timeout: Duration,
         make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
         fatal: impl Fn(&Error) -> bool,
     ) -> Result<(Connection, crate::wire::proto::BaseCommand)> {
-        let deadline = tokio::time::Instant::now() + self.operation_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         // Retries inside one operation: short waits, the operation timeout bounds them.
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
@@ -187,11 +261,18 @@ impl Session {
         if topic.is_partition() {
             return Ok(0);
         }
+        #[cfg(feature = "http")]
+        if let Some(http) = self.http() {
+            return http.partitions(topic, self.lookup_timeout).await;
+        }
         let name = topic.full_name().to_owned();
         let (_, resp) = self
-            .request_any("partitioned metadata", |id| {
-                commands::partitioned_metadata(&name, id)
-            })
+            .request_any_unless(
+                "partitioned metadata",
+                self.lookup_timeout,
+                |id| commands::partitioned_metadata(&name, id),
+                |_| false,
+            )
             .await?;
         Ok(resp
             .partition_metadata_response
@@ -199,8 +280,69 @@ impl Session {
             .unwrap_or(0))
     }
 
+    /// The topics of `namespace` (`tenant/namespace`), persistent or not, partitions listed
+    /// one by one (GET_TOPICS_OF_NAMESPACE, or the REST API for an HTTP service URL).
+    pub(crate) async fn topics_of_namespace(
+        &self,
+        namespace: &str,
+        persistent: bool,
+    ) -> Result<Vec<String>> {
+        #[cfg(feature = "http")]
+        if let Some(http) = self.http() {
+            return http
+                .topics_of_namespace(namespace, persistent, self.lookup_timeout)
+                .await;
+        }
+        let resp = self
+            .request_any_unless(
+                "get topics of namespace",
+                self.lookup_timeout,
+                |id| commands::get_topics_of_namespace(namespace, persistent, id),
+                |_| false,
+            )
+            .await?
+            .1;
+        Ok(resp
+            .get_topics_of_namespace_response
+            .map(|r| r.topics)
+            .unwrap_or_default())
+    }
+
+    /// Runs a request that any broker can answer about `topic` (GET_SCHEMA): on any broker of
+    /// a binary service URL, on the topic's own broker with an HTTP service URL (which names
+    /// no broker to ask otherwise).
+    pub(crate) async fn request_about(
+        &self,
+        topic: &TopicName,
+        operation: &'static str,
+        make: impl Fn(u64) -> crate::wire::proto::BaseCommand,
+    ) -> Result<crate::wire::proto::BaseCommand> {
+        if !self.is_http() {
+            return Ok(self.request_any(operation, make).await?.1);
+        }
+        let conn = self.lookup(topic).await?;
+        let id = self.next_id();
+        conn.request(id, operation, make(id), Some(self.operation_timeout))
+            .await
+    }
+
     /// LOOKUP: the connection to the broker that owns `topic`, following redirects.
     pub(crate) async fn lookup(&self, topic: &TopicName) -> Result<Connection> {
+        #[cfg(feature = "http")]
+        if let Some(http) = self.http() {
+            let broker = http
+                .lookup(topic, self.listener_name.as_deref(), self.lookup_timeout)
+                .await
+                .map_err(|e| {
+                    unknown_listener(topic.full_name(), self.listener_name.as_deref(), &e)
+                        .unwrap_or(e)
+                })?;
+            return self
+                .pool
+                .get(&broker, &broker)
+                .await
+                .map_err(Error::Connection);
+        }
         let name = topic.full_name().to_owned();
         let tls = self.service.tls();
         let listener = self.listener_name.as_deref();
@@ -208,6 +350,7 @@ impl Session {
         let (mut conn, mut resp) = self
             .request_any_unless(
                 "lookup",
+                self.lookup_timeout,
                 |id| commands::lookup(&name, id, false, listener),
                 |e| unknown_listener(e).is_some(),
             )
@@ -269,7 +412,7 @@ impl Session {
                             id,
                             "lookup",
                             commands::lookup(&name, id, authoritative, listener),
-                            Some(self.operation_timeout),
+                            Some(self.lookup_timeout),
                         )
                         .await
                         .map_err(|e| unknown_listener(&e).unwrap_or(e))?;

@@ -24,6 +24,9 @@ impl BrokerAddress {
     /// Parses `pulsar://host:port` or `pulsar+ssl://host:port` (one host).
     pub fn parse(url: &str) -> Result<Self, Error> {
         let service = ServiceUrl::parse(url)?;
+        if service.http {
+            return Err(invalid(url, "a broker URL is pulsar:// or pulsar+ssl://"));
+        }
         match service.hosts.as_slice() {
             [one] => Ok(one.clone()),
             _ => Err(invalid(url, "a broker URL names exactly one host")),
@@ -50,8 +53,11 @@ impl fmt::Display for BrokerAddress {
 /// A service URL: one or more brokers (or proxies) to bootstrap from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceUrl {
-    /// The hosts, in the order given.
+    /// The hosts, in the order given. For an HTTP URL, `tls` means `https://`.
     pub hosts: Vec<BrokerAddress>,
+    /// Whether the URL is `http://` or `https://`: lookups then go through the brokers' REST
+    /// API (the web service port), and the binary protocol only to the broker named.
+    pub http: bool,
 }
 
 fn invalid(url: &str, reason: &str) -> Error {
@@ -62,49 +68,57 @@ fn invalid(url: &str, reason: &str) -> Error {
 }
 
 impl ServiceUrl {
-    /// Parses `pulsar://host[:port][,host[:port]...][/]` or the same with `pulsar+ssl://`.
+    /// Parses `pulsar://host[:port][,host[:port]...][/]`, the same with `pulsar+ssl://`, or
+    /// with `http://` or `https://` (the brokers' web service: ports 80 and 443 unless given,
+    /// as in any HTTP URL; Pulsar's are usually 8080 and 8443).
     pub fn parse(url: &str) -> Result<Self, Error> {
         let trimmed = url.trim();
-        let (scheme, rest) = trimmed
-            .split_once("://")
-            .ok_or_else(|| invalid(url, "missing the pulsar:// scheme"))?;
-        let tls =
-            match scheme {
-                "pulsar" => false,
-                "pulsar+ssl" => true,
-                "http" | "https" => return Err(invalid(
+        let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| {
+            invalid(
+                url,
+                "missing the scheme: pulsar://, pulsar+ssl://, http:// or https://",
+            )
+        })?;
+        let (tls, http, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "pulsar" => (false, false, DEFAULT_PORT),
+            "pulsar+ssl" => (true, false, DEFAULT_TLS_PORT),
+            "http" => (false, true, 80),
+            "https" => (true, true, 443),
+            _ => {
+                return Err(invalid(
                     url,
-                    "HTTP lookup is not supported: use the binary protocol URL, pulsar://host:6650",
-                )),
-                _ => {
-                    return Err(invalid(
-                        url,
-                        "the scheme must be pulsar:// or pulsar+ssl://",
-                    ))
-                }
-            };
+                    "the scheme must be pulsar://, pulsar+ssl://, http:// or https://",
+                ))
+            }
+        };
         let rest = rest.trim_end_matches('/');
         if rest.is_empty() {
             return Err(invalid(url, "no host"));
         }
-        if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+        if rest.contains('/') || rest.contains('?') || rest.contains('@') || rest.contains('#') {
             return Err(invalid(
                 url,
                 "a service URL has no path, query or user part",
             ));
         }
-        let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
         let mut hosts = Vec::new();
         for part in rest.split(',') {
             let (host, port) = split_host_port(part, default_port).map_err(|r| invalid(url, r))?;
             hosts.push(BrokerAddress { host, port, tls });
         }
-        Ok(ServiceUrl { hosts })
+        Ok(ServiceUrl { hosts, http })
     }
 
-    /// Whether the URL asks for TLS.
+    /// Whether the URL asks for TLS (`pulsar+ssl://` or `https://`).
     pub fn tls(&self) -> bool {
         self.hosts.first().is_some_and(|h| h.tls)
+    }
+
+    /// The base URL of one host of an HTTP service URL (`http://host:port`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub fn http_base(host: &BrokerAddress) -> String {
+        let scheme = if host.tls { "https" } else { "http" };
+        format!("{scheme}://{}", host.host_port())
     }
 }
 
@@ -183,7 +197,8 @@ mod tests {
     fn refuses_bad_urls_with_a_reason() {
         for bad in [
             "localhost:6650",
-            "http://localhost:8080",
+            "http://localhost:8080/admin",
+            "https://",
             "kafka://x:1",
             "pulsar://",
             "pulsar://host:notaport",
@@ -199,5 +214,18 @@ mod tests {
             );
         }
         assert!(BrokerAddress::parse("pulsar://a,b").is_err());
+    }
+
+    #[test]
+    fn parses_http_service_urls() {
+        let u = ServiceUrl::parse("http://localhost:8080").unwrap();
+        assert!(u.http && !u.tls());
+        assert_eq!(u.hosts[0].port, 8080);
+        assert_eq!(ServiceUrl::http_base(&u.hosts[0]), "http://localhost:8080");
+        let u = ServiceUrl::parse("HTTPS://a.example,b.example:8443/").unwrap();
+        assert!(u.http && u.tls());
+        assert_eq!(u.hosts[0].port, 443);
+        assert_eq!(ServiceUrl::http_base(&u.hosts[1]), "https://b.example:8443");
+        assert!(!ServiceUrl::parse("pulsar://x").unwrap().http);
     }
 }

@@ -45,7 +45,14 @@ pub(crate) async fn connect(
     config: &ConnectionConfig,
 ) -> Result<Connection, ConnectionError> {
     use super::tls::{self, MaybeTlsStream};
-    let addr = physical.host_port();
+    // Through an SNI proxy the TCP connection goes to the proxy, and the TLS handshake names
+    // the broker (SNI), which the proxy routes on.
+    let addr = match &config.proxy {
+        Some(route) if route.protocol == crate::client::ProxyProtocol::Sni => {
+            route.address.host_port()
+        }
+        _ => physical.host_port(),
+    };
     let attempt = async {
         let tcp = TcpStream::connect(&addr)
             .await
@@ -115,6 +122,7 @@ pub(crate) async fn connect(
         challenge: None,
         challenge_timeout: config.connect_timeout,
         max_frame_size,
+        idle: crate::protocol::idle::IdleTimer::new(config.max_idle),
     };
     tokio::spawn(driver.run(stream));
     Ok(Connection { shared })
@@ -326,6 +334,8 @@ struct Driver {
     /// How long a challenge answer may take (the connect timeout).
     challenge_timeout: Duration,
     max_frame_size: usize,
+    /// How long the connection has gone unused (closed at its maximum).
+    idle: crate::protocol::idle::IdleTimer,
 }
 
 impl Driver {
@@ -348,9 +358,24 @@ impl Driver {
             if let Err(e) = self.flush_transmit(wr).await {
                 return e;
             }
-            let wake = self
-                .core
-                .poll_timeout()
+            let now = std::time::Instant::now();
+            let in_use = !self.producers.is_empty()
+                || !self.consumers.is_empty()
+                || !self.watchers.is_empty()
+                || self.core.pending_requests() > 0
+                || self.challenge.is_some();
+            self.idle.update(now, in_use);
+            if self.idle.expired(now) {
+                info!(
+                    connection = self.id,
+                    "closing the connection: unused for the max idle time"
+                );
+                return ConnectionError::Closed;
+            }
+            let wake = [self.core.poll_timeout(), self.idle.deadline()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if let Err(e) = reserve_for_read(&mut self.rbuf, self.max_frame_size) {

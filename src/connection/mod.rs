@@ -28,6 +28,20 @@ pub(crate) struct ConnectionConfig {
     /// The rustls configuration for `pulsar+ssl://` addresses, built once by the client (None
     /// when the client has no TLS service URL and no TLS option).
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Close a connection unused (no producer, consumer, watcher or request) this long.
+    pub max_idle: Option<Duration>,
+    /// The Pulsar proxy every connection goes through, if any (`proxy_service_url`).
+    pub proxy: Option<ProxyRoute>,
+}
+
+/// How connections reach brokers through a proxy given apart from the service URL
+/// (`ClientBuilder::proxy_service_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxyRoute {
+    /// Where every TCP connection goes.
+    pub address: BrokerAddress,
+    /// How the proxy learns the broker.
+    pub protocol: crate::client::ProxyProtocol,
 }
 
 /// A reply handle for one request.

@@ -1,8 +1,11 @@
-//! The pool: one connection per (logical broker, physical address), shared by every producer,
-//! consumer and lookup of a client. A closed connection is evicted and replaced on next use;
-//! concurrent users of a new address wait for one connection attempt instead of racing.
+//! The pool: `connections_per_broker` connections (1 by default) per (logical broker, physical
+//! address), shared by every producer, consumer and lookup of a client; each use takes the next
+//! of them in turn. A closed connection (the broker went away, or it was unused for the max
+//! idle time) is evicted and replaced on next use; concurrent users of a new address wait for
+//! one connection attempt instead of racing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
@@ -12,20 +15,26 @@ use super::{Connection, ConnectionConfig};
 use crate::error::ConnectionError;
 use crate::url::BrokerAddress;
 
-type Key = (BrokerAddress, BrokerAddress);
+/// Logical broker, physical address, and which of the connections to them.
+type Key = (BrokerAddress, BrokerAddress, usize);
 
 /// Connections of one client, keyed by logical and physical broker address.
 #[derive(Debug)]
 pub(crate) struct Pool {
     config: ConnectionConfig,
     connections: Mutex<HashMap<Key, Arc<OnceCell<Connection>>>>,
+    per_broker: usize,
+    next_slot: AtomicUsize,
 }
 
 impl Pool {
-    pub fn new(config: ConnectionConfig) -> Self {
+    /// A pool keeping up to `per_broker` connections (at least 1) to each broker.
+    pub fn new(config: ConnectionConfig, per_broker: usize) -> Self {
         Pool {
             config,
             connections: Mutex::new(HashMap::new()),
+            per_broker: per_broker.max(1),
+            next_slot: AtomicUsize::new(0),
         }
     }
 
@@ -35,7 +44,12 @@ impl Pool {
         logical: &BrokerAddress,
         physical: &BrokerAddress,
     ) -> Result<Connection, ConnectionError> {
-        let key = (logical.clone(), physical.clone());
+        let slot = if self.per_broker == 1 {
+            0
+        } else {
+            self.next_slot.fetch_add(1, Ordering::Relaxed) % self.per_broker
+        };
+        let key = (logical.clone(), physical.clone(), slot);
         loop {
             let cell = {
                 let mut map = self

@@ -14,7 +14,6 @@ use tracing::{info, warn};
 use super::partition::{self, ChildConfig, ChildHandle, Delivery};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::protocol::backoff::Backoff;
 use crate::protocol::commands;
 use crate::protocol::connection::TopicListUpdate;
 use crate::protocol::topic::{Domain, TopicName};
@@ -97,16 +96,7 @@ impl TopicPattern {
     pub async fn list(&self, session: &Session) -> Result<Vec<TopicName>> {
         let namespace = self.namespace.clone();
         let persistent = self.persistent;
-        let resp = session
-            .request_any("get topics of namespace", |id| {
-                commands::get_topics_of_namespace(&namespace, persistent, id)
-            })
-            .await?
-            .1;
-        let names = resp
-            .get_topics_of_namespace_response
-            .map(|r| r.topics)
-            .unwrap_or_default();
+        let names = session.topics_of_namespace(&namespace, persistent).await?;
         Ok(self.matching(names))
     }
 
@@ -231,6 +221,10 @@ impl Discovery {
             return Err(true);
         };
         let inner = self.session.clone();
+        // With an HTTP service URL there is no broker to watch on: polling alone.
+        if inner.is_http() {
+            return Err(true);
+        }
         let conn = inner.any_connection().await.map_err(|_| false)?;
         if !conn.supports_topic_watchers() {
             return Err(true);
@@ -350,7 +344,7 @@ impl Discovery {
     /// with backoff), sending the last hash it had.
     pub async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut hash: Option<String> = None;
-        let mut backoff = Backoff::default();
+        let mut backoff = self.session.reconnect_backoff();
         let mut watch = None;
         // When to (re)open the watcher; None: it is open, or the broker has none.
         let mut reopen_at = self.pattern.as_ref().map(|_| tokio::time::Instant::now());

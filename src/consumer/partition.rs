@@ -17,7 +17,6 @@ use tracing::debug;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::protocol::backoff::Backoff;
 use crate::protocol::commands::{self, SubscribeArgs};
 use crate::protocol::connection::ConsumerEvent;
 use crate::protocol::consumer::{AckWaiter, ConsumerCore, ConsumerShared, CoreCommand, Output};
@@ -241,7 +240,7 @@ pub(crate) async fn start(
         consumer_id,
         config,
         shared.clone(),
-        Backoff::default(),
+        session.reconnect_backoff(),
         Instant::now(),
     );
     let (ready, ready_rx) = oneshot::channel();

@@ -17,7 +17,6 @@ use tracing::{info, warn};
 use crate::connection::Connection;
 use crate::error::{ConnectionError, Error, Result};
 use crate::message::ProducerMessage;
-use crate::protocol::backoff::Backoff;
 use crate::protocol::clock::WallClock;
 use crate::protocol::commands::{self, ProducerArgs};
 use crate::protocol::connection::ProducerEvent;
@@ -198,7 +197,7 @@ pub(crate) async fn start(
         producer_id,
         config.clone(),
         session.operation_timeout,
-        Backoff::default(),
+        session.reconnect_backoff(),
         WallClock::new(now, unix_ms),
         slack,
         now,

@@ -10,6 +10,8 @@ pub mod connection;
 pub(crate) mod consumer;
 pub mod flow;
 pub mod hash;
+pub mod hosts;
+pub mod idle;
 pub mod pending;
 pub(crate) mod producer;
 pub mod topic;
