@@ -1,6 +1,6 @@
 //! The pool: `connections_per_broker` connections (1 by default) per (logical broker, physical
 //! address), shared by every producer, consumer and lookup of a client; each use takes the next
-//! of them in turn. A closed connection (the broker went away, or it was unused for the max
+//! of them at random. A closed connection (the broker went away, or it was unused for the max
 //! idle time) is evicted and replaced on next use; concurrent users of a new address wait for
 //! one connection attempt instead of racing.
 
@@ -47,7 +47,10 @@ impl Pool {
         let slot = if self.per_broker == 1 {
             0
         } else {
-            self.next_slot.fetch_add(1, Ordering::Relaxed) % self.per_broker
+            // Scrambled, not in turn: a producer's lookup and its own connection are
+            // consecutive uses, and a plain rotation would put every producer on one slot.
+            let n = self.next_slot.fetch_add(1, Ordering::Relaxed) as u64;
+            (splitmix64(n) % self.per_broker as u64) as usize
         };
         let key = (logical.clone(), physical.clone(), slot);
         loop {
@@ -107,4 +110,12 @@ impl Pool {
             }
         }
     }
+}
+
+/// A well-mixed 64-bit function of `x` (SplitMix64's finalizer).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -52,6 +52,9 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub enum Lookup {
     /// Connect, to this peer's own URL (authoritative).
     Connect,
+    /// Connect, to this broker TLS URL (`broker_service_url_tls`; the plain URL is the
+    /// peer's own).
+    ConnectTls(String),
     /// Redirect to another broker URL.
     Redirect {
         /// Where to.
@@ -494,6 +497,14 @@ fn lookup_response(request_id: u64, lookup: &Lookup, own_url: &str) -> BaseComma
     let r = match lookup {
         Lookup::Connect => proto::CommandLookupTopicResponse {
             broker_service_url: Some(own_url.to_owned()),
+            response: Some(LookupType::Connect as i32),
+            request_id,
+            authoritative: Some(true),
+            ..Default::default()
+        },
+        Lookup::ConnectTls(url) => proto::CommandLookupTopicResponse {
+            broker_service_url: Some(own_url.to_owned()),
+            broker_service_url_tls: Some(url.clone()),
             response: Some(LookupType::Connect as i32),
             request_id,
             authoritative: Some(true),

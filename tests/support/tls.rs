@@ -170,6 +170,7 @@ impl Drop for Pki {
 pub struct TlsProxy {
     addr: SocketAddr,
     handshakes: Arc<AtomicUsize>,
+    server_names: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -184,6 +185,8 @@ impl TlsProxy {
         let addr = listener.local_addr().expect("the proxy's address");
         let handshakes = Arc::new(AtomicUsize::new(0));
         let counter = handshakes.clone();
+        let server_names = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let names = server_names.clone();
         let backend = backend.to_string();
         let task = tokio::spawn(async move {
             // Dropping the set (when this task is aborted) aborts the connections too.
@@ -199,10 +202,17 @@ impl TlsProxy {
                 let acceptor = acceptor.clone();
                 let backend = backend.clone();
                 let counter = counter.clone();
+                let names = names.clone();
                 connections.spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    if let Some(name) = tls.get_ref().1.server_name() {
+                        names
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(name.to_owned());
+                    }
                     counter.fetch_add(1, Ordering::SeqCst);
                     let Ok(mut plain) = TcpStream::connect(&backend).await else {
                         return;
@@ -214,6 +224,7 @@ impl TlsProxy {
         TlsProxy {
             addr,
             handshakes,
+            server_names,
             task,
         }
     }
@@ -226,6 +237,14 @@ impl TlsProxy {
     /// `pulsar+ssl://HOST:PORT` for this proxy, with `host` as the name the client checks.
     pub fn url(&self, host: &str) -> String {
         format!("pulsar+ssl://{host}:{}", self.port())
+    }
+
+    /// The TLS server names (SNI) of the handshakes completed, in order.
+    pub fn server_names(&self) -> Vec<String> {
+        self.server_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How many TLS handshakes the proxy completed.
