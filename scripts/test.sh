@@ -45,6 +45,8 @@ section "cargo clippy --all-targets --features cli -- -D warnings"
 cargo clippy --all-targets --features cli -- -D warnings
 # The library alone, as a dependency sees it (no CLI crates).
 cargo clippy --lib -- -D warnings
+# Without the default features (no HTTP client): pulsar:// and pulsar+ssl:// only.
+cargo clippy --lib --no-default-features -- -D warnings
 done_step "clippy"
 
 section "cargo test --all-targets --features cli"
