@@ -211,3 +211,48 @@ async fn an_unknown_listener_fails_with_a_typed_error_naming_it() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_lookup_with_the_external_listener_connects_to_the_external_address() {
+    let _serial = SERIAL.lock().await;
+    let s = setup();
+    let http = s.broker.env("PULSAR_HTTP_URL");
+    // The REST answer names the listener's address and has no proxy-through flag: the binary
+    // connections go to the external port itself.
+    let before = s.external.accepted();
+    let c = client(http, Some("external"));
+    let producer = c
+        .producer(support::unique_topic("listener-http"))
+        .create()
+        .await
+        .expect("producer");
+    producer
+        .send("over http, then external")
+        .await
+        .expect("send");
+    let landed = s.external.accepted() - before;
+    assert!(landed >= 1, "no connection reached the external port");
+    assert_eq!(
+        c.open_connections(),
+        landed,
+        "every binary connection went to the external address"
+    );
+    c.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_lookup_of_an_unknown_listener_fails_with_a_typed_error_naming_it() {
+    let _serial = SERIAL.lock().await;
+    let s = setup();
+    let c = client(s.broker.env("PULSAR_HTTP_URL"), Some("nowhere"));
+    let err = c
+        .producer(support::unique_topic("listener-http-unknown"))
+        .create()
+        .await
+        .expect_err("no such listener");
+    match &err {
+        Error::UnknownListener { listener, .. } => assert_eq!(listener, "nowhere"),
+        other => panic!("expected UnknownListener, got {other:?}"),
+    }
+    assert!(err.to_string().contains("nowhere"), "{err}");
+}
