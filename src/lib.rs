@@ -26,6 +26,8 @@ mod auth;
 mod client;
 mod connection;
 mod consumer;
+#[cfg(feature = "encryption")]
+pub mod crypto;
 mod error;
 #[cfg(feature = "http")]
 mod http_lookup;
@@ -49,6 +51,11 @@ pub use consumer::{
     InitialPosition, SubscriptionType, TypedConsumer, TypedConsumerBuilder, TypedMessage,
     DELAY_TIME, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY, REAL_SUBSCRIPTION, REAL_TOPIC,
     RECONSUME_TIMES,
+};
+#[cfg(feature = "encryption")]
+pub use crypto::{
+    CryptoError, CryptoKeyReader, DefaultCryptoKeyReader, EncryptionContext, EncryptionKeyInfo,
+    ProducerCryptoFailureAction,
 };
 pub use error::{
     ConnectionError, Error, HttpError, IoError, Result, SchemaCheck, ServerError, ServerErrorCode,

@@ -1,0 +1,137 @@
+//! The asymmetric keys of end-to-end encryption, from the PEM forms the official clients read:
+//! RSA public keys as SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`, what `openssl rsa -pubout`
+//! writes and the C++ client reads) or PKCS#1 (`BEGIN RSA PUBLIC KEY`); RSA private keys as
+//! PKCS#1 (`BEGIN RSA PRIVATE KEY`, what the Java client reads) or PKCS#8 (`BEGIN PRIVATE
+//! KEY`). The data key is encrypted with RSA-OAEP, SHA-1 and MGF1-SHA-1, as the Java
+//! (`RSA/NONE/OAEPWithSHA1AndMGF1Padding`) and C++ (`RSA_PKCS1_OAEP_PADDING`) clients do.
+
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+
+/// A public key that can encrypt a data key.
+#[derive(Debug, Clone)]
+pub(crate) enum PublicKey {
+    Rsa(RsaPublicKey),
+}
+
+/// A private key that can decrypt a data key.
+#[derive(Debug, Clone)]
+pub(crate) enum PrivateKey {
+    Rsa(Box<RsaPrivateKey>),
+}
+
+/// The label of the first PEM block, if the text has one.
+fn pem_label(text: &str) -> Option<&str> {
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let rest = &text[start..];
+    let end = rest.find("-----")?;
+    Some(&rest[..end])
+}
+
+/// The text of the PEM block labelled `label` (from its BEGIN line to its END line), if any:
+/// a file may hold EC parameters or several objects before the key.
+fn pem_block<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = text[start..].find(&end)? + start + end.len();
+    Some(&text[start..stop])
+}
+
+fn utf8(pem: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(pem).map_err(|_| "the key is not PEM text".to_owned())
+}
+
+impl PublicKey {
+    /// Reads a PEM public key.
+    pub(crate) fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let text = utf8(pem)?;
+        if let Some(block) = pem_block(text, "PUBLIC KEY") {
+            return RsaPublicKey::from_public_key_pem(block)
+                .map(PublicKey::Rsa)
+                .map_err(|e| {
+                    format!(
+                        "not an RSA public key (SubjectPublicKeyInfo): {e}; EC keys are not \
+                         supported"
+                    )
+                });
+        }
+        if let Some(block) = pem_block(text, "RSA PUBLIC KEY") {
+            return RsaPublicKey::from_pkcs1_pem(block)
+                .map(PublicKey::Rsa)
+                .map_err(|e| format!("not a PKCS#1 RSA public key: {e}"));
+        }
+        Err(match pem_label(text) {
+            Some(label) if label.contains("PRIVATE") => {
+                format!("a private key ({label}) was given where the public key is needed")
+            }
+            Some(label) => format!(
+                "a PEM {label} is not a public key: give BEGIN PUBLIC KEY (openssl rsa -pubout) \
+                 or BEGIN RSA PUBLIC KEY"
+            ),
+            None => "no PEM block: give BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY".to_owned(),
+        })
+    }
+
+    /// Encrypts a data key for this public key.
+    pub(crate) fn encrypt(&self, data_key: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            PublicKey::Rsa(key) => key
+                .encrypt(
+                    &mut aes_gcm::aead::OsRng,
+                    Oaep::new::<sha1::Sha1>(),
+                    data_key,
+                )
+                .map_err(|e| format!("RSA-OAEP encryption of the data key failed: {e}")),
+        }
+    }
+}
+
+impl PrivateKey {
+    /// Reads a PEM private key.
+    pub(crate) fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let text = utf8(pem)?;
+        if let Some(block) = pem_block(text, "RSA PRIVATE KEY") {
+            return RsaPrivateKey::from_pkcs1_pem(block)
+                .map(|k| PrivateKey::Rsa(Box::new(k)))
+                .map_err(|e| format!("not a PKCS#1 RSA private key: {e}"));
+        }
+        if let Some(block) = pem_block(text, "PRIVATE KEY") {
+            return RsaPrivateKey::from_pkcs8_pem(block)
+                .map(|k| PrivateKey::Rsa(Box::new(k)))
+                .map_err(|e| {
+                    format!("not an RSA private key (PKCS#8): {e}; EC keys are not supported")
+                });
+        }
+        Err(match pem_label(text) {
+            Some("ENCRYPTED PRIVATE KEY") => {
+                "the private key is password-protected (ENCRYPTED PRIVATE KEY): decrypt it \
+                 first (openssl pkcs8 -in KEY -out PLAIN)"
+                    .to_owned()
+            }
+            Some(label) if label.contains("PUBLIC") => {
+                format!("a public key ({label}) was given where the private key is needed")
+            }
+            Some(label) => format!(
+                "a PEM {label} is not a private key: give BEGIN RSA PRIVATE KEY or BEGIN \
+                 PRIVATE KEY"
+            ),
+            None => "no PEM block: give BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY".to_owned(),
+        })
+    }
+
+    /// Decrypts a data key encrypted for this key's public half.
+    pub(crate) fn decrypt(&self, encrypted: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            PrivateKey::Rsa(key) => {
+                key.decrypt(Oaep::new::<sha1::Sha1>(), encrypted)
+                    .map_err(|_| {
+                        "the data key does not decrypt with this private key (RSA-OAEP): the \
+                     message was encrypted for another key"
+                            .to_owned()
+                    })
+            }
+        }
+    }
+}
