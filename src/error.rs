@@ -410,13 +410,21 @@ pub enum Error {
     /// A message is encrypted and this consumer cannot decrypt it: it was not delivered and
     /// not acknowledged (the consumer's crypto failure action is Fail). It stays on the
     /// subscription; set the action to Consume to receive it encrypted, or Discard to drop it.
-    #[error("message {id} on {topic} is encrypted and cannot be decrypted here: not delivered, not acknowledged (set the consumer's crypto failure action to Consume or Discard to change that)")]
+    #[error("message {id} on {topic} is encrypted and cannot be decrypted here ({reason}): not delivered, not acknowledged (give the consumer a crypto key reader with the private key, or set its crypto failure action to Consume or Discard)")]
     Encrypted {
         /// The topic (partition).
         topic: String,
         /// The entry's id.
         id: crate::wire::MessageId,
+        /// Why it cannot be decrypted (no key reader, no private key for its names, a wrong
+        /// key, a corrupted payload).
+        reason: String,
     },
+    /// A message could not be encrypted or decrypted, or an encryption key could not be had
+    /// (feature `encryption`): the reason names the key and what to check.
+    #[cfg(feature = "encryption")]
+    #[error("end-to-end encryption: {0}")]
+    Crypto(#[source] crate::crypto::CryptoError),
     /// The operation is not possible in this state or with these settings.
     #[error("{0}")]
     NotAllowed(String),

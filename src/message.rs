@@ -180,9 +180,21 @@ pub struct Message {
     pub(crate) key_b64: bool,
     /// The schema version the producer wrote it with.
     pub(crate) schema_version: Option<SchemaVersion>,
+    /// How it is encrypted, when delivered undecrypted.
+    #[cfg(feature = "encryption")]
+    pub(crate) encryption: Option<Arc<crate::crypto::EncryptionContext>>,
 }
 
 impl Message {
+    /// How the message is encrypted, when it was delivered undecrypted
+    /// ([`is_encrypted`](Self::is_encrypted)): its key names with the data key encrypted for
+    /// each, the IV, and the compression and batching to undo after decrypting (the Java
+    /// `getEncryptionCtx`).
+    #[cfg(feature = "encryption")]
+    pub fn encryption_context(&self) -> Option<&crate::crypto::EncryptionContext> {
+        self.encryption.as_deref()
+    }
+
     /// The message id (with partition and batch index).
     pub fn id(&self) -> MessageId {
         self.id
@@ -193,9 +205,10 @@ impl Message {
         &self.topic
     }
 
-    /// Whether the payload is still encrypted: the message carried encryption keys and the
-    /// consumer's crypto failure action is Consume. Its payload is then the whole entry as
-    /// published (compressed and batched as the producer sent it).
+    /// Whether the payload is still encrypted: the message carried encryption keys, this
+    /// consumer could not decrypt it (no key reader, or no private key for its names), and its
+    /// crypto failure action is Consume. Its payload is then the whole entry as published
+    /// (compressed and batched as the producer sent it); see `encryption_context`.
     pub fn is_encrypted(&self) -> bool {
         self.encrypted
     }

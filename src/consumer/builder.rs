@@ -68,8 +68,9 @@ impl SubscriptionType {
 }
 
 /// What a consumer does with an encrypted message it cannot decrypt (the Java client's
-/// `ConsumerCryptoFailureAction`). pulsar-wire has no decryption yet, so this applies to every
-/// message that carries encryption keys.
+/// `ConsumerCryptoFailureAction`): one for which it has no
+/// [`crypto_key_reader`](ConsumerBuilder::crypto_key_reader), no private key of any of its
+/// key names, or a wrong one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConsumerCryptoFailureAction {
     /// The default: the message is not delivered and not acknowledged (it stays on the
@@ -173,6 +174,8 @@ impl ConsumerBuilder {
                 chunk_expiry: Duration::from_secs(60),
                 max_chunked_size: 512 * 1024 * 1024,
                 crypto_failure_action: ConsumerCryptoFailureAction::Fail,
+                #[cfg(feature = "encryption")]
+                crypto_key_reader: None,
                 operation_timeout: session.operation_timeout,
                 read_compacted: false,
             },
@@ -180,10 +183,23 @@ impl ConsumerBuilder {
         }
     }
 
-    /// What to do with encrypted messages, which this client cannot decrypt (default
+    /// What to do with encrypted messages this consumer cannot decrypt (default
     /// [`ConsumerCryptoFailureAction::Fail`]).
     pub fn crypto_failure_action(mut self, action: ConsumerCryptoFailureAction) -> Self {
         self.config.crypto_failure_action = action;
+        self
+    }
+
+    /// Where the private keys of encrypted messages come from (the Java client's
+    /// `cryptoKeyReader`): each message's data key is decrypted with the private key of one of
+    /// its key names, then its payload. Messages that still cannot be decrypted go the way of
+    /// the [`crypto_failure_action`](Self::crypto_failure_action).
+    #[cfg(feature = "encryption")]
+    pub fn crypto_key_reader(
+        mut self,
+        reader: impl crate::crypto::CryptoKeyReader + 'static,
+    ) -> Self {
+        self.config.crypto_key_reader = Some(Arc::new(reader));
         self
     }
 

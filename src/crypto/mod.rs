@@ -490,18 +490,6 @@ impl MessageEncryptor {
         }
     }
 
-    /// The bytes encryption adds to a message's metadata and payload (the encrypted data keys,
-    /// the IV, the tag), for size checks.
-    pub(crate) fn overhead(&self) -> usize {
-        let keys: usize = self
-            .key
-            .encrypted
-            .iter()
-            .map(|k| prost::Message::encoded_len(k) + 2)
-            .sum();
-        keys + IV_LEN + 2 + TAG_LEN
-    }
-
     /// Sets `metadata`'s encryption keys (making a new data key first if one is due).
     pub(crate) fn prepare(&mut self, metadata: &mut proto::MessageMetadata, now: Instant) {
         self.rotate_if_due(now);

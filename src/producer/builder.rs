@@ -80,6 +80,8 @@ impl ProducerBuilder {
                 chunking: false,
                 chunk_max_size: None,
                 schema: None,
+                #[cfg(feature = "encryption")]
+                encryption: None,
             },
             hashing: HashingScheme::JavaString,
             routing: RoutingMode::RoundRobin,
@@ -194,6 +196,54 @@ impl ProducerBuilder {
     pub fn compression(mut self, codec: Compression) -> Self {
         self.config.compression = codec;
         self
+    }
+
+    /// Encrypts every message end to end for the key `name` (the Java client's
+    /// `addEncryptionKey`; call it again for more keys: each can open the messages). Needs a
+    /// [`crypto_key_reader`](Self::crypto_key_reader) that has the public key of each name.
+    #[cfg(feature = "encryption")]
+    pub fn encryption_key(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        let e = self.encryption_settings();
+        if !e.key_names.contains(&name) {
+            e.key_names.push(name);
+        }
+        self
+    }
+
+    /// Where the public keys of the encryption keys come from (the Java client's
+    /// `cryptoKeyReader`), for example a [`DefaultCryptoKeyReader`](crate::DefaultCryptoKeyReader)
+    /// of PEM files.
+    #[cfg(feature = "encryption")]
+    pub fn crypto_key_reader(
+        mut self,
+        reader: impl crate::crypto::CryptoKeyReader + 'static,
+    ) -> Self {
+        self.encryption_settings().reader = std::sync::Arc::new(reader);
+        self
+    }
+
+    /// What to do when a message cannot be encrypted, or the encryption keys cannot be read
+    /// when the producer is created: fail (the default) or send unencrypted (the Java
+    /// client's `cryptoFailureAction`).
+    #[cfg(feature = "encryption")]
+    pub fn crypto_failure_action(
+        mut self,
+        action: crate::crypto::ProducerCryptoFailureAction,
+    ) -> Self {
+        self.encryption_settings().failure_action = action;
+        self
+    }
+
+    #[cfg(feature = "encryption")]
+    fn encryption_settings(&mut self) -> &mut crate::crypto::ProducerEncryption {
+        self.config
+            .encryption
+            .get_or_insert_with(|| crate::crypto::ProducerEncryption {
+                reader: std::sync::Arc::new(crate::crypto::DefaultCryptoKeyReader::new()),
+                key_names: Vec::new(),
+                failure_action: crate::crypto::ProducerCryptoFailureAction::Fail,
+            })
     }
 
     /// Splits messages larger than the broker's max message size into chunks that consumers

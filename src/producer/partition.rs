@@ -191,7 +191,8 @@ pub(crate) async fn start(
         let at = Instant::now();
         at - early(at, max_delay)
     };
-    let core = ProducerCore::new(
+    #[allow(unused_mut)]
+    let mut core = ProducerCore::new(
         topic.full_name().to_owned(),
         partition,
         producer_id,
@@ -202,6 +203,22 @@ pub(crate) async fn start(
         slack,
         now,
     );
+    #[cfg(feature = "encryption")]
+    if let Some(settings) = config
+        .encryption
+        .clone()
+        .filter(|e| !e.key_names.is_empty())
+    {
+        // Each partition has its own data key, as each Java partition producer has.
+        let action = settings.failure_action;
+        match crate::crypto::MessageEncryptor::new(settings, now) {
+            Ok(enc) => core.set_encryptor(enc),
+            Err(e) if action == crate::crypto::ProducerCryptoFailureAction::Send => {
+                tracing::warn!(topic = %topic, error = %e, "the encryption keys cannot be used: sending unencrypted (crypto failure action Send)");
+            }
+            Err(e) => return Err(Error::Crypto(e)),
+        }
+    }
     let (ready_tx, ready_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
     let topic_name: Arc<str> = Arc::from(topic.full_name());

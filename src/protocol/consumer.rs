@@ -91,6 +91,9 @@ pub(crate) struct ChildConfig {
     pub max_chunked_size: usize,
     /// What to do with an encrypted message this client cannot decrypt.
     pub crypto_failure_action: ConsumerCryptoFailureAction,
+    /// Where the private keys of encrypted messages come from.
+    #[cfg(feature = "encryption")]
+    pub crypto_key_reader: Option<Arc<dyn crate::crypto::CryptoKeyReader>>,
     /// Retry a failed first subscribe until this long after the start.
     pub operation_timeout: Duration,
     /// Read the compacted view of the topic (SUBSCRIBE's `read_compacted`): the latest message
@@ -276,6 +279,9 @@ pub(crate) struct ConsumerCore<W> {
     /// Ack timeout: entries the application received and has not acknowledged, by deadline.
     unacked: HashMap<(i64, i64), Instant>,
     chunks: ChunkAssembler,
+    /// Decrypts encrypted entries, with the consumer's key reader.
+    #[cfg(feature = "encryption")]
+    decryptor: Option<crate::crypto::MessageDecryptor>,
     /// The chunk ids of delivered chunked messages (by their last chunk), acked together.
     chunk_ids: HashMap<(i64, i64), Vec<MessageId>>,
     transmit: VecDeque<proto::BaseCommand>,
@@ -322,6 +328,11 @@ impl<W: AckWaiter> ConsumerCore<W> {
             transmit: VecDeque::new(),
             output: VecDeque::new(),
             queue_limit: queue.saturating_mul(4).max(10_000),
+            #[cfg(feature = "encryption")]
+            decryptor: config
+                .crypto_key_reader
+                .clone()
+                .map(crate::crypto::MessageDecryptor::new),
             config,
             shared,
         }
@@ -909,6 +920,80 @@ impl<W: AckWaiter> ConsumerCore<W> {
         }
     }
 
+    /// Decrypts an entry's payload with the consumer's key reader; the reason when it cannot.
+    #[cfg(feature = "encryption")]
+    fn decrypt(
+        &mut self,
+        md: &proto::MessageMetadata,
+        data: &bytes::Bytes,
+        now: Instant,
+    ) -> std::result::Result<bytes::Bytes, String> {
+        match self.decryptor.as_mut() {
+            Some(d) => d.decrypt(md, data, now).map_err(|e| e.to_string()),
+            None => Err("the consumer has no crypto key reader".into()),
+        }
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn decrypt(
+        &mut self,
+        _md: &proto::MessageMetadata,
+        _data: &bytes::Bytes,
+        _now: Instant,
+    ) -> std::result::Result<bytes::Bytes, String> {
+        Err("pulsar-wire was built without the `encryption` feature".into())
+    }
+
+    /// An entry this consumer cannot decrypt, handled as its crypto failure action says.
+    fn undecryptable(
+        &mut self,
+        entry: MessageId,
+        entries: u32,
+        data: bytes::Bytes,
+        md: proto::MessageMetadata,
+        redelivery_count: u32,
+        reason: String,
+    ) {
+        match self.config.crypto_failure_action {
+            ConsumerCryptoFailureAction::Fail => {
+                // Not delivered, not acknowledged: it stays on the subscription for a consumer
+                // that can decrypt it. The application is told.
+                warn!(topic = %self.topic, id = %entry, %reason, "encrypted message not delivered: cannot decrypt it");
+                self.return_permits(entries);
+                self.deliver(Err(Error::Encrypted {
+                    topic: self.topic.full_name().to_owned(),
+                    id: entry,
+                    reason,
+                }));
+            }
+            ConsumerCryptoFailureAction::Discard => {
+                warn!(topic = %self.topic, id = %entry, %reason, "encrypted message discarded (crypto failure action Discard)");
+                self.discard(entry, proto::command_ack::ValidationError::DecryptionError);
+                self.return_permits(entries);
+            }
+            ConsumerCryptoFailureAction::Consume => {
+                // Delivered as it is: the encrypted (and maybe compressed) entry, batch and
+                // all, flagged for the application to decrypt.
+                #[cfg(feature = "encryption")]
+                let context = crate::crypto::EncryptionContext::from_metadata(&md).map(Arc::new);
+                let mut msg = message_from(
+                    entry,
+                    &self.topic_str,
+                    data,
+                    md,
+                    redelivery_count,
+                    self.index,
+                );
+                msg.encrypted = true;
+                #[cfg(feature = "encryption")]
+                {
+                    msg.encryption = context;
+                }
+                self.deliver(Ok(msg));
+            }
+        }
+    }
+
     fn handle_message(
         &mut self,
         command: proto::CommandMessage,
@@ -938,43 +1023,16 @@ impl<W: AckWaiter> ConsumerCore<W> {
         }
         let redelivery_count = command.redelivery_count.unwrap_or(0);
         let md = payload.metadata;
+        let mut data = payload.data;
         if !md.encryption_keys.is_empty() {
-            match self.config.crypto_failure_action {
-                ConsumerCryptoFailureAction::Fail => {
-                    // Not delivered, not acknowledged: it stays on the subscription for a
-                    // consumer that can decrypt it. The application is told.
-                    warn!(topic = %self.topic, id = %entry, "encrypted message: no key to decrypt it, not delivered");
-                    self.return_permits(entries);
-                    self.deliver(Err(Error::Encrypted {
-                        topic: self.topic.full_name().to_owned(),
-                        id: entry,
-                    }));
-                    return;
-                }
-                ConsumerCryptoFailureAction::Discard => {
-                    warn!(topic = %self.topic, id = %entry, "encrypted message discarded (crypto failure action Discard)");
-                    self.discard(entry, proto::command_ack::ValidationError::DecryptionError);
-                    self.return_permits(entries);
-                    return;
-                }
-                ConsumerCryptoFailureAction::Consume => {
-                    // Delivered as it is: the encrypted (and maybe compressed) entry, batch
-                    // and all, flagged for the application to decrypt.
-                    let mut msg = message_from(
-                        entry,
-                        &self.topic_str,
-                        payload.data,
-                        md,
-                        redelivery_count,
-                        self.index,
-                    );
-                    msg.encrypted = true;
-                    self.deliver(Ok(msg));
+            match self.decrypt(&md, &data, now) {
+                Ok(plain) => data = plain,
+                Err(reason) => {
+                    self.undecryptable(entry, entries, data, md, redelivery_count, reason);
                     return;
                 }
             }
         }
-        let mut data = payload.data;
         let mut entry = entry;
         let mut max_size = self.max_frame_size;
         if let (Some(uuid), Some(n)) = (md.uuid.as_deref(), md.num_chunks_from_msg) {
@@ -1105,6 +1163,8 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 encrypted: false,
                 key_b64: sm.partition_key_b64_encoded.unwrap_or(false),
                 schema_version: schema_version.clone(),
+                #[cfg(feature = "encryption")]
+                encryption: None,
             };
             self.deliver(Ok(msg));
             delivered += 1;
@@ -1145,5 +1205,7 @@ fn message_from(
             .schema_version
             .filter(|v| !v.is_empty())
             .map(crate::schema::SchemaVersion::new),
+        #[cfg(feature = "encryption")]
+        encryption: None,
     }
 }

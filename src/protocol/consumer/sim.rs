@@ -307,6 +307,8 @@ impl Sim {
             chunk_expiry: Duration::from_secs(60),
             max_chunked_size: 1 << 20,
             crypto_failure_action: ConsumerCryptoFailureAction::Fail,
+            #[cfg(feature = "encryption")]
+            crypto_key_reader: None,
             operation_timeout: Duration::from_secs(30),
             read_compacted: false,
         };

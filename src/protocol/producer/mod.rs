@@ -84,6 +84,9 @@ pub(crate) struct PartitionConfig {
     pub chunk_max_size: Option<usize>,
     /// The schema declared on PRODUCER.
     pub schema: Option<proto::Schema>,
+    /// End-to-end encryption: the key reader and names.
+    #[cfg(feature = "encryption")]
+    pub encryption: Option<crate::crypto::ProducerEncryption>,
 }
 
 /// Whoever waits for one send: told its message id, or the error that failed it, exactly once.
@@ -257,9 +260,19 @@ pub(crate) struct ProducerCore<C, W> {
     transmit: VecDeque<Bytes>,
     actions: VecDeque<Action<W>>,
     phase: Phase<W>,
+    /// End-to-end encryption of every payload, if the producer has encryption keys.
+    #[cfg(feature = "encryption")]
+    encryptor: Option<crate::crypto::MessageEncryptor>,
 }
 
 impl<C: Completion, W: Waiter> ProducerCore<C, W> {
+    /// Encrypts every payload from now on (after compression; a batch as a whole, a chunked
+    /// message chunk by chunk).
+    #[cfg(feature = "encryption")]
+    pub fn set_encryptor(&mut self, encryptor: crate::crypto::MessageEncryptor) {
+        self.encryptor = Some(encryptor);
+    }
+
     /// A producer of `topic` (its full name; `partition` for the ids it hands out) whose first
     /// attach is due at `now` (see [`ProducerCore::poll_action`]) and retried until `now +
     /// operation_timeout`. Publish times come from `clock`; the batch timer is due
@@ -305,6 +318,8 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             transmit: VecDeque::new(),
             actions: VecDeque::new(),
             phase: Phase::Open,
+            #[cfg(feature = "encryption")]
+            encryptor: None,
         };
         core.poll_attach(now);
         core
@@ -741,7 +756,67 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
         );
     }
 
-    /// Compresses, frames and queues one SEND.
+    /// Sets the metadata's encryption keys, if the producer encrypts: `Ok(true)` when the
+    /// payload is to be sealed, `Ok(false)` to send it as it is, `Err` when it must fail.
+    #[cfg(feature = "encryption")]
+    fn prepare_encryption(
+        &mut self,
+        metadata: &mut proto::MessageMetadata,
+        now: Instant,
+    ) -> Result<bool> {
+        match self.encryptor.as_mut() {
+            Some(enc) => {
+                enc.prepare(metadata, now);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn prepare_encryption(
+        &mut self,
+        _metadata: &mut proto::MessageMetadata,
+        _now: Instant,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// The bytes encryption adds to a SEND beyond its metadata's encryption keys (the tag).
+    fn encryption_tag_len(&self, encrypted: bool) -> usize {
+        #[cfg(feature = "encryption")]
+        if encrypted {
+            return crate::crypto::TAG_LEN + crate::crypto::IV_LEN + 2;
+        }
+        let _ = encrypted;
+        0
+    }
+
+    /// Seals one payload (a message, a batch or a chunk) under a fresh IV; with crypto failure
+    /// action Send, a failure sends it unencrypted (the metadata's encryption fields cleared).
+    #[cfg(feature = "encryption")]
+    fn seal(&self, metadata: &mut proto::MessageMetadata, payload: Bytes) -> Result<Bytes> {
+        let Some(enc) = self.encryptor.as_ref() else {
+            return Ok(payload);
+        };
+        match enc.seal(metadata, &payload) {
+            Ok(sealed) => Ok(sealed),
+            Err(e) if enc.failure_action() == crate::crypto::ProducerCryptoFailureAction::Send => {
+                tracing::warn!(topic = %self.topic, error = %e, "encryption failed: sending unencrypted (crypto failure action Send)");
+                metadata.encryption_keys.clear();
+                metadata.encryption_param = None;
+                Ok(payload)
+            }
+            Err(e) => Err(Error::Crypto(e)),
+        }
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn seal(&self, _metadata: &mut proto::MessageMetadata, payload: Bytes) -> Result<Bytes> {
+        Ok(payload)
+    }
+
+    /// Compresses, encrypts, frames and queues one SEND (or its chunks).
     #[allow(clippy::too_many_arguments)]
     fn write_send(
         &mut self,
@@ -761,12 +836,21 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
                 compression::compress(codec, &payload)
             }
         };
-        let size = payload.len() + prost::Message::encoded_len(&metadata);
+        let encrypted = match self.prepare_encryption(&mut metadata, now) {
+            Ok(e) => e,
+            Err(e) => {
+                completions.fail(&e);
+                return;
+            }
+        };
+        let size = payload.len()
+            + prost::Message::encoded_len(&metadata)
+            + self.encryption_tag_len(encrypted);
         let chunk_limit = self.chunk_limit();
         if size > self.max_message_size || (self.config.chunking && size > chunk_limit) {
             match completions {
                 Completions::One(completion) if self.config.chunking && num_messages.is_none() => {
-                    self.send_chunks(metadata, payload, sequence_id, completion, now);
+                    self.send_chunks(metadata, payload, sequence_id, completion, encrypted, now);
                 }
                 completions => completions.fail(&Error::MessageTooLarge {
                     size,
@@ -775,6 +859,13 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             }
             return;
         }
+        let payload = match self.seal(&mut metadata, payload) {
+            Ok(p) => p,
+            Err(e) => {
+                completions.fail(&e);
+                return;
+            }
+        };
         let mut command = commands::send(self.producer_id, sequence_id, num_messages);
         if let (Some(send), true) = (command.send.as_mut(), num_messages.is_some()) {
             send.highest_sequence_id = Some(highest_sequence_id);
@@ -792,19 +883,22 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
     }
 
     /// Splits a message larger than the max message size into chunks: one SEND each, all with
-    /// the message's sequence id and `uuid = <producer name>-<sequence id>`.
+    /// the message's sequence id and `uuid = <producer name>-<sequence id>`. An encrypting
+    /// producer seals each chunk on its own (its own IV), as the Java client does.
     fn send_chunks(
         &mut self,
         metadata: proto::MessageMetadata,
         payload: Bytes,
         sequence_id: u64,
         completion: C,
+        encrypted: bool,
         now: Instant,
     ) {
-        // Room for the chunk fields added to the metadata.
+        // Room for the chunk fields added to the metadata (and the IV and tag).
         let overhead = prost::Message::encoded_len(&metadata)
             + 64
-            + self.producer_name.as_ref().map_or(0, |n| n.len());
+            + self.producer_name.as_ref().map_or(0, |n| n.len())
+            + self.encryption_tag_len(encrypted);
         let chunk_size = self.chunk_limit().saturating_sub(overhead).max(1);
         let count = payload.len().div_ceil(chunk_size).max(1);
         let uuid = format!(
@@ -821,6 +915,17 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             md.chunk_id = Some(i as i32);
             md.num_chunks_from_msg = Some(count as i32);
             md.total_chunk_msg_size = Some(payload.len() as i32);
+            let part = match self.seal(&mut md, part) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Chunks already queued stay (the consumer drops an incomplete message);
+                    // the message fails.
+                    if let Some(c) = completion.take() {
+                        c.complete(Err(e));
+                    }
+                    return;
+                }
+            };
             let mut command = commands::send(self.producer_id, sequence_id, None);
             if let Some(send) = command.send.as_mut() {
                 send.is_chunk = Some(true);

@@ -731,6 +731,8 @@ fn config(
         chunking: false,
         chunk_max_size: None,
         schema: None,
+        #[cfg(feature = "encryption")]
+        encryption: None,
     }
 }
 
