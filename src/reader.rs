@@ -25,6 +25,9 @@ pub struct ReaderBuilder {
     schema: Option<crate::schema::SchemaInfo>,
     read_compacted: bool,
     discovery_period: Option<Duration>,
+    crypto_failure_action: crate::consumer::ConsumerCryptoFailureAction,
+    #[cfg(feature = "encryption")]
+    crypto_key_reader: Option<std::sync::Arc<dyn crate::crypto::CryptoKeyReader>>,
 }
 
 impl ReaderBuilder {
@@ -39,6 +42,9 @@ impl ReaderBuilder {
             schema: None,
             read_compacted: false,
             discovery_period: None,
+            crypto_failure_action: Default::default(),
+            #[cfg(feature = "encryption")]
+            crypto_key_reader: None,
         }
     }
 
@@ -92,6 +98,27 @@ impl ReaderBuilder {
         self
     }
 
+    /// Where the private keys of encrypted messages come from (see
+    /// [`ConsumerBuilder::crypto_key_reader`]).
+    #[cfg(feature = "encryption")]
+    pub fn crypto_key_reader(
+        mut self,
+        reader: impl crate::crypto::CryptoKeyReader + 'static,
+    ) -> Self {
+        self.crypto_key_reader = Some(std::sync::Arc::new(reader));
+        self
+    }
+
+    /// What to do with encrypted messages the reader cannot decrypt (see
+    /// [`ConsumerBuilder::crypto_failure_action`]; default Fail).
+    pub fn crypto_failure_action(
+        mut self,
+        action: crate::consumer::ConsumerCryptoFailureAction,
+    ) -> Self {
+        self.crypto_failure_action = action;
+        self
+    }
+
     /// Creates the reader.
     pub async fn create(self) -> Result<Reader> {
         let name = self
@@ -102,6 +129,7 @@ impl ReaderBuilder {
             .subscription_type(SubscriptionType::Exclusive)
             .receiver_queue_size(self.receiver_queue_size)
             .read_compacted(self.read_compacted)
+            .crypto_failure_action(self.crypto_failure_action)
             .reader_start(StartPosition {
                 id: self.start,
                 inclusive: self.inclusive,
@@ -111,6 +139,10 @@ impl ReaderBuilder {
         }
         if let Some(schema) = self.schema {
             builder = builder.schema_info(schema);
+        }
+        #[cfg(feature = "encryption")]
+        if let Some(reader) = self.crypto_key_reader {
+            builder = builder.crypto_key_reader_arc(reader);
         }
         let mut consumer = builder.subscribe().await?;
         if self.start == MessageId::LATEST && self.inclusive {

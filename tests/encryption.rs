@@ -308,3 +308,35 @@ async fn unreadable_encryption_keys_fail_the_producer_unless_told_to_send_unencr
     let m = next(&mut c).await.expect("not encrypted");
     assert_eq!(m.payload_str(), Some("in the clear"));
 }
+
+#[tokio::test]
+async fn a_reader_with_the_private_key_reads_encrypted_messages() {
+    let client = client();
+    let topic = support::unique_topic("e2e-reader");
+    let p = client
+        .producer(&topic)
+        .encryption_key("rsa-a")
+        .crypto_key_reader(DefaultCryptoKeyReader::new().default_public_key(key("rsa-a.pub.pem")))
+        .create()
+        .await
+        .expect("producer");
+    for i in 0..3 {
+        p.send(format!("r{i}")).await.expect("send");
+    }
+    let mut reader = client
+        .reader(&topic)
+        .start_message_id(pulsar_wire::MessageId::EARLIEST)
+        .crypto_key_reader(
+            DefaultCryptoKeyReader::new().default_private_key(key("rsa-a.pkcs8.pem")),
+        )
+        .create()
+        .await
+        .expect("reader");
+    for i in 0..3 {
+        let m = tokio::time::timeout(Duration::from_secs(20), reader.next())
+            .await
+            .expect("in time")
+            .expect("decrypted");
+        assert_eq!(m.payload_str(), Some(format!("r{i}").as_str()));
+    }
+}

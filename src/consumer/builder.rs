@@ -195,11 +195,17 @@ impl ConsumerBuilder {
     /// its key names, then its payload. Messages that still cannot be decrypted go the way of
     /// the [`crypto_failure_action`](Self::crypto_failure_action).
     #[cfg(feature = "encryption")]
-    pub fn crypto_key_reader(
+    pub fn crypto_key_reader(self, reader: impl crate::crypto::CryptoKeyReader + 'static) -> Self {
+        self.crypto_key_reader_arc(Arc::new(reader))
+    }
+
+    /// [`crypto_key_reader`](Self::crypto_key_reader) with a shared reader.
+    #[cfg(feature = "encryption")]
+    pub(crate) fn crypto_key_reader_arc(
         mut self,
-        reader: impl crate::crypto::CryptoKeyReader + 'static,
+        reader: Arc<dyn crate::crypto::CryptoKeyReader>,
     ) -> Self {
-        self.config.crypto_key_reader = Some(Arc::new(reader));
+        self.config.crypto_key_reader = Some(reader);
         self
     }
 
