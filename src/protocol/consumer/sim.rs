@@ -910,12 +910,13 @@ fn an_encrypted_message_is_neither_delivered_nor_acknowledged_by_default() {
         })] => assert_eq!(id.entry_id, 7),
         other => panic!("expected one encryption error, got {other:?}"),
     }
-    assert!(Error::Encrypted {
+    let text = Error::Encrypted {
         topic: "t".into(),
-        id: MessageId::new(1, 7)
+        id: MessageId::new(1, 7),
+        reason: "no private key".into(),
     }
-    .to_string()
-    .contains("encrypted"));
+    .to_string();
+    assert!(text.contains("encrypted") && text.contains("no private key"), "{text}");
 }
 
 #[test]
