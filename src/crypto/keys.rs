@@ -2,23 +2,61 @@
 //! RSA public keys as SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`, what `openssl rsa -pubout`
 //! writes and the C++ client reads) or PKCS#1 (`BEGIN RSA PUBLIC KEY`); RSA private keys as
 //! PKCS#1 (`BEGIN RSA PRIVATE KEY`, what the Java client reads) or PKCS#8 (`BEGIN PRIVATE
-//! KEY`). The data key is encrypted with RSA-OAEP, SHA-1 and MGF1-SHA-1, as the Java
-//! (`RSA/NONE/OAEPWithSHA1AndMGF1Padding`) and C++ (`RSA_PKCS1_OAEP_PADDING`) clients do.
+//! KEY`); EC keys on P-256, P-384 and P-521 (named curves) as SubjectPublicKeyInfo, SEC1
+//! (`BEGIN EC PRIVATE KEY`, with or without a `BEGIN EC PARAMETERS` block before it) or PKCS#8.
+//! The data key is encrypted with RSA-OAEP, SHA-1 and MGF1-SHA-1, as the Java
+//! (`RSA/NONE/OAEPWithSHA1AndMGF1Padding`) and C++ (`RSA_PKCS1_OAEP_PADDING`) clients do, or
+//! for an EC key with the Java client's ECIES (see `ecies`).
 
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 
+use super::ecies::{EcPrivate, EcPublic};
+
 /// A public key that can encrypt a data key.
 #[derive(Debug, Clone)]
 pub(crate) enum PublicKey {
     Rsa(RsaPublicKey),
+    Ec(EcPublic),
 }
 
 /// A private key that can decrypt a data key.
 #[derive(Debug, Clone)]
 pub(crate) enum PrivateKey {
     Rsa(Box<RsaPrivateKey>),
+    Ec(EcPrivate),
+}
+
+const EC_CURVES: &str = "EC keys must be on a named curve: P-256 (prime256v1), P-384 \
+                         (secp384r1) or P-521 (secp521r1), not explicit parameters (openssl \
+                         ecparam -param_enc named_curve)";
+
+/// An EC public key of SubjectPublicKeyInfo PEM, on the first supported curve it fits.
+fn ec_public(block: &str) -> Option<EcPublic> {
+    p256::PublicKey::from_public_key_pem(block)
+        .map(EcPublic::P256)
+        .or_else(|_| p384::PublicKey::from_public_key_pem(block).map(EcPublic::P384))
+        .or_else(|_| p521::PublicKey::from_public_key_pem(block).map(EcPublic::P521))
+        .ok()
+}
+
+/// An EC private key of PKCS#8 PEM, on the first supported curve it fits.
+fn ec_pkcs8(block: &str) -> Option<EcPrivate> {
+    p256::SecretKey::from_pkcs8_pem(block)
+        .map(EcPrivate::P256)
+        .or_else(|_| p384::SecretKey::from_pkcs8_pem(block).map(EcPrivate::P384))
+        .or_else(|_| p521::SecretKey::from_pkcs8_pem(block).map(EcPrivate::P521))
+        .ok()
+}
+
+/// An EC private key of SEC1 PEM, on the first supported curve it fits.
+fn ec_sec1(block: &str) -> Option<EcPrivate> {
+    p256::SecretKey::from_sec1_pem(block)
+        .map(EcPrivate::P256)
+        .or_else(|_| p384::SecretKey::from_sec1_pem(block).map(EcPrivate::P384))
+        .or_else(|_| p521::SecretKey::from_sec1_pem(block).map(EcPrivate::P521))
+        .ok()
 }
 
 /// The label of the first PEM block, if the text has one.
@@ -48,14 +86,15 @@ impl PublicKey {
     pub(crate) fn from_pem(pem: &[u8]) -> Result<Self, String> {
         let text = utf8(pem)?;
         if let Some(block) = pem_block(text, "PUBLIC KEY") {
-            return RsaPublicKey::from_public_key_pem(block)
-                .map(PublicKey::Rsa)
-                .map_err(|e| {
-                    format!(
-                        "not an RSA public key (SubjectPublicKeyInfo): {e}; EC keys are not \
-                         supported"
-                    )
-                });
+            if let Ok(key) = RsaPublicKey::from_public_key_pem(block) {
+                return Ok(PublicKey::Rsa(key));
+            }
+            return ec_public(block).map(PublicKey::Ec).ok_or_else(|| {
+                format!(
+                    "a SubjectPublicKeyInfo that is neither RSA nor EC on a supported curve \
+                     ({EC_CURVES})"
+                )
+            });
         }
         if let Some(block) = pem_block(text, "RSA PUBLIC KEY") {
             return RsaPublicKey::from_pkcs1_pem(block)
@@ -67,8 +106,8 @@ impl PublicKey {
                 format!("a private key ({label}) was given where the public key is needed")
             }
             Some(label) => format!(
-                "a PEM {label} is not a public key: give BEGIN PUBLIC KEY (openssl rsa -pubout) \
-                 or BEGIN RSA PUBLIC KEY"
+                "a PEM {label} is not a public key: give BEGIN PUBLIC KEY (openssl rsa -pubout, \
+                 openssl ec -pubout) or BEGIN RSA PUBLIC KEY"
             ),
             None => "no PEM block: give BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY".to_owned(),
         })
@@ -84,6 +123,9 @@ impl PublicKey {
                     data_key,
                 )
                 .map_err(|e| format!("RSA-OAEP encryption of the data key failed: {e}")),
+            PublicKey::Ec(key) => key
+                .encrypt(data_key)
+                .map_err(|e| format!("ECIES encryption of the data key failed: {e}")),
         }
     }
 }
@@ -97,12 +139,21 @@ impl PrivateKey {
                 .map(|k| PrivateKey::Rsa(Box::new(k)))
                 .map_err(|e| format!("not a PKCS#1 RSA private key: {e}"));
         }
+        if let Some(block) = pem_block(text, "EC PRIVATE KEY") {
+            return ec_sec1(block).map(PrivateKey::Ec).ok_or_else(|| {
+                format!("an EC private key (SEC1) the client cannot read ({EC_CURVES})")
+            });
+        }
         if let Some(block) = pem_block(text, "PRIVATE KEY") {
-            return RsaPrivateKey::from_pkcs8_pem(block)
-                .map(|k| PrivateKey::Rsa(Box::new(k)))
-                .map_err(|e| {
-                    format!("not an RSA private key (PKCS#8): {e}; EC keys are not supported")
-                });
+            if let Ok(key) = RsaPrivateKey::from_pkcs8_pem(block) {
+                return Ok(PrivateKey::Rsa(Box::new(key)));
+            }
+            return ec_pkcs8(block).map(PrivateKey::Ec).ok_or_else(|| {
+                format!(
+                    "a PKCS#8 private key that is neither RSA nor EC on a supported curve \
+                     ({EC_CURVES})"
+                )
+            });
         }
         Err(match pem_label(text) {
             Some("ENCRYPTED PRIVATE KEY") => {
@@ -114,10 +165,12 @@ impl PrivateKey {
                 format!("a public key ({label}) was given where the private key is needed")
             }
             Some(label) => format!(
-                "a PEM {label} is not a private key: give BEGIN RSA PRIVATE KEY or BEGIN \
-                 PRIVATE KEY"
+                "a PEM {label} is not a private key: give BEGIN RSA PRIVATE KEY, BEGIN EC \
+                 PRIVATE KEY or BEGIN PRIVATE KEY"
             ),
-            None => "no PEM block: give BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY".to_owned(),
+            None => "no PEM block: give BEGIN RSA PRIVATE KEY, BEGIN EC PRIVATE KEY or BEGIN \
+                     PRIVATE KEY"
+                .to_owned(),
         })
     }
 
@@ -132,6 +185,7 @@ impl PrivateKey {
                             .to_owned()
                     })
             }
+            PrivateKey::Ec(key) => key.decrypt(encrypted),
         }
     }
 }

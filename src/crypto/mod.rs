@@ -18,6 +18,7 @@
 //! Keys come from a [`CryptoKeyReader`], asked by name (with the metadata the producer's reader
 //! attached, for the consumer's); [`DefaultCryptoKeyReader`] reads PEM files or inline PEM.
 
+pub(crate) mod ecies;
 pub(crate) mod keys;
 
 use std::collections::{BTreeMap, HashMap};
@@ -663,6 +664,12 @@ mod tests {
     const B_PUB: &str = include_str!("../../tests/data/crypto/rsa-b.pub.pem");
     const B_PKCS1: &str = include_str!("../../tests/data/crypto/rsa-b.pkcs1.pem");
     const EC_PUB: &str = include_str!("../../tests/data/crypto/ec-a.pub.pem");
+    const EC_SEC1: &str = include_str!("../../tests/data/crypto/ec-a.sec1.pem");
+    const EC_PKCS8: &str = include_str!("../../tests/data/crypto/ec-a.pkcs8.pem");
+    const P521_PUB: &str = include_str!("../../tests/data/crypto/ec-p521.pub.pem");
+    const P521_SEC1: &str = include_str!("../../tests/data/crypto/ec-p521.sec1.pem");
+    const EXPLICIT_PUB: &str = include_str!("../../tests/data/crypto/ec-explicit.pub.pem");
+    const EXPLICIT_SEC1: &str = include_str!("../../tests/data/crypto/ec-explicit.sec1.pem");
 
     fn encryptor(reader: DefaultCryptoKeyReader, names: &[&str], now: Instant) -> MessageEncryptor {
         MessageEncryptor::new(
@@ -715,6 +722,44 @@ mod tests {
                 assert_eq!(&plain[..], b"secret payload");
             }
         }
+    }
+
+    #[test]
+    fn ec_keys_on_named_curves_encrypt_and_decrypt_data_keys() {
+        let now = Instant::now();
+        for (public, privates) in [
+            (EC_PUB, vec![EC_SEC1, EC_PKCS8]),
+            (P521_PUB, vec![P521_SEC1]),
+        ] {
+            let mut enc = encryptor(
+                DefaultCryptoKeyReader::new().default_public_key(public),
+                &["ec"],
+                now,
+            );
+            let (md, sealed) = seal(&mut enc, b"over ECIES", now);
+            for private in privates {
+                let mut dec = MessageDecryptor::new(Arc::new(
+                    DefaultCryptoKeyReader::new().default_private_key(private),
+                ));
+                assert_eq!(&dec.decrypt(&md, &sealed, now).unwrap()[..], b"over ECIES");
+            }
+            // An RSA key cannot open an EC-encrypted data key: an error, not a panic.
+            let mut rsa = MessageDecryptor::new(Arc::new(
+                DefaultCryptoKeyReader::new().default_private_key(A_PKCS1),
+            ));
+            assert!(rsa.decrypt(&md, &sealed, now).is_err());
+        }
+        let mut explicit = MessageDecryptor::new(Arc::new(
+            DefaultCryptoKeyReader::new().default_private_key(EXPLICIT_SEC1),
+        ));
+        let mut enc = encryptor(
+            DefaultCryptoKeyReader::new().default_public_key(EC_PUB),
+            &["ec"],
+            now,
+        );
+        let (md, sealed) = seal(&mut enc, b"x", now);
+        let e = explicit.decrypt(&md, &sealed, now).unwrap_err();
+        assert!(e.to_string().contains("named curve"), "{e}");
     }
 
     #[test]
@@ -858,8 +903,8 @@ mod tests {
         };
         let e = make(DefaultCryptoKeyReader::new().default_public_key(A_PKCS1));
         assert!(e.to_string().contains("private key"), "{e}");
-        let e = make(DefaultCryptoKeyReader::new().default_public_key(EC_PUB));
-        assert!(e.to_string().contains("EC"), "{e}");
+        let e = make(DefaultCryptoKeyReader::new().default_public_key(EXPLICIT_PUB));
+        assert!(e.to_string().contains("named curve"), "{e}");
         let e = make(DefaultCryptoKeyReader::new().default_public_key("/no/such/file.pem"));
         assert!(matches!(e, CryptoError::KeyUnavailable { .. }), "{e}");
         assert!(e.to_string().contains("/no/such/file.pem"), "{e}");

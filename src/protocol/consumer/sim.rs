@@ -916,7 +916,10 @@ fn an_encrypted_message_is_neither_delivered_nor_acknowledged_by_default() {
         reason: "no private key".into(),
     }
     .to_string();
-    assert!(text.contains("encrypted") && text.contains("no private key"), "{text}");
+    assert!(
+        text.contains("encrypted") && text.contains("no private key"),
+        "{text}"
+    );
 }
 
 #[test]
