@@ -174,6 +174,20 @@ mod tests {
     }
 
     #[test]
+    fn decrypts_what_the_java_client_encrypted_for_an_explicit_parameters_key() {
+        let key = super::super::keys::PrivateKey::from_pem(include_bytes!(
+            "../../tests/data/crypto/ec-explicit.sec1.pem"
+        ))
+        .unwrap();
+        let data = hex(include_str!(
+            "../../tests/data/crypto/ec-explicit.java-ecies.hex"
+        ));
+        assert_eq!(data.len(), 133 + 32 + 20, "P-521: V || C || T");
+        let expected: Vec<u8> = (0u8..32).collect();
+        assert_eq!(key.decrypt(&data).unwrap(), expected);
+    }
+
+    #[test]
     fn what_it_encrypts_it_decrypts() {
         let public = EcPublic::P256(p256::PublicKey::from_public_key_pem(EC_PUB).unwrap());
         let message = [7u8; 32];

@@ -28,9 +28,142 @@ pub(crate) enum PrivateKey {
     Ec(EcPrivate),
 }
 
-const EC_CURVES: &str = "EC keys must be on a named curve: P-256 (prime256v1), P-384 \
-                         (secp384r1) or P-521 (secp521r1), not explicit parameters (openssl \
-                         ecparam -param_enc named_curve)";
+const EC_CURVES: &str = "EC keys must be on P-256 (prime256v1), P-384 (secp384r1) or P-521 \
+                         (secp521r1), by name or by explicit parameters";
+
+/// The body of a PEM block, base64-decoded.
+fn pem_der(block: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let body: String = block
+        .lines()
+        .filter(|l| !l.starts_with("-----") && !l.contains(':'))
+        .map(str::trim)
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// A minimal DER reader: one tag-length-value at a time, for the few structures of explicit
+/// EC parameters the RustCrypto parsers do not take. It never panics on bad input.
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    /// The next element's tag and contents.
+    fn next(&mut self) -> Option<(u8, &'a [u8])> {
+        let (&tag, rest) = self.0.split_first()?;
+        let (&first, mut rest) = rest.split_first()?;
+        let len = if first < 0x80 {
+            first as usize
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            rest = &rest[n..];
+            len
+        };
+        if rest.len() < len {
+            return None;
+        }
+        let (value, after) = rest.split_at(len);
+        self.0 = after;
+        Some((tag, value))
+    }
+
+    /// The next element, which must have this tag.
+    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
+        match self.next()? {
+            (t, value) if t == tag => Some(value),
+            _ => None,
+        }
+    }
+}
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
+const BIT_STRING: u8 = 0x03;
+const OID: u8 = 0x06;
+
+/// The base point of explicit EC parameters (`SpecifiedECDomain`): its uncompressed encoding.
+fn explicit_base(domain: &[u8]) -> Option<&[u8]> {
+    let mut d = Der(domain);
+    d.expect(INTEGER)?; // version
+    d.expect(SEQUENCE)?; // fieldID
+    d.expect(SEQUENCE)?; // curve: a, b, seed
+    d.expect(OCTET_STRING) // base
+}
+
+/// Which supported curve has this base point.
+fn curve_of(base: &[u8]) -> Option<&'static str> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    if base
+        == p256::AffinePoint::GENERATOR
+            .to_encoded_point(false)
+            .as_bytes()
+    {
+        Some("P-256")
+    } else if base
+        == p384::AffinePoint::GENERATOR
+            .to_encoded_point(false)
+            .as_bytes()
+    {
+        Some("P-384")
+    } else if base
+        == p521::AffinePoint::GENERATOR
+            .to_encoded_point(false)
+            .as_bytes()
+    {
+        Some("P-521")
+    } else {
+        None
+    }
+}
+
+/// An EC public key with explicit parameters (SubjectPublicKeyInfo), on a supported curve.
+fn explicit_ec_public(block: &str) -> Option<EcPublic> {
+    let der = pem_der(block)?;
+    let mut top = Der(&der);
+    let mut spki = Der(top.expect(SEQUENCE)?);
+    let mut alg = Der(spki.expect(SEQUENCE)?);
+    alg.expect(OID)?;
+    let base = explicit_base(alg.expect(SEQUENCE)?)?;
+    let point = spki.expect(BIT_STRING)?.strip_prefix(&[0])?;
+    match curve_of(base)? {
+        "P-256" => p256::PublicKey::from_sec1_bytes(point)
+            .ok()
+            .map(EcPublic::P256),
+        "P-384" => p384::PublicKey::from_sec1_bytes(point)
+            .ok()
+            .map(EcPublic::P384),
+        _ => p521::PublicKey::from_sec1_bytes(point)
+            .ok()
+            .map(EcPublic::P521),
+    }
+}
+
+/// An EC private key with explicit parameters (SEC1), on a supported curve.
+fn explicit_ec_private(block: &str) -> Option<EcPrivate> {
+    let der = pem_der(block)?;
+    let mut top = Der(&der);
+    let mut key = Der(top.expect(SEQUENCE)?);
+    key.expect(INTEGER)?; // version 1
+    let secret = key.expect(OCTET_STRING)?;
+    let base = explicit_base(Der(key.expect(0xa0)?).expect(SEQUENCE)?)?;
+    match curve_of(base)? {
+        "P-256" => p256::SecretKey::from_slice(secret)
+            .ok()
+            .map(EcPrivate::P256),
+        "P-384" => p384::SecretKey::from_slice(secret)
+            .ok()
+            .map(EcPrivate::P384),
+        _ => p521::SecretKey::from_slice(secret)
+            .ok()
+            .map(EcPrivate::P521),
+    }
+}
 
 /// An EC public key of SubjectPublicKeyInfo PEM, on the first supported curve it fits.
 fn ec_public(block: &str) -> Option<EcPublic> {
@@ -39,6 +172,7 @@ fn ec_public(block: &str) -> Option<EcPublic> {
         .or_else(|_| p384::PublicKey::from_public_key_pem(block).map(EcPublic::P384))
         .or_else(|_| p521::PublicKey::from_public_key_pem(block).map(EcPublic::P521))
         .ok()
+        .or_else(|| explicit_ec_public(block))
 }
 
 /// An EC private key of PKCS#8 PEM, on the first supported curve it fits.
@@ -57,6 +191,7 @@ fn ec_sec1(block: &str) -> Option<EcPrivate> {
         .or_else(|_| p384::SecretKey::from_sec1_pem(block).map(EcPrivate::P384))
         .or_else(|_| p521::SecretKey::from_sec1_pem(block).map(EcPrivate::P521))
         .ok()
+        .or_else(|| explicit_ec_private(block))
 }
 
 /// The label of the first PEM block, if the text has one.
