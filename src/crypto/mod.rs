@@ -948,3 +948,180 @@ mod tests {
         assert_eq!(dec.cached(), 1, "keys unused for the TTL go");
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    //! Bounded, deterministic fuzzing of what comes from the network or a user here: the key
+    //! parsers (mutated PEM, explicit EC parameters included) and the decryptor (arbitrary
+    //! encryption keys, IVs and payloads). Nothing may panic.
+    use super::keys::{PrivateKey, PublicKey};
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+        let mut out = input.to_vec();
+        for _ in 0..1 + rng.below(8) {
+            match rng.below(4) {
+                0 if !out.is_empty() => {
+                    let i = rng.below(out.len());
+                    out[i] = rng.next() as u8;
+                }
+                1 if !out.is_empty() => {
+                    let i = rng.below(out.len());
+                    out.truncate(i);
+                }
+                2 => {
+                    let i = rng.below(out.len() + 1);
+                    out.insert(i, rng.next() as u8);
+                }
+                _ if !out.is_empty() => {
+                    let i = rng.below(out.len());
+                    out.remove(i);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// A PEM block around `der`, base64 and all, for mutations below the text layer.
+    fn pem(label: &str, der: &[u8]) -> Vec<u8> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n").into_bytes()
+    }
+
+    fn der_of(pem_text: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let body: String = pem_text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    }
+
+    #[test]
+    fn key_parsers_never_panic() {
+        let keys: [(&str, &str); 6] = [
+            (
+                "PUBLIC KEY",
+                include_str!("../../tests/data/crypto/rsa-a.pub.pem"),
+            ),
+            (
+                "RSA PRIVATE KEY",
+                include_str!("../../tests/data/crypto/rsa-a.pkcs1.pem"),
+            ),
+            (
+                "PRIVATE KEY",
+                include_str!("../../tests/data/crypto/ec-a.pkcs8.pem"),
+            ),
+            (
+                "PUBLIC KEY",
+                include_str!("../../tests/data/crypto/ec-explicit.pub.pem"),
+            ),
+            (
+                "EC PRIVATE KEY",
+                include_str!("../../tests/data/crypto/ec-a.sec1.pem"),
+            ),
+            (
+                "PUBLIC KEY",
+                include_str!("../../tests/data/crypto/ec-a.pub.pem"),
+            ),
+        ];
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for (label, text) in keys {
+            let der = der_of(
+                &text
+                    .lines()
+                    .skip_while(|l| !l.starts_with(&format!("-----BEGIN {label}")))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            for _ in 0..300 {
+                let text_mutant = mutate(&mut rng, text.as_bytes());
+                let _ = PublicKey::from_pem(&text_mutant);
+                let _ = PrivateKey::from_pem(&text_mutant);
+                let der_mutant = pem(label, &mutate(&mut rng, &der));
+                let _ = PublicKey::from_pem(&der_mutant);
+                let _ = PrivateKey::from_pem(&der_mutant);
+            }
+        }
+    }
+
+    #[test]
+    fn the_decryptor_never_panics_on_hostile_metadata_or_payloads() {
+        let now = Instant::now();
+        let mut enc = MessageEncryptor::new(
+            ProducerEncryption {
+                reader: Arc::new(
+                    DefaultCryptoKeyReader::new()
+                        .default_public_key(include_str!("../../tests/data/crypto/ec-a.pub.pem")),
+                ),
+                key_names: vec!["k".into()],
+                failure_action: ProducerCryptoFailureAction::Fail,
+            },
+            now,
+        )
+        .unwrap();
+        let mut md = proto::MessageMetadata::default();
+        enc.prepare(&mut md, now);
+        let sealed = enc.seal(&mut md, b"a payload to mangle").unwrap();
+        let mut dec = MessageDecryptor::new(Arc::new(
+            DefaultCryptoKeyReader::new()
+                .default_private_key(include_str!("../../tests/data/crypto/ec-a.sec1.pem")),
+        ));
+        let mut rng = Rng(0x0bad_cafe_f00d_0002);
+        let mut opened = 0;
+        for _ in 0..500 {
+            let mut m = md.clone();
+            match rng.below(3) {
+                0 => {
+                    m.encryption_keys[0].value =
+                        Bytes::from(mutate(&mut rng, &md.encryption_keys[0].value))
+                }
+                1 => {
+                    m.encryption_param = Some(Bytes::from(mutate(
+                        &mut rng,
+                        md.encryption_param.as_deref().unwrap_or_default(),
+                    )))
+                }
+                _ => {}
+            }
+            let payload = if rng.below(2) == 0 {
+                mutate(&mut rng, &sealed)
+            } else {
+                sealed.to_vec()
+            };
+            // A fresh decryptor sometimes, so that the RSA/ECIES path runs on mangled keys.
+            if rng.below(4) == 0 {
+                dec = MessageDecryptor::new(Arc::new(
+                    DefaultCryptoKeyReader::new()
+                        .default_private_key(include_str!("../../tests/data/crypto/ec-a.sec1.pem")),
+                ));
+            }
+            if let Ok(plain) = dec.decrypt(&m, &payload, now) {
+                assert_eq!(
+                    &plain[..],
+                    b"a payload to mangle",
+                    "only the real payload opens"
+                );
+                opened += 1;
+            }
+        }
+        assert!(opened > 0, "the unmangled cases decrypt");
+    }
+}
