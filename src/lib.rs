@@ -45,6 +45,8 @@ pub use auth::{
     AsyncTokenSupplier, AuthChallenge, AuthError, AuthFuture, Authentication, BasicAuth, TlsAuth,
     TokenAuth, TokenFuture, TokenSupplier,
 };
+#[cfg(feature = "http")]
+pub use auth::{OAuth2ClientCredentials, OAuth2ClientCredentialsBuilder};
 pub use client::{ClientBuilder, ProxyProtocol, PulsarClient};
 pub use consumer::{
     java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,

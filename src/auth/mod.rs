@@ -7,8 +7,10 @@
 //! the handshake awaits them within the connect timeout, and a challenge is answered by the
 //! connection's task without holding up the other traffic of the connection.
 //!
-//! Built in: [`TokenAuth`] (method `token`), [`TlsAuth`] (method `tls`) and [`BasicAuth`]
-//! (method `basic`). Other methods implement [`Authentication`]; its
+//! Built in: [`TokenAuth`] (method `token`), [`TlsAuth`] (method `tls`), [`BasicAuth`]
+//! (method `basic`) and, with the `http` feature (on by default), `OAuth2ClientCredentials`
+//! (method `token`, the token fetched from an OAuth2 token server). Other methods implement
+//! [`Authentication`]; its
 //! [`on_challenge`](Authentication::on_challenge) receives the broker's challenge data for
 //! multi-step methods (SASL-style), and by default answers with fresh credentials.
 
@@ -19,6 +21,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+#[cfg(feature = "http")]
+mod oauth2;
+#[cfg(feature = "http")]
+pub use oauth2::{OAuth2ClientCredentials, OAuth2ClientCredentialsBuilder};
 
 /// Why credentials could not be produced. The message says what to check (a file, a variable,
 /// a supplier's own error); it never contains the credentials themselves.
