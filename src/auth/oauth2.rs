@@ -459,9 +459,9 @@ fn token_refused(
         format!(": {text}")
     };
     AuthError::new(format!(
-        "OAuth2: the token endpoint {url} answered {}{said} to client_id {:?} ({advice})",
-        status_text(status),
-        credentials.client_id
+        "OAuth2: the token endpoint {url} answered client_id {:?} with {}{said} ({advice})",
+        credentials.client_id,
+        status_text(status)
     ))
 }
 
@@ -1310,7 +1310,10 @@ mod tests {
         assert!(e.contains("try again later"), "{e}");
 
         let e = token_refused(url, reqwest::StatusCode::NOT_FOUND, b"", &creds(), "x").to_string();
-        assert!(e.contains("HTTP 404 Not Found to"), "{e}");
+        assert!(
+            e.contains("with HTTP 404 Not Found (check the issuer URL: its discovery"),
+            "{e}"
+        );
         assert!(e.contains("(check the issuer URL"), "{e}");
     }
 

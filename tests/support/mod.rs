@@ -69,6 +69,7 @@
 pub mod apache;
 pub mod cli;
 pub mod java;
+pub mod oauth2;
 pub mod peer;
 pub mod tap;
 

@@ -130,7 +130,9 @@ impl Pki {
         &self.dir
     }
 
-    fn server_config(&self, require_client_cert: bool) -> ServerConfig {
+    /// The rustls server configuration of the server certificate (with `require_client_cert`,
+    /// clients need a certificate signed by the client CA).
+    pub fn server_config(&self, require_client_cert: bool) -> ServerConfig {
         let provider = Arc::new(ring::default_provider());
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(self.server_cert.as_bytes())
