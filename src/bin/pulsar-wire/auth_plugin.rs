@@ -49,16 +49,22 @@ pub enum AuthPlugin {
         password: String,
     },
     /// `AuthenticationOAuth2` (client credentials).
-    OAuth2 {
-        /// The issuer URL (`issuerUrl`).
-        issuer_url: String,
-        /// The credentials file URL or data (`privateKey`).
-        private_key: String,
-        /// The audience, if given.
-        audience: Option<String>,
-        /// The scope, if given.
-        scope: Option<String>,
-    },
+    OAuth2(OAuth2Params),
+}
+
+/// The parameters of `AuthenticationOAuth2` (`AuthenticationFactoryOAuth2.clientCredentials`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Params {
+    /// The issuer URL (`issuerUrl`).
+    pub issuer_url: String,
+    /// The credentials file URL or data (`privateKey`).
+    pub private_key: String,
+    /// The audience, if given.
+    pub audience: Option<String>,
+    /// The scope, if given.
+    pub scope: Option<String>,
+    /// The CA file of the token server (`trustCertsFilePath`), if given.
+    pub trust_certs_file: Option<PathBuf>,
 }
 
 /// The plugin named `class` (a Java class name, or `token`, `tls`, `basic`, `oauth2`).
@@ -143,14 +149,26 @@ pub fn parse(class: &str, params: Option<&str>) -> CliResult<AuthPlugin> {
         }
         Kind::OAuth2 => {
             let map = params_map("AuthenticationOAuth2", params.unwrap_or(""))?;
+            // As the Java AuthenticationOAuth2.configure: client_credentials is the only type.
+            if let Some(other) = map
+                .get("type")
+                .filter(|t| t.as_str() != "client_credentials")
+            {
+                return Err(CliError(format!(
+                    "--auth-params of AuthenticationOAuth2: type {other:?} is not supported \
+                     (only \"client_credentials\")"
+                )));
+            }
+            let given = |key: &str| map.get(key).filter(|v| !v.trim().is_empty()).cloned();
             match (map.get("issuerUrl"), map.get("privateKey")) {
                 (Some(issuer), Some(key)) if !issuer.is_empty() && !key.is_empty() => {
-                    Ok(AuthPlugin::OAuth2 {
+                    Ok(AuthPlugin::OAuth2(OAuth2Params {
                         issuer_url: issuer.clone(),
                         private_key: key.clone(),
-                        audience: map.get("audience").cloned(),
-                        scope: map.get("scope").cloned(),
-                    })
+                        audience: given("audience"),
+                        scope: given("scope"),
+                        trust_certs_file: given("trustCertsFilePath").map(PathBuf::from),
+                    }))
                 }
                 _ => Err(CliError(
                     "--auth-plugin AuthenticationOAuth2 needs --auth-params \
@@ -352,14 +370,42 @@ mod tests {
                 Some(r#"{"issuerUrl":"https://i","privateKey":"file:///k.json","audience":"a"}"#)
             )
             .map_err(|e| e.0),
-            Ok(AuthPlugin::OAuth2 {
+            Ok(AuthPlugin::OAuth2(OAuth2Params {
                 issuer_url: "https://i".into(),
                 private_key: "file:///k.json".into(),
                 audience: Some("a".into()),
                 scope: None,
-            })
+                trust_certs_file: None,
+            }))
+        );
+        assert_eq!(
+            parse(
+                OAUTH2_PLUGIN,
+                Some(
+                    r#"{"type":"client_credentials","issuerUrl":"https://i","privateKey":"k.json",
+                        "scope":"s","audience":"","trustCertsFilePath":"/ca.pem"}"#
+                )
+            )
+            .map_err(|e| e.0),
+            Ok(AuthPlugin::OAuth2(OAuth2Params {
+                issuer_url: "https://i".into(),
+                private_key: "k.json".into(),
+                audience: None,
+                scope: Some("s".into()),
+                trust_certs_file: Some("/ca.pem".into()),
+            }))
         );
         assert!(parse(OAUTH2_PLUGIN, Some("{}")).is_err());
+        let e = parse(
+            OAUTH2_PLUGIN,
+            Some(r#"{"type":"jwt_bearer","issuerUrl":"https://i","privateKey":"k.json"}"#),
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            e.contains("jwt_bearer") && e.contains("client_credentials"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -111,7 +111,9 @@ pub struct ConnectArgs {
     pub auth_plugin: Option<String>,
 
     /// The plugin's parameters: token:TOKEN, file:///PATH or env:VAR for AuthenticationToken;
-    /// tlsCertFile:CERT,tlsKeyFile:KEY (or JSON) for AuthenticationTls; JSON for the others.
+    /// tlsCertFile:CERT,tlsKeyFile:KEY (or JSON) for AuthenticationTls; JSON for the others
+    /// ({"userId":..,"password":..} for AuthenticationBasic; {"issuerUrl":..,"privateKey":
+    /// "file:///KEY.json","audience":..,"scope":..} for AuthenticationOAuth2).
     #[arg(long, value_name = "STRING")]
     pub auth_params: Option<String>,
 
@@ -141,7 +143,7 @@ impl ConnectArgs {
     pub fn client(&self) -> CliResult<PulsarClient> {
         let mut builder = PulsarClient::builder(self.url.clone())
             .operation_timeout(self.operation_timeout)
-            .connect_timeout(self.operation_timeout.min(MAX_CONNECT_TIMEOUT));
+            .connect_timeout(self.connect_timeout());
         if let Some(token) = &self.token {
             if token.trim().is_empty() {
                 return Err(CliError("--token is empty".into()));
@@ -237,14 +239,53 @@ impl ConnectArgs {
                 AuthPlugin::Basic { user, password } => {
                     builder.authentication(pulsar_wire::BasicAuth::new(user, password))
                 }
-                AuthPlugin::OAuth2 { .. } => return Err(CliError(
-                    "--auth-plugin AuthenticationOAuth2 is not supported by this build yet: use \
-                     a token (e.g. one your OAuth2 server issued, with \
-                     --auth-params token:...) or a TLS client certificate"
-                        .into(),
-                )),
+                AuthPlugin::OAuth2(params) => builder.authentication(self.oauth2(params)?),
             },
         )
+    }
+}
+
+impl ConnectArgs {
+    /// How long a connection's handshake may take.
+    fn connect_timeout(&self) -> Duration {
+        self.operation_timeout.min(MAX_CONNECT_TIMEOUT)
+    }
+
+    /// `AuthenticationOAuth2`: client credentials from the issuer's token server, fetched
+    /// within the handshake's time.
+    #[cfg(feature = "http")]
+    fn oauth2(
+        &self,
+        params: auth_plugin::OAuth2Params,
+    ) -> CliResult<pulsar_wire::OAuth2ClientCredentials> {
+        let fetch_timeout = pulsar_wire::OAuth2ClientCredentials::DEFAULT_FETCH_TIMEOUT
+            .min(self.connect_timeout().mul_f64(0.8))
+            .max(Duration::from_millis(100));
+        let mut builder = pulsar_wire::OAuth2ClientCredentials::builder(params.issuer_url)
+            .credentials_url(params.private_key)
+            .fetch_timeout(fetch_timeout);
+        if let Some(audience) = params.audience {
+            builder = builder.audience(audience);
+        }
+        if let Some(scope) = params.scope {
+            builder = builder.scope(scope);
+        }
+        if let Some(ca) = params.trust_certs_file {
+            readable("the trustCertsFilePath of --auth-params", &ca)?;
+            builder = builder.trust_certs_file(ca);
+        }
+        builder
+            .build()
+            .map_err(|e| CliError(format!("--auth-params of AuthenticationOAuth2: {e}")))
+    }
+
+    #[cfg(not(feature = "http"))]
+    fn oauth2(&self, _params: auth_plugin::OAuth2Params) -> CliResult<pulsar_wire::TokenAuth> {
+        Err(CliError(
+            "--auth-plugin AuthenticationOAuth2 needs the http feature, which this build \
+             leaves out: build with --features cli,http"
+                .into(),
+        ))
     }
 }
 
