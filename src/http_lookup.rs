@@ -15,6 +15,7 @@
 //!
 //! Connection failures and 5xx answers are retried on the next host of the service URL, with
 //! backoff, until the lookup timeout; a failed host is quarantined as for the binary protocol.
+//! Credentials that cannot be produced fail at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -216,7 +217,10 @@ impl HttpLookup {
             // A host that answers is up, whatever it answered.
             let host_down = matches!(failure, Error::Connection(ConnectionError::Http(_)));
             self.mark(index, !host_down);
-            if !failure.is_retriable() {
+            // Credentials that cannot be produced (a token server refusing the client secret,
+            // an unreadable key file) fail the lookup at once, as on the binary protocol.
+            let credentials = matches!(failure, Error::Connection(ConnectionError::Credentials(_)));
+            if credentials || !failure.is_retriable() {
                 return Err(failure);
             }
             let delay = backoff.next_delay_random();

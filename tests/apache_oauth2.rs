@@ -3,8 +3,9 @@
 //! accepts them. Tokens from it produce and consume; a wrong client secret, an unreachable
 //! token server, a token server answering 500 and a bad key file each end in one typed error
 //! (`ConnectionError::Credentials`) naming the cause, after one attempt; a token living a few
-//! seconds is replaced through the broker's AUTH_CHALLENGE on the same connection; the
-//! command line's `AuthenticationOAuth2` and `AuthenticationFactoryOAuth2` plugins.
+//! seconds is replaced through the broker's AUTH_CHALLENGE on the same connection; an
+//! `http://` service URL's REST lookup carries the same token; the command line's
+//! `AuthenticationOAuth2` and `AuthenticationFactoryOAuth2` plugins.
 //!
 //! One standalone for the whole binary, started by `scripts/apache-pulsar.sh start --auth token
 //! --config authenticationRefreshCheckSeconds=1` (run `scripts/apache-pulsar.sh install` once):
@@ -209,6 +210,70 @@ async fn a_bad_credentials_file_is_one_credentials_error_naming_it() {
         server.discovery_requests() + server.token_requests(),
         0,
         "nothing was asked of the token server"
+    );
+}
+
+/// An `http://` service URL: the REST lookup sends the OAuth2 token as `Authorization:
+/// Bearer`, the binary protocol the same cached token; a wrong secret is the same one
+/// credentials error there too.
+#[tokio::test]
+async fn an_http_service_url_looks_up_with_the_same_oauth2_token() {
+    let b = broker();
+    let server = TokenServer::for_broker(b, "admin", HOUR);
+    let auth = OAuth2ClientCredentials::builder(server.issuer_url())
+        .client_credentials(support::oauth2::CLIENT_ID, server.client_secret())
+        .build()
+        .expect("oauth2");
+    let client = PulsarClient::builder(b.env("PULSAR_HTTP_URL"))
+        .authentication(auth)
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let topic = support::unique_topic("oauth2-http");
+    let producer = client
+        .producer(&topic)
+        .create()
+        .await
+        .expect("producer through the REST lookup");
+    producer.send("over http lookup").await.expect("send");
+    let mut consumer = client
+        .consumer(&topic)
+        .subscription("s")
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()
+        .await
+        .expect("subscribe through the REST lookup");
+    let msg = consumer
+        .receive_timeout(Duration::from_secs(30))
+        .await
+        .expect("receive")
+        .expect("the message within 30 s");
+    assert_eq!(msg.payload_str(), Some("over http lookup"));
+    assert_eq!(server.tokens_issued(), 1, "one token for REST and binary");
+    client.close().await.expect("close");
+
+    let wrong = OAuth2ClientCredentials::builder(server.issuer_url())
+        .client_credentials(support::oauth2::CLIENT_ID, "not-the-secret-42")
+        .build()
+        .expect("oauth2");
+    let client = PulsarClient::builder(b.env("PULSAR_HTTP_URL"))
+        .authentication(wrong)
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let requests_before = server.token_requests();
+    let err = client
+        .producer(support::unique_topic("oauth2-http-refused"))
+        .create()
+        .await
+        .expect_err("a wrong secret");
+    let message = credentials_error(&err);
+    assert!(message.contains("HTTP 401 Unauthorized"), "{message}");
+    assert!(!format!("{err:?}").contains("not-the-secret-42"), "{err:?}");
+    assert_eq!(
+        server.token_requests(),
+        requests_before + 1,
+        "asked once, not retried"
     );
 }
 
