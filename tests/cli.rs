@@ -1281,10 +1281,21 @@ fn bad_tls_and_auth_flags_fail_with_one_error_line_that_says_what_to_fix() {
                 "--auth-plugin",
                 "org.apache.pulsar.client.impl.auth.oauth2.AuthenticationFactoryOAuth2",
                 "--auth-params",
-                "{\"issuerUrl\":\"https://issuer\",\"privateKey\":\"file:///k.json\"}",
+                "{\"type\":\"jwt_bearer\",\"issuerUrl\":\"https://issuer\",\
+                 \"privateKey\":\"file:///k.json\"}",
             ],
             ssl,
-            &["AuthenticationOAuth2 is not supported by this build yet"],
+            &["type \"jwt_bearer\" is not supported", "client_credentials"],
+        ),
+        (
+            &[
+                "--auth-plugin",
+                "org.apache.pulsar.client.impl.auth.oauth2.AuthenticationOAuth2",
+                "--auth-params",
+                "{\"issuerUrl\":\"https://issuer\",\"privateKey\":\"data:text/plain,x\"}",
+            ],
+            ssl,
+            &["AuthenticationOAuth2", "not application/json"],
         ),
         (
             &["--listener-name", " "],
