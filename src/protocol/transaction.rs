@@ -119,6 +119,9 @@ pub(crate) struct TxnCore {
     asked: Option<EndAction>,
 }
 
+// With `unstable` the module is public but the core is not: some accessors serve only the
+// tests and the client's other builds.
+#[cfg_attr(feature = "unstable", allow(dead_code))]
 impl TxnCore {
     /// A transaction the coordinator has just opened at `now`, timing out at `deadline`.
     pub fn new(id: TxnId, deadline: Instant) -> Self {
