@@ -682,6 +682,10 @@ write_proxy_conf() {
             echo "brokerWebServiceURLTLS=https://127.0.0.1:$WEB_TLS_PORT"
             echo "brokerClientTrustCertsFilePath=$dir/tls/ca.cert.pem"
             echo "tlsHostnameVerificationEnabled=true"
+            echo "# Zero-copy (splice) proxying checks the client's side for TLS only (DirectProxyHandler"
+            echo "# sets isTlsOutboundChannel from the inbound channel): a plain client of a proxy on TLS"
+            echo "# to the broker would get the broker's raw TLS records. Off, bytes go through Netty."
+            echo "proxyZeroCopyModeEnabled=false"
         fi
         if [[ -n $auth ]]; then
             echo "# The proxy authenticates clients as the broker does and forwards their role to the"
