@@ -103,12 +103,13 @@ keep_alive_interval_secs = 30
 enabled = false
 ";
 
-/// The watchdog: `sh -c WATCHDOG sh DIR MARKER`. Its stdin is a pipe held only by the test
+/// The watchdog: `sh -c WATCHDOG sh DIR MARKER [PROXY_MARKER]`. Its stdin is a pipe held only by the test
 /// process, so `read` sees end of file as soon as the test process is gone. It then kills the
 /// broker named in `DIR/broker.pid` if that pid's command line still contains MARKER
 /// (`pulsar-lite`, or `PulsarStandaloneStarter` for Apache Pulsar), and an
-/// `apache-pulsar.sh start` still running (`DIR/start.pid`), and removes `DIR`. It looks a few
-/// times: a start script killed mid-way may just have forked the JVM.
+/// `apache-pulsar.sh start` still running (`DIR/start.pid`), and the Pulsar proxy named in
+/// `DIR/proxy.pid` if PROXY_MARKER is given and its command line has it, and removes `DIR`. It
+/// looks a few times: a start script killed mid-way may just have forked the JVM.
 pub(crate) const WATCHDOG: &str = r#"
 trap '' INT HUP
 while read -r _; do :; done
@@ -118,21 +119,27 @@ while [ "$round" -lt 5 ]; do
     if [ -n "$spid" ] && grep -aq apache-pulsar.sh "/proc/$spid/cmdline" 2>/dev/null; then
         kill -9 "$spid" 2>/dev/null
     fi
-    pid=$(cat "$1/broker.pid" 2>/dev/null)
-    if [ -n "$pid" ] && ! grep -aq "$2" "/proc/$pid/cmdline" 2>/dev/null; then
-        pid=
-    fi
-    if [ -n "$pid" ]; then
-        kill -9 "$pid" 2>/dev/null
-        i=0
-        # Gone, or a zombie nobody has reaped yet (it holds no files any more).
-        while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
-            state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-            [ "$state" = Z ] && break
-            sleep 0.1; i=$((i + 1))
-        done
-    fi
-    [ -z "$spid" ] && [ -z "$pid" ] && break
+    left=
+    for which in "broker.pid:$2" "proxy.pid:$3"; do
+        marker=${which#*:}
+        [ -n "$marker" ] || continue
+        pid=$(cat "$1/${which%%:*}" 2>/dev/null)
+        if [ -n "$pid" ] && ! grep -aq "$marker" "/proc/$pid/cmdline" 2>/dev/null; then
+            pid=
+        fi
+        if [ -n "$pid" ]; then
+            left=1
+            kill -9 "$pid" 2>/dev/null
+            i=0
+            # Gone, or a zombie nobody has reaped yet (it holds no files any more).
+            while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
+                state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+                [ "$state" = Z ] && break
+                sleep 0.1; i=$((i + 1))
+            done
+        fi
+    done
+    [ -z "$spid" ] && [ -z "$left" ] && break
     round=$((round + 1))
     sleep 0.2
 done
