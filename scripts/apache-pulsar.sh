@@ -7,11 +7,12 @@
 #   scripts/apache-pulsar.sh install
 #       Resolve Apache Pulsar (pulsar-broker, pulsar-client-original) with the
 #       Maven project in tests/apache-pulsar and cache its classpath. A second
-#       install takes seconds. Then resolves the Pulsar proxy (pulsar-proxy, a
-#       classpath of its own) at the broker's version, or, when that version of
-#       it is not served, at the newest other one that resolves (the same 4.0
-#       line first); a proxy that resolves at no version is a warning here and
-#       an error of start --proxy. Then builds the Java client peer of the
+#       install takes seconds. Then resolves the Pulsar proxy (its jar and the
+#       libraries it needs besides Pulsar's modules, which it takes from the
+#       broker's classpath) at the broker's version, or, when that version of
+#       it is not served, at another of the broker's line (major.minor): the
+#       older ones newest first, then the newer ones; a proxy that resolves at
+#       no version is a warning here and an error of start --proxy. Then builds the Java client peer of the
 #       interop tests (scripts/java-peer.sh build). Prints PULSAR_VERSION=,
 #       PULSAR_CLASSPATH_FILE= and, when resolved, PULSAR_PROXY_VERSION= and
 #       PULSAR_PROXY_CLASSPATH_FILE=.
@@ -64,6 +65,8 @@
 # With --auth basic it authenticates users and passwords (AuthenticationProviderBasic)
 # and authorizes: "admin" (PULSAR_BASIC_USER, password PULSAR_BASIC_PASSWORD) is
 # the super user; "nobody" (password nobody-password) has no permission.
+# With --proxy too, the role (user) "proxy" is the proxy's own (a super user
+# and the broker's proxyRoles; its token or password is in DIR/proxy.conf).
 #
 # Environment:
 #   PULSAR_VERSION        resolve only this version (default: newest that works
