@@ -55,6 +55,9 @@ pub struct ApacheOptions {
     /// `PULSAR_PROXY_TLS_URL` with `tls`; it authenticates clients and forwards their role
     /// with `token` or `basic`).
     pub proxy: bool,
+    /// With `proxy`: the [`Broker`]'s [`url`](Broker::url) and [`addr`](Broker::addr) are the
+    /// proxy's (`PULSAR_PROXY_URL`), so that a suite written for any broker runs through it.
+    pub via_proxy: bool,
     /// `--config KEY=VALUE` lines of broker.conf.
     pub config: Vec<String>,
 }
@@ -86,6 +89,14 @@ impl ApacheOptions {
     /// With the Pulsar proxy in front of it.
     pub fn proxy(mut self) -> Self {
         self.proxy = true;
+        self
+    }
+
+    /// With the Pulsar proxy in front of it, and the proxy's URL as the broker's
+    /// ([`Broker::url`]).
+    pub fn via_proxy(mut self) -> Self {
+        self.proxy = true;
+        self.via_proxy = true;
         self
     }
 
@@ -282,7 +293,12 @@ impl Apache {
                 panic!("{message}");
             }
         }
-        let url = apache.env("PULSAR_URL").unwrap_or_default().to_string();
+        let url_name = if apache.options.via_proxy {
+            "PULSAR_PROXY_URL"
+        } else {
+            "PULSAR_URL"
+        };
+        let url = apache.env(url_name).unwrap_or_default().to_string();
         let addr = super::addr_of_url(&url);
         Broker {
             url,
@@ -325,6 +341,9 @@ impl Apache {
             .collect();
         if !env.contains_key("PULSAR_URL") {
             return Err("apache-pulsar.sh start printed no PULSAR_URL".to_string());
+        }
+        if self.options.proxy && !env.contains_key("PULSAR_PROXY_URL") {
+            return Err("apache-pulsar.sh start --proxy printed no PULSAR_PROXY_URL".to_string());
         }
         Ok(env)
     }

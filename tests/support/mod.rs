@@ -5,14 +5,16 @@
 //! Each test says which broker it needs:
 //!
 //! - [`broker()`]: the binary's default broker, shared by its tests: the broker at `PULSAR_URL`
-//!   when set (nothing is started); else Apache Pulsar when `PULSAR_WIRE_BROKER=apache`; else a
-//!   local pulsar-lite (the fast default) started once on a free loopback port with a fresh
-//!   database in a temporary directory;
+//!   when set (nothing is started); else Apache Pulsar when `PULSAR_WIRE_BROKER=apache`, or
+//!   Apache Pulsar behind the Pulsar proxy when `PULSAR_WIRE_BROKER=apache-proxy` (the tests'
+//!   clients get the proxy's URL); else a local pulsar-lite (the fast default) started once on
+//!   a free loopback port with a fresh database in a temporary directory;
 //! - [`apache()`] / [`apache_with`]: Apache Pulsar always (plain, or with token auth, TLS and
 //!   broker.conf keys), for Apache-specific tests;
 //! - [`Broker::start_private`]: a private broker for fault tests that kill -9 and restart it:
 //!   pulsar-lite, or Apache Pulsar with `PULSAR_WIRE_BROKER=apache` (kill is
-//!   `apache-pulsar.sh kill9`, restart is `start` again on the same directory);
+//!   `apache-pulsar.sh kill9`, restart is `start` again on the same directory), or Apache
+//!   Pulsar and its proxy with `PULSAR_WIRE_BROKER=apache-proxy` (kill and restart both);
 //! - [`Broker::start_local`]: pulsar-lite always, for pulsar-lite-specific tests (its config
 //!   file, its log lines).
 //!
@@ -159,6 +161,11 @@ pub enum Selection {
     Lite,
     /// Apache Pulsar started by `scripts/apache-pulsar.sh` (`PULSAR_WIRE_BROKER=apache`).
     Apache,
+    /// The same behind the Pulsar proxy, whose URL the clients get
+    /// (`PULSAR_WIRE_BROKER=apache-proxy`). Suites whose tap rewrites LOOKUP answers
+    /// ([`tap::Tap::start`]) cannot run so: the client would no longer name the broker to the
+    /// proxy.
+    ApacheProxy,
 }
 
 /// The default broker selection of this run (see [`Selection`]).
@@ -172,7 +179,10 @@ pub fn selection() -> Selection {
     {
         "" | "lite" | "pulsar-lite" => Selection::Lite,
         "apache" => Selection::Apache,
-        other => panic!("PULSAR_WIRE_BROKER={other}: use lite (the default) or apache"),
+        "apache-proxy" => Selection::ApacheProxy,
+        other => {
+            panic!("PULSAR_WIRE_BROKER={other}: use lite (the default), apache or apache-proxy")
+        }
     }
 }
 
@@ -183,8 +193,10 @@ pub fn selection() -> Selection {
 /// Tests share it and run in parallel: do not kill or restart it; use
 /// [`Broker::start_private`] for that.
 pub fn broker() -> &'static Broker {
-    if selection() == Selection::Apache {
-        return apache();
+    match selection() {
+        Selection::Apache => return apache(),
+        Selection::ApacheProxy => return apache::shared(&ApacheOptions::plain().via_proxy()),
+        _ => {}
     }
     let shared = SHARED.get_or_init(|| match external_url() {
         Some(url) => Ok(Broker::external(url)),
@@ -307,6 +319,11 @@ impl Broker {
             Selection::Apache => apache::private(
                 ApacheOptions::plain().config("managedLedgerDefaultMarkDeleteRateLimit", "0"),
             ),
+            Selection::ApacheProxy => apache::private(
+                ApacheOptions::plain()
+                    .via_proxy()
+                    .config("managedLedgerDefaultMarkDeleteRateLimit", "0"),
+            ),
             _ => Broker::start_local(),
         }
     }
@@ -322,6 +339,7 @@ impl Broker {
     pub fn partitioned(partitions: u32) -> BrokerRef {
         match selection() {
             Selection::Apache => BrokerRef::Shared(apache()),
+            Selection::ApacheProxy => BrokerRef::Shared(broker()),
             _ => BrokerRef::Owned(Box::new(Broker::start_local_partitioned(partitions))),
         }
     }
