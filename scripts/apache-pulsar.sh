@@ -7,11 +7,17 @@
 #   scripts/apache-pulsar.sh install
 #       Resolve Apache Pulsar (pulsar-broker, pulsar-client-original) with the
 #       Maven project in tests/apache-pulsar and cache its classpath. A second
-#       install takes seconds. Then builds the Java client peer of the interop
-#       tests (scripts/java-peer.sh build). Prints PULSAR_VERSION= and
-#       PULSAR_CLASSPATH_FILE=.
+#       install takes seconds. Then resolves the Pulsar proxy (its jar and the
+#       libraries it needs besides Pulsar's modules, which it takes from the
+#       broker's classpath) at the broker's version, or, when that version of
+#       it is not served, at another of the broker's line (major.minor): the
+#       older ones newest first, then the newer ones; a proxy that resolves at
+#       no version is a warning here and an error of start --proxy. Then builds the Java client peer of the
+#       interop tests (scripts/java-peer.sh build). Prints PULSAR_VERSION=,
+#       PULSAR_CLASSPATH_FILE= and, when resolved, PULSAR_PROXY_VERSION= and
+#       PULSAR_PROXY_CLASSPATH_FILE=.
 #   scripts/apache-pulsar.sh start [--auth token|basic] [--tls] [--transactions]
-#                                  [--config KEY=VALUE]... DIR
+#                                  [--proxy] [--config KEY=VALUE]... DIR
 #       Start a standalone on free 127.0.0.1 ports with its data in DIR, in the
 #       background (DIR/broker.log, DIR/broker.pid). Returns once the admin API
 #       answers and public/default exists (and, with --transactions, the
@@ -22,12 +28,31 @@
 #         PULSAR_BASIC_USER, PULSAR_BASIC_PASSWORD          with --auth basic
 #         PULSAR_TLS_URL, PULSAR_HTTPS_URL, PULSAR_CA,
 #         PULSAR_CLIENT_CERT, PULSAR_CLIENT_KEY             with --tls
+#         PULSAR_PROXY_URL, PULSAR_PROXY_HTTP_URL,
+#         PULSAR_PROXY_VERSION                              with --proxy
+#         PULSAR_PROXY_TLS_URL, PULSAR_PROXY_HTTPS_URL      with --proxy --tls
+#       --proxy also starts the Pulsar proxy (ProxyServiceStarter, its own JVM
+#       with a small heap: DIR/proxy.log, DIR/proxy.pid, DIR/proxy.conf) on
+#       free 127.0.0.1 ports of its own, in front of the standalone: it is
+#       given the broker's URLs (brokerServiceURL, brokerWebServiceURL; no
+#       metadata store) and may proxy to the broker's ports only. With --tls it
+#       also listens with TLS (the test CA, the broker's certificate for
+#       127.0.0.1/localhost) and reaches the broker over TLS (its TLS ports,
+#       verifying it with the test CA). With --auth it authenticates clients
+#       the way the broker does and forwards their role to the broker
+#       (forwardAuthorizationCredentials), itself authenticated as "proxy", a
+#       super user and the broker's proxyRoles. start returns once the proxy
+#       answers a partitioned-metadata request, which it asks of the broker.
 #       --config KEY=VALUE adds a broker.conf key (repeatable; wins over ours);
 #       {BROKER_PORT} and {BROKER_TLS_PORT} in VALUE stand for the ports picked.
 #       Starting a DIR again reuses its ports, keys, certificates and data; with
-#       no options it also reuses the options it was last started with.
+#       no options it also reuses the options it was last started with. Of a DIR
+#       whose broker runs, start starts what is down of the rest (the proxy).
 #   scripts/apache-pulsar.sh stop DIR     SIGTERM, wait (then SIGKILL); ok if not running
-#   scripts/apache-pulsar.sh kill9 DIR    SIGKILL, wait until gone
+#                                         (the proxy first, then the standalone)
+#   scripts/apache-pulsar.sh kill9 [--proxy|--broker] DIR
+#                                         SIGKILL, wait until gone: both, or only
+#                                         the proxy, or only the standalone
 #   scripts/apache-pulsar.sh env DIR      re-print the NAME=value lines of a running DIR
 #   scripts/apache-pulsar.sh token DIR SUBJECT [EXP]
 #       Mint an HS256 token with DIR's secret key (EXP: unix seconds, may be in
@@ -40,6 +65,8 @@
 # With --auth basic it authenticates users and passwords (AuthenticationProviderBasic)
 # and authorizes: "admin" (PULSAR_BASIC_USER, password PULSAR_BASIC_PASSWORD) is
 # the super user; "nobody" (password nobody-password) has no permission.
+# With --proxy too, the role (user) "proxy" is the proxy's own (a super user
+# and the broker's proxyRoles; its token or password is in DIR/proxy.conf).
 #
 # Environment:
 #   PULSAR_VERSION        resolve only this version (default: newest that works
@@ -49,6 +76,10 @@
 #   PULSAR_MVN_TIMEOUT    seconds for one Maven resolution (default 900)
 #   PULSAR_JVM_OPTS       JVM memory options (default -Xms256m -Xmx1g
 #                         -XX:MaxDirectMemorySize=512m)
+#   PULSAR_PROXY_JVM_OPTS the proxy's JVM options (default -Xms32m -Xmx160m
+#                         -XX:MaxDirectMemorySize=192m -XX:+UseSerialGC
+#                         -XX:TieredStopAtLevel=1)
+#   PULSAR_PROXY_VERSION  resolve the proxy only at this version
 #   PULSAR_START_TIMEOUT  seconds until ready (default 180)
 #   PULSAR_STOP_TIMEOUT   seconds before stop sends SIGKILL (default 30)
 #   PULSAR_LOG_LEVEL      broker log level (default info)
@@ -60,7 +91,10 @@ POM="$PROJECT/pom.xml"
 CACHE="${PULSAR_WIRE_CACHE:-$PROJECT/target}"
 CP_FILE="$CACHE/pulsar-classpath.txt"
 META_FILE="$CACHE/pulsar-classpath.meta"
+PROXY_CP_FILE="$CACHE/pulsar-proxy-classpath.txt"
+PROXY_META_FILE="$CACHE/pulsar-proxy-classpath.meta"
 MAIN_CLASS=org.apache.pulsar.PulsarStandaloneStarter
+PROXY_CLASS=org.apache.pulsar.proxy.server.ProxyServiceStarter
 # Newest first. 4.0.x is the current LTS line, 3.0.x the previous one.
 PULSAR_VERSIONS="${PULSAR_VERSIONS:-4.0.8 4.0.7 4.0.6 4.0.5 4.0.4 4.0.3 4.0.2 4.0.1 4.0.0 3.0.12 3.0.11 3.0.10 3.0.9 3.0.8 3.0.7}"
 
@@ -101,8 +135,12 @@ cached_version() { sed -n 's/^PULSAR_VERSION=//p' "$META_FILE"; }
 
 # The first artifact Maven names as missing in a failed resolution's log.
 missing_artifact() {
-    grep -oE "(Could not find artifact|Could not transfer artifact|Failed to read artifact descriptor for|Missing artifact) [^ ]+" "$1" \
-        | sed -n 1p | awk '{print $NF}' | sed 's/:$//' || true
+    local missing
+    missing=$(grep -oE "(Could not find artifact|Could not transfer artifact|Failed to read artifact descriptor for|Missing artifact) [^ ]+" "$1" \
+        | sed -n 1p | awk '{print $NF}' | sed 's/:$//' || true)
+    # A miss Maven remembers from an earlier try: "G:A:jar:V was not found in ...".
+    [[ -n $missing ]] || missing=$(grep -oE "[^ ]+ was not found in" "$1" | sed -n 1p | awk '{print $1}' || true)
+    printf '%s\n' "$missing"
 }
 
 resolve_version() {
@@ -129,6 +167,110 @@ resolve_version() {
     return 1
 }
 
+# ------------------------------------------------------------ install proxy --
+# The proxy's classpath: its jar (at a version that is served, the broker's
+# first) and the libraries it needs besides Pulsar's modules, which it takes
+# from the broker's classpath (see the profiles of the pom). Cached in
+# PROXY_CP_FILE; PROXY_META_FILE records the pom, the broker version it was
+# made for and the proxy version, or that no version resolved (not retried
+# until the pom or the broker version changes, or PULSAR_PROXY_VERSION is set).
+
+proxy_meta() { sed -n "s/^$1=//p" "$PROXY_META_FILE" 2>/dev/null || true; }
+
+proxy_cache_valid() {
+    [[ -s $PROXY_META_FILE ]] || return 1
+    [[ $(proxy_meta POM_SHA) == "$(pom_sha)" ]] || return 1
+    [[ $(proxy_meta BROKER_VERSION) == "$(cached_version)" ]] || return 1
+    local version
+    version=$(proxy_meta PROXY_VERSION)
+    if [[ -n ${PULSAR_PROXY_VERSION:-} ]]; then
+        [[ $version == "$PULSAR_PROXY_VERSION" ]] || return 1
+    fi
+    # Known unresolvable for this pom and broker version.
+    [[ -z $version ]] && return 0
+    [[ -s $PROXY_CP_FILE ]] || return 1
+    local jar
+    local -a jars
+    IFS=: read -r -a jars < "$PROXY_CP_FILE"
+    for jar in "${jars[@]}"; do
+        [[ -f $jar ]] || return 1
+    done
+}
+
+# The proxy's version once resolved ("" when none resolved).
+proxy_version() { proxy_meta PROXY_VERSION; }
+
+# The versions to try for the proxy of a broker of version $1: that one, then
+# the older ones of its line (major.minor) newest first (a proxy built against
+# older modules than the ones it runs on is the safer mismatch), then the
+# newer ones of its line, nearest first.
+proxy_candidates() {
+    local broker=$1 line=${1%.*} v past=false
+    local -a older=() newer=()
+    if [[ -n ${PULSAR_PROXY_VERSION:-} ]]; then
+        printf '%s\n' "$PULSAR_PROXY_VERSION"
+        return
+    fi
+    # PULSAR_VERSIONS is newest first.
+    for v in $PULSAR_VERSIONS; do
+        if [[ $v == "$broker" ]]; then past=true; continue; fi
+        [[ ${v%.*} == "$line" ]] || continue
+        if [[ $past == true ]]; then older+=("$v"); else newer=("$v" "${newer[@]}"); fi
+    done
+    printf '%s\n' "$broker" "${older[@]}" "${newer[@]}"
+}
+
+resolve_proxy_version() {
+    local version=$1 broker=$2 mvn_log="$CACHE/mvn-proxy-$1.log" rc=0
+    log "resolving the Pulsar proxy $version (for the broker $broker) with Maven"
+    timeout "${PULSAR_MVN_TIMEOUT:-900}" mvn -B -q -Dstyle.color=never -f "$POM" \
+        dependency:build-classpath \
+        -Dpulsar.version="$broker" \
+        -Dpulsar.proxy.version="$version" \
+        -Dmdep.includeScope=runtime \
+        -Dmdep.outputFile="$PROXY_CP_FILE.tmp" >"$mvn_log" 2>&1 || rc=$?
+    if [[ $rc -eq 0 ]] && grep -q "pulsar-proxy-$version.jar" "$PROXY_CP_FILE.tmp" 2>/dev/null; then
+        mv "$PROXY_CP_FILE.tmp" "$PROXY_CP_FILE"
+        return 0
+    fi
+    rm -f "$PROXY_CP_FILE.tmp"
+    if [[ $rc -eq 124 ]]; then
+        log "the proxy $version: Maven timed out after ${PULSAR_MVN_TIMEOUT:-900}s (log: $mvn_log)"
+    else
+        local missing
+        missing=$(missing_artifact "$mvn_log")
+        log "the proxy $version: not resolvable, missing ${missing:-?} (log: $mvn_log)"
+    fi
+    return 1
+}
+
+# Resolves the proxy if its cache is not valid. Never fails: a proxy that no
+# version gives is a warning (start --proxy fails on it).
+install_proxy() {
+    local broker ok="" version tried=()
+    broker=$(cached_version)
+    if ! proxy_cache_valid; then
+        if ! command -v mvn >/dev/null 2>&1; then
+            log "warning: no mvn on PATH: the Pulsar proxy is not resolved"
+            return 0
+        fi
+        for version in $(proxy_candidates "$broker"); do
+            tried+=("$version")
+            if resolve_proxy_version "$version" "$broker"; then ok=$version; break; fi
+        done
+        printf 'POM_SHA=%s\nBROKER_VERSION=%s\nPROXY_VERSION=%s\nTRIED=%s\n' \
+            "$(pom_sha)" "$broker" "$ok" "${tried[*]}" > "$PROXY_META_FILE"
+    fi
+    version=$(proxy_version)
+    if [[ -z $version ]]; then
+        log "warning: the Pulsar proxy resolved at no version (tried: $(proxy_meta TRIED)); start --proxy will fail (remove $PROXY_META_FILE to try again)"
+    elif [[ $version != "$broker" ]]; then
+        log "the Pulsar proxy $version (not served at $broker), on the broker's $broker modules: classpath in $PROXY_CP_FILE"
+    else
+        log "the Pulsar proxy $version: classpath in $PROXY_CP_FILE"
+    fi
+}
+
 cmd_install() {
     need java "a Java 17+ runtime is needed"
     mkdir -p "$CACHE"
@@ -143,21 +285,27 @@ cmd_install() {
     local n
     n=$(tr ':' '\n' < "$CP_FILE" | grep -c .)
     log "Apache Pulsar $(cached_version): $n jars, classpath in $CP_FILE"
+    install_proxy
     PULSAR_WIRE_CACHE="$CACHE" "$ROOT/scripts/java-peer.sh" build >&2
     printf 'PULSAR_VERSION=%s\nPULSAR_CLASSPATH_FILE=%s\n' "$(cached_version)" "$CP_FILE"
+    if [[ -n $(proxy_version) ]]; then
+        printf 'PULSAR_PROXY_VERSION=%s\nPULSAR_PROXY_CLASSPATH_FILE=%s\n' "$(proxy_version)" "$PROXY_CP_FILE"
+    fi
 }
 
 # ------------------------------------------------------------ process util --
 
-# Prints the pid in DIR/broker.pid if that process is alive and is a
-# standalone (never trusts a pid blindly: pids get reused).
+# Prints the pid in DIR/NAME.pid (NAME: broker, the default, or proxy) if that
+# process is alive and is a standalone (a proxy) (never trusts a pid blindly:
+# pids get reused).
 running_pid() {
-    local dir=$1 pid state
-    [[ -s $dir/broker.pid ]] || return 1
-    pid=$(<"$dir/broker.pid")
+    local dir=$1 name=${2:-broker} pid state marker=$MAIN_CLASS
+    [[ $name == proxy ]] && marker=$PROXY_CLASS
+    [[ -s $dir/$name.pid ]] || return 1
+    pid=$(<"$dir/$name.pid")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     [[ -r /proc/$pid/cmdline ]] || return 1
-    grep -qaF "$MAIN_CLASS" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    grep -qaF "$marker" "/proc/$pid/cmdline" 2>/dev/null || return 1
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
     [[ $state != Z && $state != X ]] || return 1
     printf '%s\n' "$pid"
@@ -179,37 +327,57 @@ abs_dir() {
     (cd "$1" && pwd)
 }
 
-cmd_stop() {
-    local dir pid
-    dir=$(abs_dir "$1")
-    if ! pid=$(running_pid "$dir"); then
-        log "not running ($dir)"
-        rm -f "$dir/broker.pid"
-        return 0
+# stop_one DIR NAME: SIGTERM the standalone (NAME broker) or the proxy, wait,
+# then SIGKILL.
+stop_one() {
+    local dir=$1 name=$2 pid
+    if ! pid=$(running_pid "$dir" "$name"); then
+        rm -f "$dir/$name.pid"
+        return 1
     fi
-    log "stopping pid $pid (SIGTERM)"
+    log "stopping the $name, pid $pid (SIGTERM)"
     kill -TERM "$pid" 2>/dev/null || true
     if ! wait_gone "$pid" "${PULSAR_STOP_TIMEOUT:-30}"; then
         log "pid $pid still alive after ${PULSAR_STOP_TIMEOUT:-30}s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         wait_gone "$pid" 30 || fail "pid $pid survived SIGKILL"
     fi
-    rm -f "$dir/broker.pid"
-    log "stopped"
+    rm -f "$dir/$name.pid"
 }
 
-cmd_kill9() {
-    local dir pid
-    dir=$(abs_dir "$1")
-    if ! pid=$(running_pid "$dir"); then
-        log "not running ($dir)"
-        rm -f "$dir/broker.pid"
-        return 0
+# kill_one DIR NAME: SIGKILL, wait until gone. False if it was not running.
+kill_one() {
+    local dir=$1 name=$2 pid
+    if ! pid=$(running_pid "$dir" "$name"); then
+        rm -f "$dir/$name.pid"
+        return 1
     fi
     kill -KILL "$pid" 2>/dev/null || true
     wait_gone "$pid" 30 || fail "pid $pid survived SIGKILL"
-    rm -f "$dir/broker.pid"
-    log "killed pid $pid"
+    rm -f "$dir/$name.pid"
+    log "killed the $name, pid $pid"
+}
+
+cmd_stop() {
+    local dir any=false
+    dir=$(abs_dir "$1")
+    # The proxy first: it would only log the broker going away.
+    stop_one "$dir" proxy && any=true
+    stop_one "$dir" broker && any=true
+    if [[ $any == true ]]; then log "stopped"; else log "not running ($dir)"; fi
+}
+
+cmd_kill9() {
+    local which=both dir any=false
+    case ${1:-} in
+        --proxy) which=proxy; shift ;;
+        --broker) which=broker; shift ;;
+    esac
+    [[ $# -eq 1 ]] || usage
+    dir=$(abs_dir "$1")
+    if [[ $which != broker ]]; then kill_one "$dir" proxy && any=true; fi
+    if [[ $which != proxy ]]; then kill_one "$dir" broker && any=true; fi
+    [[ $any == true ]] || log "not running ($dir)"
 }
 
 cmd_env() {
@@ -244,20 +412,30 @@ mint_token() {
 # (a super user, also the broker's own client) with a random password in
 # DIR/basic-password, and "nobody" (no permission), in DIR/basic-users as
 # htpasswd-style lines with apr1 (MD5) hashes, which AuthenticationProviderBasic
-# checks.
+# checks. Also "proxy" (the proxy's own user, a super user and the broker's
+# proxy role) with a random password in DIR/basic-proxy-password, added to a
+# DIR made before it was.
 ensure_basic_users() {
-    local dir=$1
-    [[ -s $dir/basic-users && -s $dir/basic-password ]] && return 0
-    need openssl "to hash the basic auth passwords"
-    local password
-    password=$(openssl rand -hex 12)
-    printf '%s' "$password" > "$dir/basic-password"
-    chmod 600 "$dir/basic-password"
-    {
-        printf 'admin:%s\n' "$(openssl passwd -apr1 "$password")"
-        printf 'nobody:%s\n' "$(openssl passwd -apr1 nobody-password)"
-    } > "$dir/basic-users"
-    chmod 600 "$dir/basic-users"
+    local dir=$1 password
+    if [[ ! -s $dir/basic-users || ! -s $dir/basic-password ]]; then
+        need openssl "to hash the basic auth passwords"
+        password=$(openssl rand -hex 12)
+        printf '%s' "$password" > "$dir/basic-password"
+        chmod 600 "$dir/basic-password"
+        {
+            printf 'admin:%s\n' "$(openssl passwd -apr1 "$password")"
+            printf 'nobody:%s\n' "$(openssl passwd -apr1 nobody-password)"
+        } > "$dir/basic-users"
+        chmod 600 "$dir/basic-users"
+    fi
+    if [[ ! -s $dir/basic-proxy-password ]] || ! grep -q '^proxy:' "$dir/basic-users"; then
+        need openssl "to hash the basic auth passwords"
+        password=$(openssl rand -hex 12)
+        printf '%s' "$password" > "$dir/basic-proxy-password"
+        chmod 600 "$dir/basic-proxy-password"
+        sed -i '/^proxy:/d' "$dir/basic-users"
+        printf 'proxy:%s\n' "$(openssl passwd -apr1 "$password")" >> "$dir/basic-users"
+    fi
 }
 
 cmd_token() {
@@ -314,13 +492,15 @@ ensure_tls() {
 
 # Prints N distinct free TCP ports on 127.0.0.1, below the usual ephemeral
 # range so outgoing connections are unlikely to take them later.
+# (free_ports N "EXCLUDED PORTS": none of those either.)
 free_ports() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "${2:-}" <<'PY'
 import random, socket, sys
 n, found, socks = int(sys.argv[1]), [], []
+excluded = {int(p) for p in sys.argv[2].split()}
 while len(found) < n:
     port = random.randrange(20000, 32000)
-    if port in found:
+    if port in found or port in excluded:
         continue
     s = socket.socket()
     try:
@@ -347,8 +527,8 @@ PY
 }
 
 write_broker_conf() {
-    local dir=$1 auth=$2 tls=$3 txn=$4
-    shift 4
+    local dir=$1 auth=$2 tls=$3 txn=$4 proxy=$5
+    shift 5
     local conf="$dir/broker.conf"
     {
         echo "# Written by scripts/apache-pulsar.sh on every start; edits are lost."
@@ -421,7 +601,13 @@ write_broker_conf() {
             echo "authenticationProviders=$providers"
             echo "tokenSecretKey=file://$dir/secret.key"
             echo "authorizationEnabled=true"
-            echo "superUserRoles=admin,client"
+            if [[ $proxy == true ]]; then
+                echo "# The proxy authenticates as \"proxy\" and forwards the client's role."
+                echo "superUserRoles=admin,client,proxy"
+                echo "proxyRoles=proxy"
+            else
+                echo "superUserRoles=admin,client"
+            fi
             echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationToken"
             echo "brokerClientAuthenticationParameters=token:$ADMIN_TOKEN"
         fi
@@ -431,7 +617,13 @@ write_broker_conf() {
             echo "authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderBasic"
             echo "basicAuthConf=$(base64 -w0 < "$dir/basic-users")"
             echo "authorizationEnabled=true"
-            echo "superUserRoles=admin"
+            if [[ $proxy == true ]]; then
+                echo "# The proxy authenticates as \"proxy\" and forwards the client's role."
+                echo "superUserRoles=admin,proxy"
+                echo "proxyRoles=proxy"
+            else
+                echo "superUserRoles=admin"
+            fi
             echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationBasic"
             echo "brokerClientAuthenticationParameters={\"userId\":\"admin\",\"password\":\"$BASIC_PASSWORD\"}"
         fi
@@ -443,6 +635,82 @@ write_broker_conf() {
                 kv=${kv//\{BROKER_PORT\}/$BROKER_PORT}
                 printf '%s\n' "${kv//\{BROKER_TLS_PORT\}/$BROKER_TLS_PORT}"
             done
+        fi
+    } > "$conf"
+    chmod 600 "$conf"
+}
+
+# write_proxy_conf DIR AUTH TLS: DIR/proxy.conf, the proxy's ProxyConfiguration.
+write_proxy_conf() {
+    local dir=$1 auth=$2 tls=$3
+    local conf="$dir/proxy.conf"
+    {
+        echo "# Written by scripts/apache-pulsar.sh on every start; edits are lost."
+        echo "clusterName=standalone"
+        echo "bindAddress=127.0.0.1"
+        echo "advertisedAddress=127.0.0.1"
+        echo "servicePort=$PROXY_PORT"
+        echo "webServicePort=$PROXY_WEB_PORT"
+        echo "# Discovery: the broker's URLs, no metadata store (the standalone's is in its JVM)."
+        echo "metadataStoreUrl="
+        echo "configurationMetadataStoreUrl="
+        echo "brokerServiceURL=pulsar://127.0.0.1:$BROKER_PORT"
+        echo "brokerWebServiceURL=http://127.0.0.1:$WEB_PORT"
+        echo "# Clients may be proxied to this broker's ports only (the default allows 6650 and 6651)."
+        echo "brokerProxyAllowedHostNames=*"
+        echo "brokerProxyAllowedIPAddresses=127.0.0.1"
+        if [[ $tls == true ]]; then
+            echo "brokerProxyAllowedTargetPorts=$BROKER_PORT,$BROKER_TLS_PORT"
+        else
+            echo "brokerProxyAllowedTargetPorts=$BROKER_PORT"
+        fi
+        echo "# Small: few threads, no websocket."
+        echo "numIOThreads=2"
+        echo "numAcceptorThreads=1"
+        echo "httpNumThreads=8"
+        echo "webSocketServiceEnabled=false"
+        if [[ $tls == true ]]; then
+            echo "# TLS towards clients (the plain ports stay open too), with the broker's"
+            echo "# certificate (the test CA's, for 127.0.0.1 and localhost)."
+            echo "servicePortTls=$PROXY_TLS_PORT"
+            echo "webServicePortTls=$PROXY_WEB_TLS_PORT"
+            echo "tlsCertificateFilePath=$dir/tls/broker.cert.pem"
+            echo "tlsKeyFilePath=$dir/tls/broker.key.pem"
+            echo "tlsTrustCertsFilePath=$dir/tls/ca.cert.pem"
+            echo "tlsAllowInsecureConnection=false"
+            echo "tlsRequireTrustedClientCertOnConnect=false"
+            echo "# TLS towards the broker, as in production: its TLS ports, verified with the CA."
+            echo "tlsEnabledWithBroker=true"
+            echo "brokerServiceURLTLS=pulsar+ssl://127.0.0.1:$BROKER_TLS_PORT"
+            echo "brokerWebServiceURLTLS=https://127.0.0.1:$WEB_TLS_PORT"
+            echo "brokerClientTrustCertsFilePath=$dir/tls/ca.cert.pem"
+            echo "tlsHostnameVerificationEnabled=true"
+            echo "# Zero-copy (splice) proxying checks the client's side for TLS only (DirectProxyHandler"
+            echo "# sets isTlsOutboundChannel from the inbound channel): a plain client of a proxy on TLS"
+            echo "# to the broker would get the broker's raw TLS records. Off, bytes go through Netty."
+            echo "proxyZeroCopyModeEnabled=false"
+        fi
+        if [[ -n $auth ]]; then
+            echo "# The proxy authenticates clients as the broker does and forwards their role to the"
+            echo "# broker, which authorizes it (the proxy itself authorizes nothing)."
+            echo "authenticationEnabled=true"
+            echo "authorizationEnabled=false"
+            echo "forwardAuthorizationCredentials=true"
+            echo "authenticateMetricsEndpoint=false"
+        fi
+        if [[ $auth == token ]]; then
+            local providers=org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+            [[ $tls == true ]] && providers="$providers,org.apache.pulsar.broker.authentication.AuthenticationProviderTls"
+            echo "authenticationProviders=$providers"
+            echo "tokenSecretKey=file://$dir/secret.key"
+            echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationToken"
+            echo "brokerClientAuthenticationParameters=token:$PROXY_TOKEN"
+        fi
+        if [[ $auth == basic ]]; then
+            echo "authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderBasic"
+            echo "basicAuthConf=$(base64 -w0 < "$dir/basic-users")"
+            echo "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationBasic"
+            echo "brokerClientAuthenticationParameters={\"userId\":\"proxy\",\"password\":\"$PROXY_BASIC_PASSWORD\"}"
         fi
     } > "$conf"
     chmod 600 "$conf"
@@ -461,17 +729,24 @@ rootLogger.appenderRef.out.ref = out
 EOF
 }
 
-# tc_probe PORT N [TOKEN]: connects to the broker's binary port (python3,
-# standard library only) and asks for transaction coordinators 0..N-1 as a
-# client with transactions does (CONNECT, then TC_CLIENT_CONNECT_REQUEST).
-# The broker answers once each coordinator's log is open: exit 0 when all
-# answered without error. The admin API alone cannot load a coordinator.
-tc_probe() {
+# wire_probe MODE PORT METHOD DATA ARG: connects to a binary port (python3,
+# standard library only) as a client does (CONNECT, with the auth METHOD and
+# DATA unless METHOD is empty), then:
+#   tc N: asks for transaction coordinators 0..N-1 as a client with
+#     transactions does (TC_CLIENT_CONNECT_REQUEST). The broker answers once
+#     each coordinator's log is open: exit 0 when all answered without error.
+#     The admin API alone cannot load a coordinator.
+#   partitions TOPIC: asks for the topic's partitioned metadata; exit 0 when
+#     it is answered without error. Through the proxy this is asked of the
+#     broker: the proxy is ready, reaches the broker and forwards the role.
+wire_probe() {
     python3 - "$@" <<'PY'
 import socket, struct, sys
 
-port, count = int(sys.argv[1]), int(sys.argv[2])
-token = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
+mode, port = sys.argv[1], int(sys.argv[2])
+method = sys.argv[3].encode()
+data = sys.argv[4].encode()
+arg = sys.argv[5]
 
 def varint(n):
     out = b""
@@ -543,30 +818,52 @@ def next_command(sock):
     return fields(body[4:4 + size])
 
 CONNECT, CONNECTED, ERROR, PING, PONG, TC_REQ, TC_RESP = 2, 3, 14, 18, 19, 62, 63
+PARTITIONS, PARTITIONS_RESP = 21, 22
+
+def answer(sock):
+    while True:
+        cmd = next_command(sock)
+        if cmd.get(1) == PING:
+            sock.sendall(frame(PONG, PONG, b""))
+            continue
+        return cmd
+
+def error_text(cmd):
+    if cmd.get(1) == ERROR:
+        err = fields(cmd[ERROR])
+        return "ERROR %s %s" % (err.get(2), err.get(3, b"").decode(errors="replace"))
+    return "command type %s" % cmd.get(1)
+
 try:
     sock = socket.create_connection(("127.0.0.1", port), timeout=20)
     connect = fb(1, b"apache-pulsar.sh") + fv(4, 19)
-    if token:
-        connect += fb(5, b"token") + fb(3, token)
+    if method:
+        connect += fb(5, method) + fb(3, data)
     sock.sendall(frame(CONNECT, 2, connect))
     cmd = next_command(sock)
     if cmd.get(1) != CONNECTED:
-        sys.exit("not connected: command type %s" % cmd.get(1))
-    for tc in range(count):
-        sock.sendall(frame(TC_REQ, TC_REQ, fv(1, tc + 1) + fv(2, tc)))
-        while True:
-            cmd = next_command(sock)
-            if cmd.get(1) == PING:
-                sock.sendall(frame(PONG, PONG, b""))
-                continue
-            break
-        if cmd.get(1) != TC_RESP:
-            sys.exit("coordinator %d: command type %s" % (tc, cmd.get(1)))
-        resp = fields(cmd[TC_RESP])
-        if 2 in resp:
-            sys.exit("coordinator %d: error %d %s" % (tc, resp[2], resp.get(3, b"").decode(errors="replace")))
+        sys.exit("not connected: %s" % error_text(cmd))
+    if mode == "tc":
+        for tc in range(int(arg)):
+            sock.sendall(frame(TC_REQ, TC_REQ, fv(1, tc + 1) + fv(2, tc)))
+            cmd = answer(sock)
+            if cmd.get(1) != TC_RESP:
+                sys.exit("coordinator %d: %s" % (tc, error_text(cmd)))
+            resp = fields(cmd[TC_RESP])
+            if 2 in resp:
+                sys.exit("coordinator %d: error %d %s" % (tc, resp[2], resp.get(3, b"").decode(errors="replace")))
+    elif mode == "partitions":
+        sock.sendall(frame(PARTITIONS, PARTITIONS, fb(1, arg.encode()) + fv(2, 1)))
+        cmd = answer(sock)
+        if cmd.get(1) != PARTITIONS_RESP:
+            sys.exit("partitioned metadata: %s" % error_text(cmd))
+        resp = fields(cmd[PARTITIONS_RESP])
+        if resp.get(3, 0) != 0:
+            sys.exit("partitioned metadata: error %s %s" % (resp.get(4), resp.get(5, b"").decode(errors="replace")))
+    else:
+        sys.exit("unknown probe %s" % mode)
 except (OSError, EOFError, ValueError) as e:
-    sys.exit("coordinator probe: %s" % e)
+    sys.exit("%s probe: %s" % (mode, e))
 PY
 }
 
@@ -603,87 +900,10 @@ start_failed() {
     exit 1
 }
 
-cmd_start() {
-    local auth="" tls=false txn=false dir="" given=false
-    local -a extra=()
-    while [[ $# -gt 0 ]]; do
-        case $1 in
-            --auth)
-                [[ ${2:-} == token || ${2:-} == basic ]] || fail "--auth takes 'token' or 'basic'"
-                auth=$2; given=true; shift 2 ;;
-            --auth=token|--auth=basic) auth=${1#--auth=}; given=true; shift ;;
-            --tls) tls=true; given=true; shift ;;
-            --transactions) txn=true; given=true; shift ;;
-            --config)
-                [[ ${2:-} == ?*=* ]] || fail "--config takes KEY=VALUE"
-                extra+=("$2"); given=true; shift 2 ;;
-            --config=?*=*) extra+=("${1#--config=}"); given=true; shift ;;
-            --brokers|--brokers=*) fail "--brokers is not supported yet" ;;
-            -*) log "unknown option $1"; usage ;;
-            *) [[ -z $dir ]] || usage; dir=$1; shift ;;
-        esac
-    done
-    [[ -n $dir ]] || usage
-    dir=$(abs_dir "$dir")
-
-    if running_pid "$dir" >/dev/null; then
-        log "already running in $dir (pid $(running_pid "$dir"))"
-        cmd_env "$dir"
-        return 0
-    fi
-
-    need java "a Java 17+ runtime is needed"
-    need python3 "to pick free ports"
-    need curl "to wait for the admin API"
-    cmd_install >/dev/null
-
-    # Options: the given ones, else those of the last start of this DIR.
-    if [[ $given == false && -s $dir/options ]]; then
-        # shellcheck source=/dev/null
-        . "$dir/options"
-        auth=${OPT_AUTH:-}; tls=${OPT_TLS:-false}; txn=${OPT_TXN:-false}
-        extra=()
-        [[ -n ${OPT_CONFIG:-} ]] && mapfile -t extra <<<"$OPT_CONFIG"
-        log "reusing the options of the last start: auth=${auth:-none} tls=$tls transactions=$txn config=${#extra[@]} keys"
-    fi
-    {
-        printf 'OPT_AUTH=%q\nOPT_TLS=%q\nOPT_TXN=%q\n' "$auth" "$tls" "$txn"
-        if [[ ${#extra[@]} -gt 0 ]]; then
-            printf 'OPT_CONFIG=%q\n' "$(printf '%s\n' "${extra[@]}")"
-        fi
-    } > "$dir/options"
-
-    # Ports: picked once per DIR, reused on every later start (the bookie's
-    # cookie records its port; clients may hold the URLs).
-    if [[ ! -s $dir/ports ]]; then
-        local -a p
-        read -r -a p <<<"$(free_ports 5)"
-        printf 'BROKER_PORT=%s\nWEB_PORT=%s\nBROKER_TLS_PORT=%s\nWEB_TLS_PORT=%s\nBOOKIE_PORT=%s\n' \
-            "${p[0]}" "${p[1]}" "${p[2]}" "${p[3]}" "${p[4]}" > "$dir/ports"
-    fi
-    # shellcheck source=/dev/null
-    . "$dir/ports"
-    local port
-    for port in "$BROKER_PORT" "$WEB_PORT" "$BROKER_TLS_PORT" "$WEB_TLS_PORT" "$BOOKIE_PORT"; do
-        port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
-    done
-
-    ADMIN_TOKEN=""
-    if [[ $auth == token ]]; then
-        ensure_secret "$dir"
-        ADMIN_TOKEN=$(mint_token "$dir/secret.key" admin)
-    fi
-    BASIC_PASSWORD=""
-    if [[ $auth == basic ]]; then
-        ensure_basic_users "$dir"
-        BASIC_PASSWORD=$(<"$dir/basic-password")
-    fi
-    [[ $tls == true ]] && ensure_tls "$dir"
-
-    write_broker_conf "$dir" "$auth" "$tls" "$txn" "${extra[@]}"
-    write_log_conf "$dir"
-    mkdir -p "$dir/data"
-
+# launch_broker DIR AUTH TLS TXN: starts the standalone and waits until it is
+# ready (START_PID: its pid).
+launch_broker() {
+    local dir=$1 auth=$2 tls=$3 txn=$4
     local jvm_opts="${PULSAR_JVM_OPTS:--Xms256m -Xmx1g -XX:MaxDirectMemorySize=512m}"
     # Module openings Pulsar's own launcher passes on Java 17.
     local -a java_args
@@ -716,7 +936,6 @@ cmd_start() {
     log "starting Apache Pulsar $(cached_version) standalone in $dir (broker $BROKER_PORT, web $WEB_PORT, bookie $BOOKIE_PORT)"
     printf '\n===== %s apache-pulsar.sh start =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$dir/broker.log"
     rm -f "$dir/broker.pid"
-    local t0=$SECONDS
     # The working directory is DIR: standalone looks for a ZooKeeper data dir
     # (data/standalone/zookeeper, never made here) relative to it, and would
     # switch to ZooKeeper mode if it found one.
@@ -764,7 +983,7 @@ cmd_start() {
                 out=$(admin_get /admin/v2/persistent/pulsar/system/transaction_coordinator_assign/partitions)
                 if [[ $out =~ \"partitions\":([1-9][0-9]*) ]] &&
                     tc_lookup "${BASH_REMATCH[1]}" &&
-                    tc_probe "$BROKER_PORT" "${BASH_REMATCH[1]}" "$ADMIN_TOKEN" 2>>"$dir/tc-probe.log"; then
+                    wire_probe tc "$BROKER_PORT" "$PROBE_METHOD" "$PROBE_DATA" "${BASH_REMATCH[1]}" 2>>"$dir/tc-probe.log"; then
                     out=$(admin_get /admin/v3/transactions/coordinatorStats)
                     [[ $out == *'"state":"Ready"'* ]] && break
                 fi ;;
@@ -772,6 +991,203 @@ cmd_start() {
         sleep 0.5
     done
     trap - INT TERM
+}
+
+# The proxy's pid while start_proxy runs, for proxy_start_failed.
+PROXY_START_PID=""
+proxy_start_failed() {
+    local dir=$1 cause=$2
+    log "error: the proxy: $cause"
+    if [[ -s $dir/proxy.log ]]; then
+        log "last lines of $dir/proxy.log:"
+        tail -n 40 "$dir/proxy.log" >&2
+    fi
+    if [[ -n $PROXY_START_PID ]] && [[ -d /proc/$PROXY_START_PID ]]; then
+        kill -KILL "$PROXY_START_PID" 2>/dev/null || true
+        wait_gone "$PROXY_START_PID" 30 || true
+    fi
+    rm -f "$dir/proxy.pid"
+    # A standalone started by this same call goes too: start failed as a whole.
+    [[ -n $START_PID ]] && start_failed "$dir" "the proxy did not start"
+    exit 1
+}
+
+# launch_proxy DIR AUTH TLS: starts the Pulsar proxy in front of the running
+# standalone and waits until it answers a partitioned-metadata request, which
+# it asks of the broker (PROXY_START_PID: its pid).
+launch_proxy() {
+    local dir=$1 auth=$2 tls=$3
+    write_proxy_conf "$dir" "$auth" "$tls"
+    local jvm_opts="${PULSAR_PROXY_JVM_OPTS:--Xms32m -Xmx160m -XX:MaxDirectMemorySize=192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
+    local -a java_args
+    read -r -a java_args <<<"$jvm_opts"
+    java_args+=(
+        -XX:+ExitOnOutOfMemoryError
+        -Djava.net.preferIPv4Stack=true
+        -Dio.netty.tryReflectionSetAccessible=true
+        -Dlog4j2.configurationFile="$dir/log4j2.properties"
+        -Dpulsar.log.dir="$dir"
+        --add-opens java.base/java.io=ALL-UNNAMED
+        --add-opens java.base/java.nio=ALL-UNNAMED
+        --add-opens java.base/java.lang=ALL-UNNAMED
+        --add-opens java.base/sun.net=ALL-UNNAMED
+        --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
+        "$PROXY_CLASS"
+        --config "$dir/proxy.conf"
+    )
+    log "starting the Pulsar proxy $(proxy_version) in $dir (binary $PROXY_PORT, web $PROXY_WEB_PORT$( [[ $tls == true ]] && echo ", TLS $PROXY_TLS_PORT, HTTPS $PROXY_WEB_TLS_PORT"))"
+    printf '\n===== %s apache-pulsar.sh start =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$dir/proxy.log"
+    rm -f "$dir/proxy.pid"
+    mkdir -p "$dir/proxy-work"
+    # Its working directory is its own: it looks for plugin directories relative to it.
+    (
+        cd "$dir/proxy-work"
+        CLASSPATH="$(<"$PROXY_CP_FILE"):$(<"$CP_FILE")"
+        export CLASSPATH
+        exec setsid nohup bash -c 'echo $$ > ../proxy.pid; exec java "$@"' java "${java_args[@]}" \
+            >>"$dir/proxy.log" 2>&1 </dev/null
+    ) &
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $dir/proxy.pid ]] && break
+        sleep 0.1
+    done
+    PROXY_START_PID=$(cat "$dir/proxy.pid" 2>/dev/null || true)
+    [[ -n $PROXY_START_PID ]] || proxy_start_failed "$dir" "the JVM did not start"
+    trap 'proxy_start_failed "$dir" "interrupted"' INT TERM
+    local deadline=$((SECONDS + ${PULSAR_START_TIMEOUT:-180}))
+    while :; do
+        running_pid "$dir" proxy >/dev/null || proxy_start_failed "$dir" "it exited during start"
+        ((SECONDS < deadline)) || proxy_start_failed "$dir" "not ready within ${PULSAR_START_TIMEOUT:-180}s"
+        if curl -s -m 5 -o /dev/null "http://127.0.0.1:$PROXY_WEB_PORT/status.html" &&
+            wire_probe partitions "$PROXY_PORT" "$PROBE_METHOD" "$PROBE_DATA" \
+                persistent://public/default/apache-pulsar-sh-proxy-probe 2>>"$dir/proxy-probe.log"; then
+            break
+        fi
+        sleep 0.5
+    done
+    trap - INT TERM
+}
+
+cmd_start() {
+    local auth="" tls=false txn=false proxy=false dir="" given=false
+    local -a extra=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --auth)
+                [[ ${2:-} == token || ${2:-} == basic ]] || fail "--auth takes 'token' or 'basic'"
+                auth=$2; given=true; shift 2 ;;
+            --auth=token|--auth=basic) auth=${1#--auth=}; given=true; shift ;;
+            --tls) tls=true; given=true; shift ;;
+            --transactions) txn=true; given=true; shift ;;
+            --proxy) proxy=true; given=true; shift ;;
+            --config)
+                [[ ${2:-} == ?*=* ]] || fail "--config takes KEY=VALUE"
+                extra+=("$2"); given=true; shift 2 ;;
+            --config=?*=*) extra+=("${1#--config=}"); given=true; shift ;;
+            --brokers|--brokers=*) fail "--brokers is not supported yet" ;;
+            -*) log "unknown option $1"; usage ;;
+            *) [[ -z $dir ]] || usage; dir=$1; shift ;;
+        esac
+    done
+    [[ -n $dir ]] || usage
+    dir=$(abs_dir "$dir")
+
+    local broker_up=false proxy_up=false
+    running_pid "$dir" >/dev/null && broker_up=true
+    running_pid "$dir" proxy >/dev/null && proxy_up=true
+    # A running standalone keeps the options it was started with.
+    if [[ $broker_up == true && $given == true ]]; then
+        log "the standalone runs (pid $(running_pid "$dir")): the options given are ignored"
+        given=false
+    fi
+    # Options: the given ones, else those of the last start of this DIR.
+    if [[ $given == false && -s $dir/options ]]; then
+        # shellcheck source=/dev/null
+        . "$dir/options"
+        auth=${OPT_AUTH:-}; tls=${OPT_TLS:-false}; txn=${OPT_TXN:-false}; proxy=${OPT_PROXY:-false}
+        extra=()
+        [[ -n ${OPT_CONFIG:-} ]] && mapfile -t extra <<<"$OPT_CONFIG"
+        [[ $broker_up == true ]] ||
+            log "reusing the options of the last start: auth=${auth:-none} tls=$tls transactions=$txn proxy=$proxy config=${#extra[@]} keys"
+    fi
+    if [[ $broker_up == true ]] && [[ $proxy == false || $proxy_up == true ]]; then
+        log "already running in $dir (pid $(running_pid "$dir"))"
+        cmd_env "$dir"
+        return 0
+    fi
+
+    need java "a Java 17+ runtime is needed"
+    need python3 "to pick free ports"
+    need curl "to wait for the admin API"
+    cmd_install >/dev/null
+    if [[ $proxy == true && -z $(proxy_version) ]]; then
+        fail "the Pulsar proxy is not installed: no version of org.apache.pulsar:pulsar-proxy resolved (tried: $(proxy_meta TRIED); see the warning of scripts/apache-pulsar.sh install)"
+    fi
+    {
+        printf 'OPT_AUTH=%q\nOPT_TLS=%q\nOPT_TXN=%q\nOPT_PROXY=%q\n' "$auth" "$tls" "$txn" "$proxy"
+        if [[ ${#extra[@]} -gt 0 ]]; then
+            printf 'OPT_CONFIG=%q\n' "$(printf '%s\n' "${extra[@]}")"
+        fi
+    } > "$dir/options"
+
+    # Ports: picked once per DIR, reused on every later start (the bookie's
+    # cookie records its port; clients may hold the URLs).
+    if [[ ! -s $dir/ports ]]; then
+        local -a p
+        read -r -a p <<<"$(free_ports 5)"
+        printf 'BROKER_PORT=%s\nWEB_PORT=%s\nBROKER_TLS_PORT=%s\nWEB_TLS_PORT=%s\nBOOKIE_PORT=%s\n' \
+            "${p[0]}" "${p[1]}" "${p[2]}" "${p[3]}" "${p[4]}" > "$dir/ports"
+    fi
+    # shellcheck source=/dev/null
+    . "$dir/ports"
+    if [[ $proxy == true && -z ${PROXY_PORT:-} ]]; then
+        local -a q
+        read -r -a q <<<"$(free_ports 4 "$BROKER_PORT $WEB_PORT $BROKER_TLS_PORT $WEB_TLS_PORT $BOOKIE_PORT")"
+        printf 'PROXY_PORT=%s\nPROXY_WEB_PORT=%s\nPROXY_TLS_PORT=%s\nPROXY_WEB_TLS_PORT=%s\n' \
+            "${q[0]}" "${q[1]}" "${q[2]}" "${q[3]}" >> "$dir/ports"
+        # shellcheck source=/dev/null
+        . "$dir/ports"
+    fi
+    local port
+    if [[ $broker_up == false ]]; then
+        for port in "$BROKER_PORT" "$WEB_PORT" "$BROKER_TLS_PORT" "$WEB_TLS_PORT" "$BOOKIE_PORT"; do
+            port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
+        done
+    fi
+    if [[ $proxy == true && $proxy_up == false ]]; then
+        for port in "$PROXY_PORT" "$PROXY_WEB_PORT" "$PROXY_TLS_PORT" "$PROXY_WEB_TLS_PORT"; do
+            port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
+        done
+    fi
+
+    ADMIN_TOKEN="" PROXY_TOKEN="" BASIC_PASSWORD="" PROXY_BASIC_PASSWORD=""
+    PROBE_METHOD="" PROBE_DATA=""
+    if [[ $auth == token ]]; then
+        ensure_secret "$dir"
+        ADMIN_TOKEN=$(mint_token "$dir/secret.key" admin)
+        PROXY_TOKEN=$(mint_token "$dir/secret.key" proxy)
+        PROBE_METHOD=token PROBE_DATA=$ADMIN_TOKEN
+    fi
+    if [[ $auth == basic ]]; then
+        ensure_basic_users "$dir"
+        BASIC_PASSWORD=$(<"$dir/basic-password")
+        PROXY_BASIC_PASSWORD=$(<"$dir/basic-proxy-password")
+        PROBE_METHOD=basic PROBE_DATA="admin:$BASIC_PASSWORD"
+    fi
+    [[ $tls == true ]] && ensure_tls "$dir"
+    write_log_conf "$dir"
+
+    local t0=$SECONDS
+    START_PID=""
+    if [[ $broker_up == false ]]; then
+        write_broker_conf "$dir" "$auth" "$tls" "$txn" "$proxy" "${extra[@]}"
+        mkdir -p "$dir/data"
+        launch_broker "$dir" "$auth" "$tls" "$txn"
+    fi
+    if [[ $proxy == true && $proxy_up == false ]]; then
+        launch_proxy "$dir" "$auth" "$tls"
+    fi
 
     {
         echo "PULSAR_URL=pulsar://127.0.0.1:$BROKER_PORT"
@@ -791,10 +1207,23 @@ cmd_start() {
             echo "PULSAR_CLIENT_CERT=$dir/tls/client.cert.pem"
             echo "PULSAR_CLIENT_KEY=$dir/tls/client.key.pem"
         fi
+        if [[ $proxy == true ]]; then
+            echo "PULSAR_PROXY_URL=pulsar://127.0.0.1:$PROXY_PORT"
+            echo "PULSAR_PROXY_HTTP_URL=http://127.0.0.1:$PROXY_WEB_PORT"
+            echo "PULSAR_PROXY_VERSION=$(proxy_version)"
+            if [[ $tls == true ]]; then
+                echo "PULSAR_PROXY_TLS_URL=pulsar+ssl://127.0.0.1:$PROXY_TLS_PORT"
+                echo "PULSAR_PROXY_HTTPS_URL=https://127.0.0.1:$PROXY_WEB_TLS_PORT"
+            fi
+        fi
     } > "$dir/env"
-    local rss
-    rss=$(awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$START_PID/status" 2>/dev/null || echo "?")
-    log "ready after $((SECONDS - t0))s: pid $START_PID, RSS ${rss} MB"
+    local rss pid what
+    for what in broker proxy; do
+        pid=$(running_pid "$dir" "$what") || continue
+        rss=$(awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$pid/status" 2>/dev/null || echo "?")
+        log "$what: pid $pid, RSS ${rss} MB"
+    done
+    log "ready after $((SECONDS - t0))s"
     cat "$dir/env"
 }
 
@@ -807,7 +1236,7 @@ case $command in
     install) [[ $# -eq 0 ]] || usage; cmd_install ;;
     start) cmd_start "$@" ;;
     stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
-    kill9) [[ $# -eq 1 ]] || usage; cmd_kill9 "$1" ;;
+    kill9) cmd_kill9 "$@" ;;
     env) [[ $# -eq 1 ]] || usage; cmd_env "$1" ;;
     token) [[ $# -ge 2 && $# -le 3 ]] || usage; cmd_token "$@" ;;
     -h|--help|help) usage ;;

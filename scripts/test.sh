@@ -3,7 +3,8 @@
 #   formatting, clippy, unit and integration tests against a local pulsar-lite broker (the fast
 #   default), the Apache-specific suites (real-broker, apache_security) against Apache Pulsar,
 #   then the conformance, interop, fault and TLS suites a second time against Apache Pulsar
-#   (PULSAR_WIRE_BROKER=apache), doc tests, examples, and the fuzz targets' build.
+#   (PULSAR_WIRE_BROKER=apache), the seed flow, conformance and fault suites through the Pulsar
+#   proxy (PULSAR_WIRE_BROKER=apache-proxy), doc tests, examples, and the fuzz targets' build.
 # Apache Pulsar comes from scripts/apache-pulsar.sh (installed here with Maven on first use; it
 # needs Java 17+ and Maven); each test binary starts and stops its own standalone.
 # Usage: scripts/test.sh            (installs the local brokers on first use)
@@ -63,6 +64,14 @@ section "conformance, interop, fault and TLS suites on Apache Pulsar (PULSAR_WIR
 env -u PULSAR_URL PULSAR_WIRE_BROKER=apache cargo test --no-fail-fast \
     --test conformance --test interop --test interop_codecs --test faults --test tls
 done_step "suites on Apache Pulsar"
+
+section "seed flow, conformance and fault suites through the Pulsar proxy (PULSAR_WIRE_BROKER=apache-proxy)"
+# The clients get the proxy's URL; the fault tests kill -9 and restart the broker and its proxy.
+# (tests/apache_proxy.rs, in the default pass, has the proxy's own: TLS, tokens, kill -9 of one
+# of the two, resets and stalls.)
+env -u PULSAR_URL PULSAR_WIRE_BROKER=apache-proxy cargo test --no-fail-fast \
+    --test seed_flow --test conformance --test faults
+done_step "suites through the Pulsar proxy"
 
 section "cargo test --doc"
 cargo test --doc

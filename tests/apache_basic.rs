@@ -1,9 +1,11 @@
 //! Basic authentication (`AuthenticationProviderBasic`) on a real Apache Pulsar: the right user
 //! and password produce and consume; a wrong password, an unknown user and no credentials are
 //! each refused with one typed error; a user without permission is refused by authorization.
+//! The same through the Pulsar proxy, which checks the password itself and forwards the user to
+//! the broker.
 //!
-//! One standalone for the whole binary, started by `scripts/apache-pulsar.sh start --auth basic`
-//! (run `scripts/apache-pulsar.sh install` once). Its users: `admin` (password
+//! One standalone (and a proxy) for the whole binary, started by `scripts/apache-pulsar.sh
+//! start --auth basic --proxy` (run `scripts/apache-pulsar.sh install` once). Its users: `admin` (password
 //! `PULSAR_BASIC_PASSWORD`), a super user, and `nobody` (password `nobody-password`), with no
 //! permission.
 
@@ -18,7 +20,7 @@ use pulsar_wire::{
 use support::{ApacheOptions, Broker};
 
 fn broker() -> &'static Broker {
-    support::apache_with(&ApacheOptions::plain().basic())
+    support::apache_with(&ApacheOptions::plain().basic().proxy())
 }
 
 fn client(b: &Broker, auth: BasicAuth) -> PulsarClient {
@@ -238,4 +240,70 @@ async fn the_cli_authenticates_with_the_basic_plugin() {
     let line = support::cli::failed(&refused);
     assert!(line.contains("AuthenticationError"), "{line}");
     assert!(!line.contains("not-the-password-42"), "{line}");
+}
+
+/// Through the proxy: the right password produces and consumes; a wrong one is refused by the
+/// proxy (AuthenticationError); `nobody`, whom the proxy authenticates, is refused by the
+/// broker, to which the proxy forwards the user (AuthorizationError).
+#[tokio::test]
+async fn basic_credentials_through_the_proxy() {
+    let b = broker();
+    let proxy = b.apache().proxy_url();
+    let admin = BasicAuth::new(b.env("PULSAR_BASIC_USER"), b.env("PULSAR_BASIC_PASSWORD"));
+    let client = PulsarClient::builder(proxy)
+        .authentication(admin)
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let topic = support::unique_topic("basic-proxy");
+    let mut consumer = client
+        .consumer(&topic)
+        .subscription("sub")
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()
+        .await
+        .expect("subscribe through the proxy");
+    let producer = client.producer(&topic).create().await.expect("producer");
+    let id = producer.send("through the proxy").await.expect("send");
+    let msg = consumer
+        .receive_timeout(Duration::from_secs(30))
+        .await
+        .expect("receive")
+        .expect("the message came back within 30 s");
+    assert_eq!(
+        (msg.payload_str(), msg.id()),
+        (Some("through the proxy"), id)
+    );
+    client.close().await.expect("close");
+
+    let wrong = PulsarClient::builder(proxy)
+        .authentication(BasicAuth::new(
+            b.env("PULSAR_BASIC_USER"),
+            "not-the-password",
+        ))
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let err = wrong
+        .producer(support::unique_topic("basic-proxy-wrong"))
+        .create()
+        .await
+        .expect_err("a wrong password");
+    assert_authentication_error(&err, "wrong password through the proxy");
+
+    let nobody = PulsarClient::builder(proxy)
+        .authentication(BasicAuth::new("nobody", "nobody-password"))
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let err = nobody
+        .producer(support::unique_topic("basic-proxy-nobody"))
+        .create()
+        .await
+        .expect_err("no permission on public/default");
+    assert_eq!(
+        err.server_error().map(|e| e.code),
+        Some(ServerErrorCode::AuthorizationError),
+        "{err:?}"
+    );
 }

@@ -1236,3 +1236,65 @@ async fn an_async_token_supplier_is_awaited_for_connect_and_for_challenges() {
     assert_eq!(data.auth_data.as_deref(), Some(&b"async-token-1"[..]));
     assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+// --- closing while the connection goes ---------------------------------------------------------
+
+/// A connection lost while CLOSE_CONSUMER awaits its answer takes the consumer with it (a broker
+/// drops the consumers of a connection that goes): the close is done, not an error. Before,
+/// `close` returned the connection's error (seen through the Pulsar proxy, whose stalled
+/// connection the keepalive ended in the middle of a close); the Java client too ignores the
+/// error of a close whose connection is no longer active.
+#[tokio::test]
+async fn a_consumer_closes_cleanly_when_its_connection_goes_during_the_close() {
+    let mut peer = Peer::start().await;
+    peer.ignore(Type::CloseConsumer);
+    let client = client(&peer);
+    let consumer = guard(
+        "subscribe",
+        client.consumer(TOPIC).subscription("s").subscribe(),
+    )
+    .await
+    .expect("subscribe");
+    let closing = tokio::spawn(consumer.close());
+    let (conn, _) = peer.expect_on(Type::CloseConsumer).await;
+    peer.disconnect(conn);
+    let closed = guard("close", closing).await.expect("the close task");
+    assert!(closed.is_ok(), "{closed:?}");
+}
+
+/// The same for a producer and CLOSE_PRODUCER.
+#[tokio::test]
+async fn a_producer_closes_cleanly_when_its_connection_goes_during_the_close() {
+    let mut peer = Peer::start().await;
+    peer.ignore(Type::CloseProducer);
+    let client = client(&peer);
+    let producer = guard("create", client.producer(TOPIC).create())
+        .await
+        .expect("producer");
+    let closing = tokio::spawn(async move { producer.close().await });
+    let (conn, _) = peer.expect_on(Type::CloseProducer).await;
+    peer.disconnect(conn);
+    let closed = guard("close", closing).await.expect("the close task");
+    assert!(closed.is_ok(), "{closed:?}");
+}
+
+/// An UNSUBSCRIBE the connection loss cut off did not happen: that stays an error.
+#[tokio::test]
+async fn an_unsubscribe_cut_off_by_the_connection_going_fails() {
+    let mut peer = Peer::start().await;
+    peer.ignore(Type::Unsubscribe);
+    let client = client(&peer);
+    let consumer = guard(
+        "subscribe",
+        client.consumer(TOPIC).subscription("s").subscribe(),
+    )
+    .await
+    .expect("subscribe");
+    let unsubscribing = tokio::spawn(async move { consumer.unsubscribe().await });
+    let (conn, _) = peer.expect_on(Type::Unsubscribe).await;
+    peer.disconnect(conn);
+    let result = guard("unsubscribe", unsubscribing)
+        .await
+        .expect("the unsubscribe task");
+    assert!(matches!(result, Err(Error::Connection(_))), "{result:?}");
+}

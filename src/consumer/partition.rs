@@ -712,6 +712,15 @@ impl ChildTask {
             self.connection = None;
             self.events = None;
         }
-        result.map(|_| ())
+        match result {
+            // The connection went while CLOSE_CONSUMER awaited its answer: the broker drops the
+            // consumers of a connection that goes, so the consumer is closed all the same. (An
+            // UNSUBSCRIBE cut off that way did not happen: its error stays.)
+            Err(Error::Connection(e)) if !unsubscribe => {
+                debug!(error = %e, "the connection went during the close: closed with it");
+                Ok(())
+            }
+            result => result.map(|_| ()),
+        }
     }
 }

@@ -515,6 +515,14 @@ impl PartitionTask {
             )
             .await;
         conn.unregister_producer(self.producer_id);
-        result.map(|_| ())
+        match result {
+            // The connection went while CLOSE_PRODUCER awaited its answer: the broker drops the
+            // producers of a connection that goes, so the producer is closed all the same.
+            Err(Error::Connection(e)) => {
+                tracing::debug!(error = %e, "the connection went during the close: closed with it");
+                Ok(())
+            }
+            result => result.map(|_| ()),
+        }
     }
 }

@@ -6,6 +6,11 @@
 //! It needs `scripts/apache-pulsar.sh install` (Java 17+ and Maven) once; without it the tests
 //! that need Apache Pulsar fail saying so.
 //!
+//! With [`ApacheOptions::proxy`] the Pulsar proxy runs in front of it (its own JVM, `DIR/proxy.pid`,
+//! `DIR/proxy.log`; the watchdog and the exit hook end it too): [`Apache::proxy_url`],
+//! [`Apache::proxy_tls_url`], and [`Apache::kill_proxy`], [`Apache::kill_broker`] and
+//! [`Apache::start_again`] for the fault tests.
+//!
 //! At most one private Apache Pulsar ([`super::Broker::start_private`]) runs at a time in a test
 //! binary: the others wait for it to be dropped (one JVM is ~400 MB and most of a core while
 //! it starts).
@@ -31,6 +36,9 @@ pub const COMPACTION_WAIT: Duration = Duration::from_secs(120);
 /// The command-line marker of the standalone JVM, checked before it is killed by pid.
 const JVM_MARKER: &str = "PulsarStandaloneStarter";
 
+/// The command-line marker of the proxy JVM (`DIR/proxy.pid`), for the watchdog.
+const PROXY_MARKER: &str = "ProxyServiceStarter";
+
 /// How an Apache Pulsar standalone is started: the options of `scripts/apache-pulsar.sh start`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ApacheOptions {
@@ -43,6 +51,13 @@ pub struct ApacheOptions {
     pub tls: bool,
     /// `--transactions`.
     pub transactions: bool,
+    /// `--proxy`: the Pulsar proxy in front of the standalone (`PULSAR_PROXY_URL`, and
+    /// `PULSAR_PROXY_TLS_URL` with `tls`; it authenticates clients and forwards their role
+    /// with `token` or `basic`).
+    pub proxy: bool,
+    /// With `proxy`: the [`Broker`]'s [`url`](Broker::url) and [`addr`](Broker::addr) are the
+    /// proxy's (`PULSAR_PROXY_URL`), so that a suite written for any broker runs through it.
+    pub via_proxy: bool,
     /// `--config KEY=VALUE` lines of broker.conf.
     pub config: Vec<String>,
 }
@@ -71,6 +86,20 @@ impl ApacheOptions {
         self
     }
 
+    /// With the Pulsar proxy in front of it.
+    pub fn proxy(mut self) -> Self {
+        self.proxy = true;
+        self
+    }
+
+    /// With the Pulsar proxy in front of it, and the proxy's URL as the broker's
+    /// ([`Broker::url`]).
+    pub fn via_proxy(mut self) -> Self {
+        self.proxy = true;
+        self.via_proxy = true;
+        self
+    }
+
     /// With a broker.conf key.
     pub fn config(mut self, key: &str, value: &str) -> Self {
         self.config.push(format!("{key}={value}"));
@@ -90,6 +119,9 @@ impl ApacheOptions {
         }
         if self.transactions {
             args.push("--transactions".to_string());
+        }
+        if self.proxy {
+            args.push("--proxy".to_string());
         }
         for kv in &self.config {
             args.extend(["--config".to_string(), kv.clone()]);
@@ -232,6 +264,7 @@ impl Apache {
             .arg("sh")
             .arg(&dir)
             .arg(JVM_MARKER)
+            .arg(PROXY_MARKER)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -260,7 +293,12 @@ impl Apache {
                 panic!("{message}");
             }
         }
-        let url = apache.env("PULSAR_URL").unwrap_or_default().to_string();
+        let url_name = if apache.options.via_proxy {
+            "PULSAR_PROXY_URL"
+        } else {
+            "PULSAR_URL"
+        };
+        let url = apache.env(url_name).unwrap_or_default().to_string();
         let addr = super::addr_of_url(&url);
         Broker {
             url,
@@ -304,6 +342,9 @@ impl Apache {
         if !env.contains_key("PULSAR_URL") {
             return Err("apache-pulsar.sh start printed no PULSAR_URL".to_string());
         }
+        if self.options.proxy && !env.contains_key("PULSAR_PROXY_URL") {
+            return Err("apache-pulsar.sh start --proxy printed no PULSAR_PROXY_URL".to_string());
+        }
         Ok(env)
     }
 
@@ -329,9 +370,15 @@ impl Apache {
     }
 
     fn script_command(&self, command: &str) -> Result<(), String> {
+        self.script_command_with(command, &[])
+    }
+
+    /// `apache-pulsar.sh COMMAND [ARGS] DIR`.
+    fn script_command_with(&self, command: &str, args: &[&str]) -> Result<(), String> {
         let out = Command::new("bash")
             .arg(script())
             .arg(command)
+            .args(args)
             .arg(&self.dir)
             .stdin(Stdio::null())
             .output()
@@ -362,14 +409,87 @@ impl Apache {
         }
     }
 
+    /// SIGKILL of the standalone only (`apache-pulsar.sh kill9 --broker`): the proxy in front
+    /// of it keeps running. [`Apache::start_again`] starts it again.
+    pub fn kill_broker(&self) {
+        if let Err(e) = self.script_command_with("kill9", &["--broker"]) {
+            panic!("{e}");
+        }
+    }
+
+    /// SIGKILL of the proxy only (`apache-pulsar.sh kill9 --proxy`): the standalone keeps
+    /// running. [`Apache::start_again`] starts it again.
+    pub fn kill_proxy(&self) {
+        if let Err(e) = self.script_command_with("kill9", &["--proxy"]) {
+            panic!("{e}");
+        }
+    }
+
+    /// `apache-pulsar.sh start DIR` again: starts what is down (the standalone, the proxy) on
+    /// the same ports with the same data and options, and waits until it is ready.
+    pub fn start_again(&self) {
+        if let Err(why) = self.run_start(&[]) {
+            panic!("{}", self.failure_message("start again", &why));
+        }
+    }
+
     /// Whether the JVM runs.
     pub fn is_running(&self) -> bool {
-        let Ok(pid) = fs::read_to_string(self.dir.join("broker.pid")) else {
-            return false;
-        };
-        fs::read(format!("/proc/{}/cmdline", pid.trim()))
-            .map(|c| String::from_utf8_lossy(&c).contains(JVM_MARKER))
-            .unwrap_or(false)
+        pid_runs(&self.dir.join("broker.pid"), JVM_MARKER)
+    }
+
+    /// Whether the proxy's JVM runs.
+    pub fn proxy_is_running(&self) -> bool {
+        pid_runs(&self.dir.join("proxy.pid"), PROXY_MARKER)
+    }
+
+    /// The pid of the proxy's JVM, if it runs.
+    pub fn proxy_pid(&self) -> Option<u32> {
+        let pid_file = self.dir.join("proxy.pid");
+        if !pid_runs(&pid_file, PROXY_MARKER) {
+            return None;
+        }
+        fs::read_to_string(pid_file).ok()?.trim().parse().ok()
+    }
+
+    /// The proxy's log (`DIR/proxy.log`, beside the broker's).
+    pub fn proxy_log(&self) -> PathBuf {
+        self.dir.join("proxy.log")
+    }
+
+    /// `PULSAR_PROXY_URL`: the proxy's plain binary port (panics without `--proxy`).
+    pub fn proxy_url(&self) -> &str {
+        self.required("PULSAR_PROXY_URL", "proxy")
+    }
+
+    /// `PULSAR_PROXY_TLS_URL`: the proxy's TLS binary port (panics without `--proxy --tls`).
+    pub fn proxy_tls_url(&self) -> &str {
+        self.required("PULSAR_PROXY_TLS_URL", "proxy and tls")
+    }
+
+    /// `PULSAR_PROXY_HTTP_URL`: the proxy's HTTP port (`/metrics`, `/proxy-stats`, and the
+    /// admin API it forwards to the broker).
+    pub fn proxy_http_url(&self) -> &str {
+        self.required("PULSAR_PROXY_HTTP_URL", "proxy")
+    }
+
+    /// `host:port` of [`Apache::proxy_url`].
+    pub fn proxy_addr(&self) -> String {
+        super::addr_of_url(self.proxy_url())
+    }
+
+    fn required(&self, name: &str, options: &str) -> &str {
+        match self.env(name) {
+            Some(v) => v,
+            None => {
+                panic!("no {name}: this Apache Pulsar was not started with the {options} option(s)")
+            }
+        }
+    }
+
+    /// A GET on the proxy's HTTP port: `(status, body)`.
+    pub fn proxy_get(&self, path: &str) -> (u16, String) {
+        http_get(self.proxy_http_url(), path)
     }
 
     /// A token for `subject` signed with the broker's key, expiring at `exp` (unix seconds,
@@ -661,4 +781,42 @@ pub fn read_log(apache: &Apache) -> String {
     let mut text = String::new();
     let _ = fs::File::open(apache.log()).and_then(|mut f| f.read_to_string(&mut text));
     text
+}
+
+/// Whether the pid in `pid_file` runs and its command line has `marker`.
+fn pid_runs(pid_file: &Path, marker: &str) -> bool {
+    let Ok(pid) = fs::read_to_string(pid_file) else {
+        return false;
+    };
+    fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        .map(|c| String::from_utf8_lossy(&c).contains(marker))
+        .unwrap_or(false)
+}
+
+/// A GET of `path` on `base` (`http://host:port`): `(status, body)`. HTTP/1.0, so that the body
+/// comes whole (never chunked).
+fn http_get(base: &str, path: &str) -> (u16, String) {
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(hostport)
+        .unwrap_or_else(|e| panic!("cannot connect to {hostport}: {e}"));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("GET {base}{path}: {e}"));
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .unwrap_or_else(|e| panic!("the response to GET {base}{path}: {e}"));
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response to GET {base}{path}: {text}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

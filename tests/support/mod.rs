@@ -5,14 +5,16 @@
 //! Each test says which broker it needs:
 //!
 //! - [`broker()`]: the binary's default broker, shared by its tests: the broker at `PULSAR_URL`
-//!   when set (nothing is started); else Apache Pulsar when `PULSAR_WIRE_BROKER=apache`; else a
-//!   local pulsar-lite (the fast default) started once on a free loopback port with a fresh
-//!   database in a temporary directory;
+//!   when set (nothing is started); else Apache Pulsar when `PULSAR_WIRE_BROKER=apache`, or
+//!   Apache Pulsar behind the Pulsar proxy when `PULSAR_WIRE_BROKER=apache-proxy` (the tests'
+//!   clients get the proxy's URL); else a local pulsar-lite (the fast default) started once on
+//!   a free loopback port with a fresh database in a temporary directory;
 //! - [`apache()`] / [`apache_with`]: Apache Pulsar always (plain, or with token auth, TLS and
 //!   broker.conf keys), for Apache-specific tests;
 //! - [`Broker::start_private`]: a private broker for fault tests that kill -9 and restart it:
 //!   pulsar-lite, or Apache Pulsar with `PULSAR_WIRE_BROKER=apache` (kill is
-//!   `apache-pulsar.sh kill9`, restart is `start` again on the same directory);
+//!   `apache-pulsar.sh kill9`, restart is `start` again on the same directory), or Apache
+//!   Pulsar and its proxy with `PULSAR_WIRE_BROKER=apache-proxy` (kill and restart both);
 //! - [`Broker::start_local`]: pulsar-lite always, for pulsar-lite-specific tests (its config
 //!   file, its log lines).
 //!
@@ -104,12 +106,13 @@ keep_alive_interval_secs = 30
 enabled = false
 ";
 
-/// The watchdog: `sh -c WATCHDOG sh DIR MARKER`. Its stdin is a pipe held only by the test
+/// The watchdog: `sh -c WATCHDOG sh DIR MARKER [PROXY_MARKER]`. Its stdin is a pipe held only by the test
 /// process, so `read` sees end of file as soon as the test process is gone. It then kills the
 /// broker named in `DIR/broker.pid` if that pid's command line still contains MARKER
 /// (`pulsar-lite`, or `PulsarStandaloneStarter` for Apache Pulsar), and an
-/// `apache-pulsar.sh start` still running (`DIR/start.pid`), and removes `DIR`. It looks a few
-/// times: a start script killed mid-way may just have forked the JVM.
+/// `apache-pulsar.sh start` still running (`DIR/start.pid`), and the Pulsar proxy named in
+/// `DIR/proxy.pid` if PROXY_MARKER is given and its command line has it, and removes `DIR`. It
+/// looks a few times: a start script killed mid-way may just have forked the JVM.
 pub(crate) const WATCHDOG: &str = r#"
 trap '' INT HUP
 while read -r _; do :; done
@@ -119,21 +122,27 @@ while [ "$round" -lt 5 ]; do
     if [ -n "$spid" ] && grep -aq apache-pulsar.sh "/proc/$spid/cmdline" 2>/dev/null; then
         kill -9 "$spid" 2>/dev/null
     fi
-    pid=$(cat "$1/broker.pid" 2>/dev/null)
-    if [ -n "$pid" ] && ! grep -aq "$2" "/proc/$pid/cmdline" 2>/dev/null; then
-        pid=
-    fi
-    if [ -n "$pid" ]; then
-        kill -9 "$pid" 2>/dev/null
-        i=0
-        # Gone, or a zombie nobody has reaped yet (it holds no files any more).
-        while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
-            state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-            [ "$state" = Z ] && break
-            sleep 0.1; i=$((i + 1))
-        done
-    fi
-    [ -z "$spid" ] && [ -z "$pid" ] && break
+    left=
+    for which in "broker.pid:$2" "proxy.pid:$3"; do
+        marker=${which#*:}
+        [ -n "$marker" ] || continue
+        pid=$(cat "$1/${which%%:*}" 2>/dev/null)
+        if [ -n "$pid" ] && ! grep -aq "$marker" "/proc/$pid/cmdline" 2>/dev/null; then
+            pid=
+        fi
+        if [ -n "$pid" ]; then
+            left=1
+            kill -9 "$pid" 2>/dev/null
+            i=0
+            # Gone, or a zombie nobody has reaped yet (it holds no files any more).
+            while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
+                state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+                [ "$state" = Z ] && break
+                sleep 0.1; i=$((i + 1))
+            done
+        fi
+    done
+    [ -z "$spid" ] && [ -z "$left" ] && break
     round=$((round + 1))
     sleep 0.2
 done
@@ -153,6 +162,11 @@ pub enum Selection {
     Lite,
     /// Apache Pulsar started by `scripts/apache-pulsar.sh` (`PULSAR_WIRE_BROKER=apache`).
     Apache,
+    /// The same behind the Pulsar proxy, whose URL the clients get
+    /// (`PULSAR_WIRE_BROKER=apache-proxy`). Suites whose tap rewrites LOOKUP answers
+    /// ([`tap::Tap::start`]) cannot run so: the client would no longer name the broker to the
+    /// proxy.
+    ApacheProxy,
 }
 
 /// The default broker selection of this run (see [`Selection`]).
@@ -166,7 +180,10 @@ pub fn selection() -> Selection {
     {
         "" | "lite" | "pulsar-lite" => Selection::Lite,
         "apache" => Selection::Apache,
-        other => panic!("PULSAR_WIRE_BROKER={other}: use lite (the default) or apache"),
+        "apache-proxy" => Selection::ApacheProxy,
+        other => {
+            panic!("PULSAR_WIRE_BROKER={other}: use lite (the default), apache or apache-proxy")
+        }
     }
 }
 
@@ -177,8 +194,10 @@ pub fn selection() -> Selection {
 /// Tests share it and run in parallel: do not kill or restart it; use
 /// [`Broker::start_private`] for that.
 pub fn broker() -> &'static Broker {
-    if selection() == Selection::Apache {
-        return apache();
+    match selection() {
+        Selection::Apache => return apache(),
+        Selection::ApacheProxy => return apache::shared(&ApacheOptions::plain().via_proxy()),
+        _ => {}
     }
     let shared = SHARED.get_or_init(|| match external_url() {
         Some(url) => Ok(Broker::external(url)),
@@ -301,6 +320,11 @@ impl Broker {
             Selection::Apache => apache::private(
                 ApacheOptions::plain().config("managedLedgerDefaultMarkDeleteRateLimit", "0"),
             ),
+            Selection::ApacheProxy => apache::private(
+                ApacheOptions::plain()
+                    .via_proxy()
+                    .config("managedLedgerDefaultMarkDeleteRateLimit", "0"),
+            ),
             _ => Broker::start_local(),
         }
     }
@@ -316,6 +340,7 @@ impl Broker {
     pub fn partitioned(partitions: u32) -> BrokerRef {
         match selection() {
             Selection::Apache => BrokerRef::Shared(apache()),
+            Selection::ApacheProxy => BrokerRef::Shared(broker()),
             _ => BrokerRef::Owned(Box::new(Broker::start_local_partitioned(partitions))),
         }
     }
