@@ -111,12 +111,20 @@ import org.apache.pulsar.common.schema.SchemaInfo;
  * (commit or abort; answers {@code state} after it); {@code close}. At {@code close} or the
  * end of stdin: {@code done}.
  *
+ * <p>End-to-end encryption ({@code produce}: {@code encryption_keys}, {@code public_keys},
+ * {@code default_public_key}, {@code key_metadata}, {@code producer_crypto_failure_action};
+ * {@code consume}: {@code private_keys}, {@code default_private_key}, {@code
+ * crypto_failure_action}; message lines: {@code encrypted}, {@code encryption_ctx}) is in
+ * {@link Crypto}.
+ *
  * <p>Stdout carries only JSON lines; the client's log goes to stderr. On any failure: an {@code
  * error} line, exit status 1.
  */
 public final class JavaPeer {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static PrintStream out;
+    /** The consume command's private keys, to tell whether a message came decrypted. */
+    private static Crypto.Keys consumerKeys;
 
     public static void main(String[] args) {
         // The JSON lines get the real stdout; anything else printed (the client's log) goes to
@@ -187,6 +195,7 @@ public final class JavaPeer {
         if (spec.has("hashing")) {
             builder.hashingScheme(HashingScheme.valueOf(spec.get("hashing").asText()));
         }
+        Crypto.producer(builder, spec);
         try (Producer<T> producer = builder.create()) {
             List<CompletableFuture<MessageId>> ids = new ArrayList<>();
             for (JsonNode m : messages) {
@@ -252,6 +261,7 @@ public final class JavaPeer {
                 .negativeAckRedeliveryDelay(spec.path("nack_delay_ms").asLong(100), TimeUnit.MILLISECONDS)
                 .enableBatchIndexAcknowledgment(spec.path("batch_index_ack").asBoolean(false))
                 .priorityLevel(spec.path("priority_level").asInt(0));
+        consumerKeys = Crypto.consumer(builder, spec);
         JsonNode dl = spec.get("dead_letter");
         Consumer<byte[]> watcher = null;
         if (dl != null) {
@@ -381,6 +391,7 @@ public final class JavaPeer {
         line.put("topic", m.getTopicName());
         line.put("producer_name", m.getProducerName());
         putId(line, m.getMessageId());
+        Crypto.describe(line, m, consumerKeys);
         return line;
     }
 
