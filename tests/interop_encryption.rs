@@ -1087,3 +1087,102 @@ async fn pem_forms_the_java_client_reads() {
         }
     }
 }
+
+// --- golden vectors ----------------------------------------------------------------------------
+
+/// The plaintexts of the golden vectors.
+const GOLDEN: [&str; 3] = [
+    "golden plaintext: pulsar-wire reads what the official clients write",
+    "second message of the batch",
+    "third message of the batch",
+];
+
+/// Writes what the official clients produce for [`GOLDEN`] with the committed rsa-a key to
+/// `tests/data/crypto/golden-*.json`: the metadata exactly as delivered (protobuf, base64) and
+/// the stored payload, taken by a pulsar-wire consumer (Consume, no key) through a [`Tap`].
+/// `tests/encryption_golden.rs` decrypts them with no broker.
+#[tokio::test]
+#[ignore = "writes tests/data/crypto/golden-*.json; run with PULSAR_WIRE_CAPTURE_GOLDEN=1"]
+async fn capture_golden_vectors() {
+    assert!(
+        std::env::var_os("PULSAR_WIRE_CAPTURE_GOLDEN").is_some(),
+        "set PULSAR_WIRE_CAPTURE_GOLDEN=1 to overwrite tests/data/crypto/golden-*.json"
+    );
+    let one: Vec<Vec<u8>> = vec![GOLDEN[0].as_bytes().to_vec()];
+    let three: Vec<Vec<u8>> = GOLDEN.iter().map(|s| s.as_bytes().to_vec()).collect();
+
+    let topic = support::unique_topic("golden-java");
+    java_produce(&topic, CASES[0], &[("rsa-a", "rsa-a.pub.pem")], &one).await;
+    capture(
+        &topic,
+        "golden-java.json",
+        "the Java client 4.0.7, unbatched",
+        &one,
+    )
+    .await;
+
+    let topic = support::unique_topic("golden-java-batch");
+    let lz4 = Case {
+        name: "batched-lz4",
+        batching: true,
+        codec: Compression::Lz4,
+        chunked: false,
+    };
+    java_produce(&topic, lz4, &[("rsa-a", "rsa-a.pub.pem")], &three).await;
+    capture(
+        &topic,
+        "golden-java-batch-lz4.json",
+        "the Java client 4.0.7, a batch of 3, LZ4",
+        &three,
+    )
+    .await;
+
+    let topic = support::unique_topic("golden-cpp");
+    cpp_produce(&topic, CASES[0], &["rsa-a"], "rsa-a.pub.pem", &one).await;
+    capture(
+        &topic,
+        "golden-cpp.json",
+        "the C++ client (Python pulsar-client 3.13.0), unbatched",
+        &one,
+    )
+    .await;
+}
+
+async fn capture(topic: &str, file: &str, producer: &str, plaintexts: &[Vec<u8>]) {
+    use prost::Message as _;
+    use pulsar_wire::wire::proto::base_command::Type;
+    let tap = support::tap::Tap::start(support::broker().addr()).await;
+    let client = PulsarClient::builder(tap.url())
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let mut c = wire_consumer(
+        &client,
+        topic,
+        "golden",
+        None,
+        ConsumerCryptoFailureAction::Consume,
+    )
+    .await;
+    let m = next(&mut c, file).await.expect("an undecrypted message");
+    assert!(m.is_encrypted());
+    let seen = tap.seen(false, Type::Message);
+    assert_eq!(seen.len(), 1, "one entry");
+    let md = support::tap::metadata(&seen[0]).encode_to_vec();
+    let text: Vec<String> = plaintexts
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    let golden = json!({
+        "producer": producer,
+        "key_name": "rsa-a",
+        "private_key": "rsa-a.pkcs1.pem",
+        "plaintexts": text,
+        "metadata_b64": b64(&md),
+        "payload_b64": b64(m.payload()),
+    });
+    let path = PathBuf::from(key(file));
+    let mut body = serde_json::to_string_pretty(&golden).expect("json");
+    body.push('\n');
+    std::fs::write(&path, body).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
