@@ -1388,3 +1388,239 @@ async fn the_listener_name_flag_reaches_the_lookup_and_an_unknown_one_fails_clea
         "{line}"
     );
 }
+
+// --- end-to-end encryption ---------------------------------------------------------------------
+
+fn crypto_key(name: &str) -> String {
+    format!("{}/tests/data/crypto/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn consume_args<'a>(
+    url: &'a str,
+    topic: &'a str,
+    sub: &'a str,
+    n: &'a str,
+    timeout: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "consume",
+        "--url",
+        url,
+        "--topic",
+        topic,
+        "-s",
+        sub,
+        "-t",
+        "shared",
+        "--initial",
+        "earliest",
+        "-n",
+        n,
+        "--timeout",
+        timeout,
+    ]
+}
+
+/// `produce --encryption-key --crypto-public-key` → the library decrypts; the library encrypts
+/// → `consume --crypto-private-key` decrypts; a wrong key fails (one error line), discards or
+/// consumes (`--json`: `"encrypted": true` and the encryption context) as told.
+#[test]
+fn encrypted_messages_between_the_cli_and_the_library() {
+    use pulsar_wire::{
+        ConsumerCryptoFailureAction, DefaultCryptoKeyReader, InitialPosition, PulsarClient,
+        SubscriptionType,
+    };
+    let url = support::broker().url();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = rt
+        .block_on(async { PulsarClient::builder(url).build() })
+        .expect("client");
+
+    // CLI → library, two names each with its public key; the library holds only rsa-b's.
+    let topic = support::unique_topic("cli-e2e-to-lib");
+    let (a_pub, b_pub) = (crypto_key("rsa-a.pub.pem"), crypto_key("rsa-b.pub.pem"));
+    let out = run(
+        &[
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "-m",
+            "secret {i}",
+            "-n",
+            "3",
+            "--encryption-key",
+            "rsa-a",
+            "--encryption-key",
+            "rsa-b",
+            "--crypto-public-key",
+            &a_pub,
+            "--crypto-public-key",
+            &b_pub,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&out).contains(", 0 failed"));
+    rt.block_on(async {
+        let mut c = client
+            .consumer(&topic)
+            .subscription("lib")
+            .subscription_type(SubscriptionType::Shared)
+            .initial_position(InitialPosition::Earliest)
+            .crypto_key_reader(
+                DefaultCryptoKeyReader::new().private_key("rsa-b", crypto_key("rsa-b.pkcs1.pem")),
+            )
+            .subscribe()
+            .await
+            .expect("subscribe");
+        for i in 0..3 {
+            let m = tokio::time::timeout(Duration::from_secs(20), c.receive())
+                .await
+                .expect("in time")
+                .expect("decrypted");
+            assert_eq!(m.payload_str(), Some(format!("secret {i}").as_str()));
+            assert!(!m.is_encrypted());
+            c.ack(&m).await.expect("ack");
+        }
+        // What the broker stores is not the text.
+        let mut raw = client
+            .consumer(&topic)
+            .subscription("raw")
+            .initial_position(InitialPosition::Earliest)
+            .crypto_failure_action(ConsumerCryptoFailureAction::Consume)
+            .subscribe()
+            .await
+            .expect("subscribe");
+        let m = tokio::time::timeout(Duration::from_secs(20), raw.receive())
+            .await
+            .expect("in time")
+            .expect("undecrypted");
+        assert!(m.is_encrypted());
+        assert!(!m.payload().windows(6).any(|w| w == b"secret"));
+        let names: Vec<String> = m
+            .encryption_context()
+            .map(|ctx| ctx.keys.iter().map(|k| k.name.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["rsa-a", "rsa-b"], "one data key per name");
+    });
+    // Two names and three keys: refused before connecting.
+    let line = failed(&run(
+        &[
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "-m",
+            "x",
+            "--encryption-key",
+            "a",
+            "--encryption-key",
+            "b",
+            "--crypto-public-key",
+            &a_pub,
+            "--crypto-public-key",
+            &b_pub,
+            "--crypto-public-key",
+            &a_pub,
+        ],
+        Duration::from_secs(30),
+    ));
+    assert!(line.contains("one per name"), "{line}");
+
+    // Library → CLI.
+    let topic = support::unique_topic("cli-e2e-from-lib");
+    rt.block_on(async {
+        let p = client
+            .producer(&topic)
+            .encryption_key("rsa-a")
+            .crypto_key_reader(
+                DefaultCryptoKeyReader::new().default_public_key(crypto_key("rsa-a.pub.pem")),
+            )
+            .create()
+            .await
+            .expect("producer");
+        for i in 0..2 {
+            p.send(format!("from the library {i}")).await.expect("send");
+        }
+    });
+    let a_priv = crypto_key("rsa-a.pkcs8.pem");
+    let mut args = consume_args(url, &topic, "cli", "2", "20");
+    args.extend(["--crypto-private-key", &a_priv]);
+    let stdout = ok(&run(&args, Duration::from_secs(60)));
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["from the library 0", "from the library 1"]
+    );
+    let named = format!("rsa-a={a_priv}");
+    let mut args = consume_args(url, &topic, "cli-named", "1", "20");
+    args.extend(["--crypto-private-key", &named, "--json"]);
+    let stdout = ok(&run(&args, Duration::from_secs(60)));
+    assert!(
+        stdout.contains("\"payload\":\"from the library 0\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"encrypted\":false"), "{stdout}");
+
+    // A wrong key: fail (one error line, the message kept), discard, consume.
+    let b_priv = crypto_key("rsa-b.pkcs1.pem");
+    let mut args = consume_args(url, &topic, "wrong", "1", "20");
+    args.extend(["--crypto-private-key", &b_priv]);
+    let line = failed(&run(&args, Duration::from_secs(60)));
+    assert!(
+        line.contains("rsa-a") && line.contains("another key"),
+        "{line}"
+    );
+    let mut args = consume_args(url, &topic, "wrong", "2", "20");
+    args.extend(["--crypto-private-key", &a_priv]);
+    let stdout = ok(&run(&args, Duration::from_secs(60)));
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "what fail left is there: {stdout}"
+    );
+
+    let mut args = consume_args(url, &topic, "discard", "1", "3");
+    args.extend([
+        "--crypto-private-key",
+        &b_priv,
+        "--crypto-failure-action",
+        "discard",
+    ]);
+    let line = failed(&run(&args, Duration::from_secs(60)));
+    assert!(
+        line.contains("timed out"),
+        "discarded, nothing printed: {line}"
+    );
+    let mut args = consume_args(url, &topic, "discard", "1", "3");
+    args.extend(["--crypto-private-key", &a_priv]);
+    let line = failed(&run(&args, Duration::from_secs(60)));
+    assert!(
+        line.contains("timed out"),
+        "discard acknowledged them: {line}"
+    );
+
+    let mut args = consume_args(url, &topic, "consume", "2", "20");
+    args.extend(["--crypto-failure-action", "consume", "--json"]);
+    let stdout = ok(&run(&args, Duration::from_secs(60)));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for line in lines {
+        assert!(line.contains("\"encrypted\":true"), "{line}");
+        assert!(line.contains("\"payload_base64\":"), "{line}");
+        assert!(!line.contains("from the library"), "{line}");
+        assert!(
+            line.contains(
+                "\"encryption_context\":{\"keys\":[{\"name\":\"rsa-a\",\"value_base64\":"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("\"param_base64\":") && line.contains("\"algorithm\":null"),
+            "{line}"
+        );
+        assert!(line.contains("\"compression\":\"none\""), "{line}");
+    }
+    rt.block_on(async { client.close().await }).expect("close");
+}

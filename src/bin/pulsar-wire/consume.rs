@@ -5,7 +5,10 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use pulsar_wire::{InitialPosition, Message, SubscriptionType, Transaction};
+use pulsar_wire::{
+    ConsumerCryptoFailureAction, DefaultCryptoKeyReader, EncryptionContext, InitialPosition,
+    Message, SubscriptionType, Transaction,
+};
 
 use crate::common::{
     abort_after_failure, context, end_transaction, parse_secs, secs, CliError, CliResult,
@@ -52,6 +55,18 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// A PEM private key to decrypt end-to-end encrypted messages with (PKCS#1 or PKCS#8 RSA):
+    /// `FILE` for every key name, `NAME=FILE` for one name (repeatable).
+    #[arg(long = "crypto-private-key", value_name = "[NAME=]FILE")]
+    pub crypto_private_keys: Vec<String>,
+
+    /// What to do with a message that cannot be decrypted (no key, a wrong key): `fail` (an
+    /// error; the message stays on the subscription), `discard` (acknowledge it, never print
+    /// it), `consume` (print it undecrypted: `--json` shows `"encrypted": true` and its
+    /// encryption context).
+    #[arg(long, value_enum, value_name = "ACTION", default_value_t = CryptoFailure::Fail)]
+    pub crypto_failure_action: CryptoFailure,
+
     /// `--transaction commit|abort`: acknowledge every message received in one transaction
     /// and end it once COUNT messages came (a failure aborts it); needs a COUNT above 0.
     #[command(flatten)]
@@ -81,6 +96,60 @@ impl From<SubType> for SubscriptionType {
             SubType::KeyShared => SubscriptionType::KeyShared,
         }
     }
+}
+
+/// What a consumer does with a message it cannot decrypt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CryptoFailure {
+    /// Fail the receive; the message stays on the subscription.
+    Fail,
+    /// Acknowledge the message without delivering it.
+    Discard,
+    /// Deliver it undecrypted, with its encryption context.
+    Consume,
+}
+
+impl From<CryptoFailure> for ConsumerCryptoFailureAction {
+    fn from(a: CryptoFailure) -> Self {
+        match a {
+            CryptoFailure::Fail => ConsumerCryptoFailureAction::Fail,
+            CryptoFailure::Discard => ConsumerCryptoFailureAction::Discard,
+            CryptoFailure::Consume => ConsumerCryptoFailureAction::Consume,
+        }
+    }
+}
+
+/// The key reader of `--crypto-private-key`: `FILE` (the default key, at most one) or
+/// `NAME=FILE`; `None` without any.
+fn private_keys(keys: &[String]) -> CliResult<Option<DefaultCryptoKeyReader>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut reader = DefaultCryptoKeyReader::new();
+    let mut default = false;
+    for k in keys {
+        match k.split_once('=') {
+            Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+                reader = reader.private_key(name, file);
+            }
+            Some(_) => {
+                return Err(CliError(format!(
+                    "--crypto-private-key {k:?}: give FILE or NAME=FILE"
+                )))
+            }
+            None if default => {
+                return Err(CliError(
+                    "more than one --crypto-private-key FILE without a NAME=: name all but one"
+                        .into(),
+                ))
+            }
+            None => {
+                default = true;
+                reader = reader.default_private_key(k.as_str());
+            }
+        }
+    }
+    Ok(Some(reader))
 }
 
 /// Initial positions of a new subscription.
@@ -177,6 +246,42 @@ pub fn message_json(msg: &Message, value: Option<&Value>) -> String {
         Some(Value::Error(e)) => o.null("value").string("value_error", e),
         None => o.null("value"),
     };
+    o.raw(
+        "encrypted",
+        if msg.is_encrypted() { "true" } else { "false" },
+    );
+    if msg.is_encrypted() {
+        match msg.encryption_context() {
+            Some(ctx) => o.raw("encryption_context", &encryption_context_json(ctx)),
+            None => o.null("encryption_context"),
+        };
+    }
+    o.finish()
+}
+
+/// The encryption context of an undecrypted message: what it takes to decrypt it.
+fn encryption_context_json(ctx: &EncryptionContext) -> String {
+    let keys: Vec<String> = ctx
+        .keys
+        .iter()
+        .map(|k| {
+            let mut o = json::Object::new();
+            o.string("name", &k.name)
+                .string("value_base64", &json::base64(&k.value))
+                .string_map("metadata", &k.metadata);
+            o.finish()
+        })
+        .collect();
+    let mut o = json::Object::new();
+    o.raw("keys", &format!("[{}]", keys.join(",")))
+        .string("param_base64", &json::base64(&ctx.param))
+        .opt_string("algorithm", ctx.algorithm.as_deref())
+        .string("compression", ctx.compression.name())
+        .number("uncompressed_size", u64::from(ctx.uncompressed_size));
+    match ctx.batch_size {
+        Some(n) => o.number("batch_size", u64::try_from(n).unwrap_or(0)),
+        None => o.null("batch_size"),
+    };
     o.finish()
 }
 
@@ -188,18 +293,21 @@ pub async fn run(args: ConsumeArgs) -> CliResult<()> {
                 .into(),
         ));
     }
+    let keys = private_keys(&args.crypto_private_keys)?;
     let client = args.connect.client()?;
-    let mut consumer = client
+    let mut builder = client
         .consumer(args.topic.as_str())
         .subscription(args.subscription.as_str())
         .subscription_type(args.sub_type.into())
         .initial_position(args.initial.into())
-        .subscribe()
-        .await
-        .map_err(context(format_args!(
-            "cannot subscribe to {} as {}",
-            args.topic, args.subscription
-        )))?;
+        .crypto_failure_action(args.crypto_failure_action.into());
+    if let Some(keys) = keys {
+        builder = builder.crypto_key_reader(keys);
+    }
+    let mut consumer = builder.subscribe().await.map_err(context(format_args!(
+        "cannot subscribe to {} as {}",
+        args.topic, args.subscription
+    )))?;
     let result = match args.txn.open(&client).await {
         Ok(txn) => {
             let received = receive_loop(&args, &client, &mut consumer, txn.as_ref()).await;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use pulsar_wire::compression::Compression as Codec;
 use pulsar_wire::schema::{AvroSchema, JsonSchema, Schema as _, SchemaInfo};
-use pulsar_wire::{Error, MessageId, ProducerMessage, SendReceipt};
+use pulsar_wire::{DefaultCryptoKeyReader, Error, MessageId, ProducerMessage, SendReceipt};
 use tokio::sync::mpsc;
 
 use crate::common::{
@@ -88,6 +88,24 @@ pub struct ProduceArgs {
     /// Compression codec (raw LZ4 and Snappy blocks, zlib, zstd, as the official clients).
     #[arg(long, value_enum, value_name = "CODEC", default_value_t = Compression::None)]
     pub compression: Compression,
+
+    /// Encrypt every message end to end for this key name (repeatable: each name's private
+    /// key opens it); needs `--crypto-public-key`.
+    #[arg(
+        long = "encryption-key",
+        value_name = "NAME",
+        requires = "crypto_public_keys"
+    )]
+    pub encryption_keys: Vec<String>,
+
+    /// The PEM public key of the `--encryption-key` names: one for every name, or one per
+    /// name, in the order of the names (SubjectPublicKeyInfo or PKCS#1 RSA public keys).
+    #[arg(
+        long = "crypto-public-key",
+        value_name = "FILE",
+        requires = "encryption_keys"
+    )]
+    pub crypto_public_keys: Vec<String>,
 
     /// Print the id of every message sent (and every failure, on stderr).
     #[arg(long, short = 'v')]
@@ -323,6 +341,29 @@ async fn collect(mut rx: mpsc::UnboundedReceiver<Pending>, verbose: bool) -> Tal
     tally
 }
 
+/// The key reader of `--encryption-key` and `--crypto-public-key`: one public key for every
+/// name, or one per name in order; `None` without names.
+fn public_keys(names: &[String], files: &[String]) -> CliResult<Option<DefaultCryptoKeyReader>> {
+    match (names.len(), files.len()) {
+        (0, 0) => Ok(None),
+        (_, 1) => Ok(Some(
+            DefaultCryptoKeyReader::new().default_public_key(files[0].as_str()),
+        )),
+        (n, f) if n == f => Ok(Some(
+            names
+                .iter()
+                .zip(files)
+                .fold(DefaultCryptoKeyReader::new(), |r, (name, file)| {
+                    r.public_key(name.as_str(), file.as_str())
+                }),
+        )),
+        (n, f) => Err(CliError(format!(
+            "{n} --encryption-key names and {f} --crypto-public-key files: give one public key \
+             for every name, or one per name in the order of the names"
+        ))),
+    }
+}
+
 fn print_id(out: &mut impl std::io::Write, id: MessageId) -> std::io::Result<()> {
     writeln!(out, "{id}")
 }
@@ -335,6 +376,12 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
     let mut builder = client.producer(args.topic.as_str());
     if let Some(info) = encoder.info() {
         builder = builder.schema_info(info);
+    }
+    if let Some(reader) = public_keys(&args.encryption_keys, &args.crypto_public_keys)? {
+        for name in &args.encryption_keys {
+            builder = builder.encryption_key(name.as_str());
+        }
+        builder = builder.crypto_key_reader(reader);
     }
     let producer = builder
         .block_if_queue_full(true)
