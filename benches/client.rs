@@ -9,7 +9,10 @@
 //! - `produce_1k_batched` / `produce_1k_unbatched`: `send_async` 10,000 messages of 1 KiB,
 //!   then `flush` and await every receipt;
 //! - `consume_1k` / `consume_batch_100x100B`: `receive` + `ack` 10,000 messages (1 KiB
-//!   messages, or batches of 100 × 100 B) that the sink pushes as fast as the permits allow.
+//!   messages, or batches of 100 × 100 B) that the sink pushes as fast as the permits allow;
+//! - the same four `_encrypted`: end-to-end encryption on (the producer encrypts every message,
+//!   or every batch, for the test key rsa-a; the consumer decrypts with its private key, the
+//!   data key decrypted once and cached), for the cost beside the unencrypted path.
 //!
 //! Before them, `cost_per_message` runs each path once over [`COST_MESSAGES`] messages and
 //! prints (stderr) the client thread's CPU time per message (`/proc/thread-self/schedstat`,
@@ -33,6 +36,7 @@ use pulsar_wire::wire::proto::{
     SingleMessageMetadata,
 };
 use pulsar_wire::wire::{self, DEFAULT_MAX_FRAME_SIZE};
+use pulsar_wire::DefaultCryptoKeyReader;
 use pulsar_wire::{Consumer, Producer, ProducerMessage, PulsarClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -173,6 +177,57 @@ fn payload_section(metadata: &MessageMetadata, payload: &[u8]) -> Bytes {
 struct Templates {
     single: Bytes,
     batch: Bytes,
+    /// The same, encrypted for the test key rsa-a (tests/data/crypto/) as the official clients
+    /// encrypt: AES-256-GCM under a 12-byte IV, the data key with RSA-OAEP (SHA-1).
+    single_encrypted: Bytes,
+    batch_encrypted: Bytes,
+}
+
+/// Which template a consumer gets, by its topic's name.
+#[derive(Clone, Copy)]
+enum Kind {
+    Single,
+    Batch,
+    SingleEncrypted,
+    BatchEncrypted,
+}
+
+impl Kind {
+    fn of(topic: &str) -> Kind {
+        match (topic.contains("batch"), topic.contains("encrypted")) {
+            (false, false) => Kind::Single,
+            (true, false) => Kind::Batch,
+            (false, true) => Kind::SingleEncrypted,
+            (true, true) => Kind::BatchEncrypted,
+        }
+    }
+}
+
+/// `metadata` and `payload` encrypted for rsa-a: one data key for every template, a fresh IV.
+fn encrypt(mut metadata: MessageMetadata, payload: &[u8], data_key: &[u8]) -> Bytes {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use rsa::pkcs8::DecodePublicKey;
+    let pem = include_str!("../tests/data/crypto/rsa-a.pub.pem");
+    let public = rsa::RsaPublicKey::from_public_key_pem(pem).expect("rsa-a.pub.pem");
+    let value = public
+        .encrypt(&mut rand_core(), rsa::Oaep::new::<sha1::Sha1>(), data_key)
+        .expect("RSA-OAEP");
+    let iv = [7u8; 12];
+    let sealed = aes_gcm::Aes256Gcm::new_from_slice(data_key)
+        .expect("a 32-byte key")
+        .encrypt(aes_gcm::Nonce::from_slice(&iv), payload)
+        .expect("AES-GCM");
+    metadata.encryption_keys = vec![proto::EncryptionKeys {
+        key: "rsa-a".into(),
+        value: value.into(),
+        metadata: Vec::new(),
+    }];
+    metadata.encryption_param = Some(Bytes::copy_from_slice(&iv));
+    payload_section(&metadata, &sealed)
+}
+
+fn rand_core() -> aes_gcm::aead::OsRng {
+    aes_gcm::aead::OsRng
 }
 
 impl Templates {
@@ -195,7 +250,19 @@ impl Templates {
             wire::encode_entry(&mut md, &[b'y'; ENTRY_SIZE], &mut entries);
         }
         let batch = payload_section(&meta(entries.len(), Some(BATCH_ENTRIES as i32)), &entries);
-        Templates { single, batch }
+        let data_key = [42u8; 32];
+        let single_encrypted = encrypt(meta(SIZE, None), &vec![b'x'; SIZE], &data_key);
+        let batch_encrypted = encrypt(
+            meta(entries.len(), Some(BATCH_ENTRIES as i32)),
+            &entries,
+            &data_key,
+        );
+        Templates {
+            single,
+            batch,
+            single_encrypted,
+            batch_encrypted,
+        }
     }
 }
 
@@ -203,8 +270,8 @@ impl Templates {
 enum Ctl {
     /// Answers to write as they are.
     Bytes(Bytes),
-    /// A new consumer; batched ones get the batch template.
-    Subscribe { consumer_id: u64, batched: bool },
+    /// A new consumer, with the template of its topic.
+    Subscribe { consumer_id: u64, kind: Kind },
     /// FLOW: more permits (in messages) for a consumer.
     Flow { consumer_id: u64, permits: u64 },
     /// CLOSE_CONSUMER or UNSUBSCRIBE: stop pushing to it.
@@ -245,7 +312,7 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
     let writer = tokio::spawn(async move {
         struct Pushing {
             id: u64,
-            batched: bool,
+            kind: Kind,
             permits: u64,
             next_entry: u64,
         }
@@ -253,12 +320,9 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
         let mut out = BytesMut::with_capacity(PUSH_CHUNK + 64 * 1024);
         let apply = |c: Ctl, consumers: &mut Vec<Pushing>, out: &mut BytesMut| match c {
             Ctl::Bytes(b) => out.extend_from_slice(&b),
-            Ctl::Subscribe {
-                consumer_id,
-                batched,
-            } => consumers.push(Pushing {
+            Ctl::Subscribe { consumer_id, kind } => consumers.push(Pushing {
                 id: consumer_id,
-                batched,
+                kind,
                 permits: 0,
                 next_entry: 0,
             }),
@@ -277,10 +341,11 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                 apply(c, &mut consumers, &mut out);
             }
             for c in consumers.iter_mut() {
-                let (tail, per_frame) = if c.batched {
-                    (&templates.batch, u64::from(BATCH_ENTRIES))
-                } else {
-                    (&templates.single, 1)
+                let (tail, per_frame) = match c.kind {
+                    Kind::Single => (&templates.single, 1),
+                    Kind::Batch => (&templates.batch, u64::from(BATCH_ENTRIES)),
+                    Kind::SingleEncrypted => (&templates.single_encrypted, 1),
+                    Kind::BatchEncrypted => (&templates.batch_encrypted, u64::from(BATCH_ENTRIES)),
                 };
                 while c.permits >= per_frame && out.len() < PUSH_CHUNK {
                     let cmd = message_command(c.id, c.next_entry);
@@ -436,7 +501,7 @@ async fn serve(stream: TcpStream, url: String, templates: std::sync::Arc<Templat
                     let _ = tx.send(Ctl::Bytes(replies.split().freeze()));
                     let _ = tx.send(Ctl::Subscribe {
                         consumer_id: s.consumer_id,
-                        batched: s.topic.contains("batch"),
+                        kind: Kind::of(&s.topic),
                     });
                     put(&mut replies, &success(s.request_id));
                 }
@@ -489,10 +554,15 @@ fn runtime() -> Runtime {
         .expect("client runtime")
 }
 
-async fn producer(client: &PulsarClient, topic: &str, batching: bool) -> Producer {
-    client
-        .producer(topic)
-        .batching(batching)
+async fn producer(client: &PulsarClient, topic: &str, batching: bool, encrypted: bool) -> Producer {
+    let mut b = client.producer(topic);
+    if encrypted {
+        b = b.encryption_key("rsa-a").crypto_key_reader(
+            DefaultCryptoKeyReader::new()
+                .default_public_key(include_str!("../tests/data/crypto/rsa-a.pub.pem")),
+        );
+    }
+    b.batching(batching)
         .max_pending_messages(MESSAGES)
         .block_if_queue_full(true)
         .create()
@@ -501,12 +571,14 @@ async fn producer(client: &PulsarClient, topic: &str, batching: bool) -> Produce
 }
 
 async fn consumer(client: &PulsarClient, topic: &str) -> Consumer {
-    client
-        .consumer(topic)
-        .subscription("bench")
-        .subscribe()
-        .await
-        .expect("consumer")
+    let mut b = client.consumer(topic);
+    if topic.contains("encrypted") {
+        b = b.crypto_key_reader(
+            DefaultCryptoKeyReader::new()
+                .default_private_key(include_str!("../tests/data/crypto/rsa-a.pkcs1.pem")),
+        );
+    }
+    b.subscription("bench").subscribe().await.expect("consumer")
 }
 
 /// `send_async` `n` messages (at most [`MESSAGES`] awaiting a receipt), flush, await every
@@ -559,18 +631,25 @@ impl Path {
 async fn paths(url: &str) -> Vec<(&'static str, PulsarClient, Path)> {
     let payload = Bytes::from(vec![b'p'; SIZE]);
     let mut out = Vec::new();
-    for (name, batching) in [
-        ("produce_1k_batched", true),
-        ("produce_1k_unbatched", false),
+    for (name, batching, encrypted) in [
+        ("produce_1k_batched", true, false),
+        ("produce_1k_batched_encrypted", true, true),
+        ("produce_1k_unbatched", false, false),
+        ("produce_1k_unbatched_encrypted", false, true),
     ] {
         let client = PulsarClient::new(url).expect("client");
         let topic = format!("persistent://public/default/{name}");
-        let p = producer(&client, &topic, batching).await;
+        let p = producer(&client, &topic, batching, encrypted).await;
         out.push((name, client, Path::Produce(p, payload.clone())));
     }
     for (name, topic) in [
         ("consume_1k", "consume-1k"),
+        ("consume_1k_encrypted", "consume-1k-encrypted"),
         ("consume_batch_100x100B", "consume-batch"),
+        (
+            "consume_batch_100x100B_encrypted",
+            "consume-batch-encrypted",
+        ),
     ] {
         let client = PulsarClient::new(url).expect("client");
         let c = consumer(&client, &format!("persistent://public/default/{topic}")).await;
