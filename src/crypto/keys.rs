@@ -1,7 +1,7 @@
 //! The asymmetric keys of end-to-end encryption, from the PEM forms the official clients read:
 //! RSA public keys as SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`, what `openssl rsa -pubout`
 //! writes and the C++ client reads) or PKCS#1 (`BEGIN RSA PUBLIC KEY`); RSA private keys as
-//! PKCS#1 (`BEGIN RSA PRIVATE KEY`, what the Java client reads) or PKCS#8 (`BEGIN PRIVATE
+//! PKCS#1 (`BEGIN RSA PRIVATE KEY`, the one form older Java clients read) or PKCS#8 (`BEGIN PRIVATE
 //! KEY`); EC keys on P-256, P-384 and P-521 (named curves) as SubjectPublicKeyInfo, SEC1
 //! (`BEGIN EC PRIVATE KEY`, with or without a `BEGIN EC PARAMETERS` block before it) or PKCS#8.
 //! The data key is encrypted with RSA-OAEP, SHA-1 and MGF1-SHA-1, as the Java

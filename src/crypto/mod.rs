@@ -302,7 +302,8 @@ pub enum ProducerCryptoFailureAction {
     /// The send fails with [`Error::Crypto`](crate::Error::Crypto) (the default).
     #[default]
     Fail,
-    /// The message is sent unencrypted.
+    /// The message is sent unencrypted (keys that cannot be read still fail the producer's
+    /// creation, as in the Java client).
     Send,
 }
 

@@ -223,9 +223,9 @@ impl ProducerBuilder {
         self
     }
 
-    /// What to do when a message cannot be encrypted, or the encryption keys cannot be read
-    /// when the producer is created: fail (the default) or send unencrypted (the Java
-    /// client's `cryptoFailureAction`).
+    /// What to do when a message cannot be encrypted: fail its send (the default) or send it
+    /// unencrypted (the Java client's `cryptoFailureAction`). Encryption keys that cannot be
+    /// read fail the producer's creation either way, as in the Java client.
     #[cfg(feature = "encryption")]
     pub fn crypto_failure_action(
         mut self,

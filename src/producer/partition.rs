@@ -210,12 +210,11 @@ pub(crate) async fn start(
         .filter(|e| !e.key_names.is_empty())
     {
         // Each partition has its own data key, as each Java partition producer has.
-        let action = settings.failure_action;
+        // Keys that cannot be loaded fail the producer whatever its crypto failure action,
+        // as in the Java client: Send covers a message that cannot be encrypted, not a
+        // producer that never could encrypt.
         match crate::crypto::MessageEncryptor::new(settings, now) {
             Ok(enc) => core.set_encryptor(enc),
-            Err(e) if action == crate::crypto::ProducerCryptoFailureAction::Send => {
-                tracing::warn!(topic = %topic, error = %e, "the encryption keys cannot be used: sending unencrypted (crypto failure action Send)");
-            }
             Err(e) => return Err(Error::Crypto(e)),
         }
     }
