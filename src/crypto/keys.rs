@@ -73,7 +73,7 @@ impl<'a> Der<'a> {
     }
 
     /// The next element, which must have this tag.
-    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
+    fn take(&mut self, tag: u8) -> Option<&'a [u8]> {
         match self.next()? {
             (t, value) if t == tag => Some(value),
             _ => None,
@@ -90,10 +90,10 @@ const OID: u8 = 0x06;
 /// The base point of explicit EC parameters (`SpecifiedECDomain`): its uncompressed encoding.
 fn explicit_base(domain: &[u8]) -> Option<&[u8]> {
     let mut d = Der(domain);
-    d.expect(INTEGER)?; // version
-    d.expect(SEQUENCE)?; // fieldID
-    d.expect(SEQUENCE)?; // curve: a, b, seed
-    d.expect(OCTET_STRING) // base
+    d.take(INTEGER)?; // version
+    d.take(SEQUENCE)?; // fieldID
+    d.take(SEQUENCE)?; // curve: a, b, seed
+    d.take(OCTET_STRING) // base
 }
 
 /// Which supported curve has this base point.
@@ -126,11 +126,11 @@ fn curve_of(base: &[u8]) -> Option<&'static str> {
 fn explicit_ec_public(block: &str) -> Option<EcPublic> {
     let der = pem_der(block)?;
     let mut top = Der(&der);
-    let mut spki = Der(top.expect(SEQUENCE)?);
-    let mut alg = Der(spki.expect(SEQUENCE)?);
-    alg.expect(OID)?;
-    let base = explicit_base(alg.expect(SEQUENCE)?)?;
-    let point = spki.expect(BIT_STRING)?.strip_prefix(&[0])?;
+    let mut spki = Der(top.take(SEQUENCE)?);
+    let mut alg = Der(spki.take(SEQUENCE)?);
+    alg.take(OID)?;
+    let base = explicit_base(alg.take(SEQUENCE)?)?;
+    let point = spki.take(BIT_STRING)?.strip_prefix(&[0])?;
     match curve_of(base)? {
         "P-256" => p256::PublicKey::from_sec1_bytes(point)
             .ok()
@@ -148,10 +148,10 @@ fn explicit_ec_public(block: &str) -> Option<EcPublic> {
 fn explicit_ec_private(block: &str) -> Option<EcPrivate> {
     let der = pem_der(block)?;
     let mut top = Der(&der);
-    let mut key = Der(top.expect(SEQUENCE)?);
-    key.expect(INTEGER)?; // version 1
-    let secret = key.expect(OCTET_STRING)?;
-    let base = explicit_base(Der(key.expect(0xa0)?).expect(SEQUENCE)?)?;
+    let mut key = Der(top.take(SEQUENCE)?);
+    key.take(INTEGER)?; // version 1
+    let secret = key.take(OCTET_STRING)?;
+    let base = explicit_base(Der(key.take(0xa0)?).take(SEQUENCE)?)?;
     match curve_of(base)? {
         "P-256" => p256::SecretKey::from_slice(secret)
             .ok()
