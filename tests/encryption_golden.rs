@@ -1,7 +1,8 @@
 //! Golden vectors: what the Java client (4.0.7) and the C++ client (Python pulsar-client
 //! 3.13.0) wrote for fixed plaintexts with the committed rsa-a key, as a broker delivered it
 //! (`tests/data/crypto/golden-*.json`: the message metadata as protobuf and the stored
-//! payload, captured by `capture_golden_vectors` in tests/interop_encryption.rs). Decrypted
+//! payload, captured by `the_golden_vectors_are_what_the_official_clients_write_now` in
+//! tests/interop_encryption.rs). Decrypted
 //! here with no broker: the frame is pushed to a pulsar-wire consumer by the scripted peer
 //! (tests/support/peer.rs). The metadata's encryption fields are checked to be as the official
 //! clients write them.

@@ -13,9 +13,10 @@
 //! The keys are the committed test keys of `tests/data/crypto/`. The tests run on the default
 //! broker (pulsar-lite, or Apache Pulsar with `PULSAR_WIRE_BROKER=apache`).
 //!
-//! `capture_golden_vectors` (ignored; `PULSAR_WIRE_CAPTURE_GOLDEN=1 cargo test --test
-//! interop_encryption -- --ignored capture_golden_vectors`) writes the official clients' output
-//! to `tests/data/crypto/golden-*.json`, which `tests/encryption_golden.rs` decrypts offline.
+//! `the_golden_vectors_are_what_the_official_clients_write_now` checks that
+//! `tests/data/crypto/golden-*.json` (which `tests/encryption_golden.rs` decrypts offline) have
+//! the shape of the official clients' output today; with `PULSAR_WIRE_CAPTURE_GOLDEN=1` it
+//! writes their fresh output there instead.
 
 mod support;
 
