@@ -6,42 +6,21 @@
 
 mod support;
 
+use support::crypto::{consumer, key};
+
 use std::time::Duration;
 
 use pulsar_wire::compression::Compression;
 use pulsar_wire::{
-    Consumer, ConsumerCryptoFailureAction, DefaultCryptoKeyReader, Error, InitialPosition,
-    ProducerCryptoFailureAction, ProducerMessage, PulsarClient, SubscriptionType,
+    Consumer, ConsumerCryptoFailureAction, DefaultCryptoKeyReader, Error,
+    ProducerCryptoFailureAction, ProducerMessage, PulsarClient,
 };
-
-fn key(name: &str) -> String {
-    format!("{}/tests/data/crypto/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn client() -> PulsarClient {
     PulsarClient::builder(support::broker().url())
         .operation_timeout(Duration::from_secs(30))
         .build()
         .expect("client")
-}
-
-async fn consumer(
-    client: &PulsarClient,
-    topic: &str,
-    sub: &str,
-    keys: Option<DefaultCryptoKeyReader>,
-    action: ConsumerCryptoFailureAction,
-) -> Consumer {
-    let mut b = client
-        .consumer(topic)
-        .subscription(sub)
-        .subscription_type(SubscriptionType::Shared)
-        .initial_position(InitialPosition::Earliest)
-        .crypto_failure_action(action);
-    if let Some(k) = keys {
-        b = b.crypto_key_reader(k);
-    }
-    b.subscribe().await.expect("subscribe")
 }
 
 async fn next(consumer: &mut Consumer) -> pulsar_wire::Result<pulsar_wire::Message> {

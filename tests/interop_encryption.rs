@@ -20,6 +20,8 @@
 
 mod support;
 
+use support::crypto::{consumer as wire_consumer, key};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,8 +29,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use pulsar_wire::compression::Compression;
 use pulsar_wire::{
-    Consumer, ConsumerCryptoFailureAction, DefaultCryptoKeyReader, Error, InitialPosition, Message,
-    ProducerMessage, PulsarClient, SubscriptionType,
+    Consumer, ConsumerCryptoFailureAction, DefaultCryptoKeyReader, Error, Message, ProducerMessage,
+    PulsarClient,
 };
 use serde_json::{json, Value};
 use support::java::hex;
@@ -43,10 +45,6 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 const TAG: usize = 16;
 /// The plaintext marker in every small test message: never in what the broker stores.
 const SECRET: &[u8] = b"SECRET";
-
-fn key(name: &str) -> String {
-    format!("{}/tests/data/crypto/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn url() -> &'static str {
     support::broker().url()
@@ -196,25 +194,6 @@ async fn wire_produce(topic: &str, case: Case, names: &[(&str, &str)], payloads:
         r.await.expect("receipt");
     }
     p.close().await.expect("close");
-}
-
-async fn wire_consumer(
-    client: &PulsarClient,
-    topic: &str,
-    sub: &str,
-    keys: Option<DefaultCryptoKeyReader>,
-    action: ConsumerCryptoFailureAction,
-) -> Consumer {
-    let mut b = client
-        .consumer(topic)
-        .subscription(sub)
-        .subscription_type(SubscriptionType::Shared)
-        .initial_position(InitialPosition::Earliest)
-        .crypto_failure_action(action);
-    if let Some(k) = keys {
-        b = b.crypto_key_reader(k);
-    }
-    b.subscribe().await.expect("subscribe")
 }
 
 async fn next(c: &mut Consumer, what: &str) -> pulsar_wire::Result<Message> {

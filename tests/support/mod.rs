@@ -70,6 +70,7 @@
 
 pub mod apache;
 pub mod cli;
+pub mod crypto;
 pub mod java;
 pub mod oauth2;
 pub mod peer;
