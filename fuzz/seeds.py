@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes a small seed corpus for the fuzz targets into fuzz/corpus/<target>/ (left out of git):
-valid frames of every kind (a simple command, SEND with checksum, MESSAGE without checksum,
-MESSAGE with broker entry metadata and checksum, a batch payload) and serialized message ids.
-Run it from anywhere: python3 fuzz/seeds.py"""
+"""Writes a small seed corpus for the fuzz targets into fuzz/corpus/<target>/: valid frames of
+every kind (a simple command, SEND with checksum, MESSAGE without checksum, MESSAGE with broker
+entry metadata and checksum, a batch payload) and serialized message ids; scripts for the
+consumer and producer cores (core_events, in the op encoding of src/protocol/fuzz.rs); PEM keys
+of tests/data/crypto for crypto_keys. Run it from anywhere: python3 fuzz/seeds.py"""
 
+import base64
 import os
 import struct
 
@@ -105,7 +107,128 @@ ids = {
     "id_chunk": b"\x08\x0a\x10\x14\x30\x00" + ld(7, b"\x08\x08\x10\x09"),
 }
 
+# core_events: the first byte picks the core (even: consumer, odd: producer), then the settings
+# bytes, then ops (see ConsumerHarness::step and ProducerHarness::step in src/protocol/fuzz.rs).
+C_ATTACH_OK = bytes([10, 0, 0])  # attach result: Ok, the default max message size
+C_TAKE = bytes([15, 15])  # the application takes up to 16 deliveries
+C_DELIVER = bytes([18, 7])  # up to 8 application commands reach the core
+C_CLOSE = bytes([31])
+
+
+def c_single(entry, data):
+    # MESSAGE, shape 0: a message of its own; entry id, sequence id, payload.
+    return bytes([0, 0, entry, 1, len(data)]) + data
+
+
+def c_batch(entry, payloads):
+    # MESSAGE, shape 0x40: a well-formed batch; its entries, then "the count is right".
+    out = bytes([0, 0x40, entry, 1, len(payloads) - 1])
+    for p in payloads:
+        out += bytes([0, len(p)]) + p
+    return out + bytes([2])
+
+
+def c_ack(taken, cumulative):
+    return bytes([20, taken, 1 if cumulative else 0])
+
+
+consumer_shared = bytes([0, 0x01, 0x04, 0x00])  # consumer; Shared, queue of 50, acks at once
+consumer_reader = bytes([0, 0x04, 0x03, 0x00])  # a reader (Exclusive, non-durable), queue of 10
+P_ATTACH_OK = bytes([14, 0, 0, 0, 0, 0, 0])  # attach result: Ok, default size, no last id
+P_FLUSH = bytes([5])
+P_RECEIPT = bytes([7, 2])  # the receipt of the oldest SEND written (only when there is one)
+P_TIMEOUT = bytes([18])  # to poll_timeout
+P_DROP = bytes([13, 2, 0])  # the connection closes
+
+
+def p_send(flags, data):
+    return bytes([0, flags, 0, len(data)]) + data
+
+
+producer_batching = bytes([1, 0x01, 0x1B, 0x00])  # batches of 4, no delay
+producer_chunking = bytes([1, 0x0A, 0x84, 0x00])  # chunks of at most 17 bytes, a 10 ms send timeout
+core_events = {
+    "consumer_messages_acks": consumer_shared
+    + C_ATTACH_OK
+    + c_single(1, b"hello")
+    + c_batch(2, [b"a", b"bb", b"ccc"])
+    + C_TAKE
+    + c_ack(0, False)
+    + c_ack(1, True)
+    + C_DELIVER
+    + bytes([13, 5])  # 5 ms later
+    + C_CLOSE,
+    "consumer_reconnect": consumer_shared
+    + C_ATTACH_OK
+    + c_single(1, b"x")
+    + C_TAKE
+    + bytes([9, 0])  # the connection closes
+    + bytes([14])  # to poll_timeout: the next attach
+    + C_ATTACH_OK
+    + C_DELIVER
+    + c_single(1, b"x")
+    + C_TAKE,
+    "consumer_reader": consumer_reader
+    + C_ATTACH_OK
+    + c_single(3, b"r")
+    + c_single(3, b"r")
+    + c_batch(4, [b"1", b"2"])
+    + C_TAKE,
+    "producer_batches": producer_batching
+    + P_ATTACH_OK
+    + p_send(1, b"abc")
+    + p_send(2, b"de")
+    + P_FLUSH  # one SEND: a batch of two
+    + p_send(1, b"f")
+    + P_FLUSH
+    + P_RECEIPT
+    + P_DROP
+    + P_TIMEOUT
+    + P_ATTACH_OK  # the second SEND is written again
+    + P_RECEIPT,
+    "producer_chunks": producer_chunking
+    + P_ATTACH_OK
+    + p_send(0, bytes(range(40)))
+    + P_RECEIPT
+    + P_TIMEOUT,
+}
+
+# crypto_keys: the first byte picks the mode (0 PEM text, 1 DER in the armour of the label the
+# byte picks, 2 data: URL, 3 decryptor, 4 key pair).
+KEYS = os.path.join(HERE, "..", "tests", "data", "crypto")
+
+
+def key(name):
+    with open(os.path.join(KEYS, name), "rb") as f:
+        return f.read()
+
+
+def der(name):
+    lines = [l for l in key(name).decode().splitlines() if l and not l.startswith("-----")]
+    return base64.b64decode("".join(l for l in lines if ":" not in l))
+
+
+crypto_keys = {}
+if os.path.isdir(KEYS):
+    crypto_keys = {
+        "pem_rsa_public": b"\x00" + key("rsa-a.pub.pem"),
+        "pem_rsa_pkcs1": b"\x00" + key("rsa-a.pkcs1.pem"),
+        "pem_ec_sec1": b"\x00" + key("ec-a.sec1.pem"),
+        "pem_ec_explicit": b"\x00" + key("ec-explicit.pub.pem"),
+        "der_rsa_public": b"\x01" + der("rsa-a.pub.pem"),
+        "der_ec_pkcs8": bytes([21]) + der("ec-a.pkcs8.pem"),  # PRIVATE KEY
+        "data_url_p521": b"\x02" + key("ec-p521.pub.pem") + key("ec-p521.sec1.pem"),
+        "pair_rsa": b"\x04" + key("rsa-a.pub.pem") + key("rsa-a.pkcs8.pem"),
+        "pair_ec": b"\x04" + key("ec-a.pub.pem") + key("ec-a.sec1.pem"),
+    }
+# The decryptor with its valid data key, IV and payload (it opens), and with a byte flipped.
+crypto_keys["decrypt_valid"] = bytes([3, 0x1A, 0x04])
+crypto_keys["decrypt_flipped"] = bytes([3, 0x3A, 0x04, 9])
+crypto_keys["decrypt_garbage"] = bytes([3, 0x02, 0x01, 4]) + b"\x01\x02\x03\x04" + bytes([3]) + b"abc"
+
 corpora = {
+    "core_events": core_events,
+    "crypto_keys": crypto_keys,
     "frame_decode": frames,
     "roundtrip": frames,
     "batch_parse": dict(

@@ -48,6 +48,33 @@
 #       Starting a DIR again reuses its ports, keys, certificates and data; with
 #       no options it also reuses the options it was last started with. Of a DIR
 #       whose broker runs, start starts what is down of the rest (the proxy).
+#   scripts/apache-pulsar.sh start --brokers N [--config KEY=VALUE]... DIR
+#       A cluster of N brokers (2 for the chaos tests) on one machine: one JVM
+#       with ZooKeeper and a bookie (the standalone in its ZooKeeper mode with
+#       --no-broker: DIR/meta.log, DIR/meta.pid), the cluster's metadata written
+#       once (PulsarClusterMetadataSetup: cluster "standalone", public/default),
+#       and one JVM per broker (PulsarBrokerStarter: DIR/broker-I.conf,
+#       DIR/broker-I.log, DIR/broker-I.pid), each on its own free 127.0.0.1
+#       ports, all on the same ZooKeeper. The brokers run the modular load
+#       manager without shedding or splitting (bundles move when unloaded,
+#       to ?destinationBroker=PULSAR_BROKER_I_ID when given), with
+#       deduplication on (brokerDeduplicationEnabled) and a 6 s metadata
+#       session (a broker killed with SIGKILL loses its bundles after it).
+#       ~1 GB RSS in all (PULSAR_CLUSTER_JVM_OPTS, default -Xms128m -Xmx512m
+#       -XX:MaxDirectMemorySize=256m, per broker; PULSAR_META_JVM_OPTS).
+#       Returns once every broker serves its admin API and sees all the others,
+#       then prints PULSAR_URL and PULSAR_HTTP_URL (broker 0's),
+#       PULSAR_SERVICE_URL (pulsar://HOST:PORT,HOST:PORT: all of them),
+#       PULSAR_BROKERS, and PULSAR_BROKER_I_URL, PULSAR_BROKER_I_HTTP_URL and
+#       PULSAR_BROKER_I_ID (its id in the admin API) for each broker I. Of a
+#       cluster DIR, start (with or without --brokers) starts what is down,
+#       e.g. a broker killed with kill9 --broker I. stop, kill9 and env take a
+#       cluster DIR too; a cluster takes none of --auth, --tls, --transactions,
+#       --proxy.
+#   scripts/apache-pulsar.sh kill9 --broker I DIR
+#                                         SIGKILL broker I of a cluster, wait until
+#                                         gone (--meta: ZooKeeper and the bookie;
+#                                         no option: every process of the cluster)
 #   scripts/apache-pulsar.sh stop DIR     SIGTERM, wait (then SIGKILL); ok if not running
 #                                         (the proxy first, then the standalone)
 #   scripts/apache-pulsar.sh kill9 [--proxy|--broker] DIR
@@ -80,6 +107,8 @@
 #                         -XX:MaxDirectMemorySize=192m -XX:+UseSerialGC
 #                         -XX:TieredStopAtLevel=1)
 #   PULSAR_PROXY_VERSION  resolve the proxy only at this version
+#   PULSAR_CLUSTER_JVM_OPTS  a cluster broker's JVM options (see start --brokers)
+#   PULSAR_META_JVM_OPTS  the cluster's ZooKeeper and bookie JVM options
 #   PULSAR_START_TIMEOUT  seconds until ready (default 180)
 #   PULSAR_STOP_TIMEOUT   seconds before stop sends SIGKILL (default 30)
 #   PULSAR_LOG_LEVEL      broker log level (default info)
@@ -361,6 +390,7 @@ kill_one() {
 cmd_stop() {
     local dir any=false
     dir=$(abs_dir "$1")
+    if is_cluster_dir "$dir"; then cluster_stop "$dir" TERM; return; fi
     # The proxy first: it would only log the broker going away.
     stop_one "$dir" proxy && any=true
     stop_one "$dir" broker && any=true
@@ -368,13 +398,29 @@ cmd_stop() {
 }
 
 cmd_kill9() {
-    local which=both dir any=false
+    local which=both dir any=false index=""
     case ${1:-} in
         --proxy) which=proxy; shift ;;
-        --broker) which=broker; shift ;;
+        --broker)
+            which=broker; shift
+            if [[ ${1:-} =~ ^[0-9]+$ && $# -eq 2 ]]; then index=$1; shift; fi ;;
+        --meta) which=meta; shift ;;
     esac
     [[ $# -eq 1 ]] || usage
     dir=$(abs_dir "$1")
+    if is_cluster_dir "$dir"; then
+        case $which in
+            both) cluster_stop "$dir" KILL ;;
+            meta) cluster_stop_one "$dir" meta KILL || log "meta not running ($dir)" ;;
+            broker)
+                [[ -n $index ]] || fail "kill9 --broker of a cluster takes the broker's index (kill9 --broker N DIR)"
+                ((index < $(cluster_brokers "$dir"))) || fail "no broker $index in $dir"
+                cluster_stop_one "$dir" "broker-$index" KILL || log "broker-$index not running ($dir)" ;;
+            *) fail "a cluster has no proxy" ;;
+        esac
+        return
+    fi
+    [[ -z $index && $which != meta ]] || fail "$dir is not a cluster"
     if [[ $which != broker ]]; then kill_one "$dir" proxy && any=true; fi
     if [[ $which != proxy ]]; then kill_one "$dir" broker && any=true; fi
     [[ $any == true ]] || log "not running ($dir)"
@@ -383,6 +429,16 @@ cmd_kill9() {
 cmd_env() {
     local dir
     dir=$(abs_dir "$1")
+    if is_cluster_dir "$dir"; then
+        local i up=false
+        for ((i = 0; i < $(cluster_brokers "$dir"); i++)); do
+            cluster_pid "$dir" "broker-$i" >/dev/null && up=true
+        done
+        [[ $up == true ]] || fail "no broker of the cluster runs ($dir)"
+        [[ -s $dir/env ]] || fail "no $dir/env"
+        cat "$dir/env"
+        return
+    fi
     running_pid "$dir" >/dev/null || fail "not running ($dir)"
     [[ -s $dir/env ]] || fail "no $dir/env"
     cat "$dir/env"
@@ -526,6 +582,28 @@ except OSError:
 PY
 }
 
+# The bookie's frame size and storage settings, shared by the standalone's
+# config and the cluster's metadata JVM: room for a 5 MB message
+# (maxMessageSize) plus its headers (the bookie's default, 5 MB exactly,
+# refuses such an entry, and the broker then retries it forever), DbLedgerStorage
+# with small caches, no fsync, and no disk-usage or GC churn.
+bookie_storage_conf() {
+    echo "nettyMaxFrameSizeBytes=5253120"
+    echo "ledgerStorageClass=org.apache.bookkeeper.bookie.storage.ldb.DbLedgerStorage"
+    echo "dbStorage_writeCacheMaxSizeMb=16"
+    echo "dbStorage_readAheadCacheMaxSizeMb=16"
+    echo "dbStorage_rocksDB_blockCacheSize=16777216"
+    echo "dbStorage_rocksDB_writeBufferSizeMB=4"
+    echo "dbStorage_rocksDB_sstSizeInMB=4"
+    echo "journalMaxGroupWaitMSec=1"
+    echo "journalSyncData=false"
+    echo "journalWriteData=true"
+    echo "diskUsageThreshold=0.99"
+    echo "diskUsageWarnThreshold=0.99"
+    echo "gcWaitTime=300000"
+    echo "flushInterval=60000"
+}
+
 write_broker_conf() {
     local dir=$1 auth=$2 tls=$3 txn=$4 proxy=$5
     shift 5
@@ -568,20 +646,7 @@ write_broker_conf() {
         echo "# As Pulsar's bookkeeper.conf: room for a 5 MB message (maxMessageSize) plus its"
         echo "# headers. The bookie's default (5 MB exactly) refuses such an entry, and the"
         echo "# broker then retries it forever, failing every other write of the bookie."
-        echo "nettyMaxFrameSizeBytes=5253120"
-        echo "ledgerStorageClass=org.apache.bookkeeper.bookie.storage.ldb.DbLedgerStorage"
-        echo "dbStorage_writeCacheMaxSizeMb=16"
-        echo "dbStorage_readAheadCacheMaxSizeMb=16"
-        echo "dbStorage_rocksDB_blockCacheSize=16777216"
-        echo "dbStorage_rocksDB_writeBufferSizeMB=4"
-        echo "dbStorage_rocksDB_sstSizeInMB=4"
-        echo "journalMaxGroupWaitMSec=1"
-        echo "journalSyncData=false"
-        echo "journalWriteData=true"
-        echo "diskUsageThreshold=0.99"
-        echo "diskUsageWarnThreshold=0.99"
-        echo "gcWaitTime=300000"
-        echo "flushInterval=60000"
+        bookie_storage_conf
         echo "transactionCoordinatorEnabled=$txn"
         if [[ $tls == true ]]; then
             echo "# TLS: the plain ports stay open too."
@@ -1070,7 +1135,7 @@ launch_proxy() {
 }
 
 cmd_start() {
-    local auth="" tls=false txn=false proxy=false dir="" given=false
+    local auth="" tls=false txn=false proxy=false dir="" given=false brokers=""
     local -a extra=()
     while [[ $# -gt 0 ]]; do
         case $1 in
@@ -1085,13 +1150,23 @@ cmd_start() {
                 [[ ${2:-} == ?*=* ]] || fail "--config takes KEY=VALUE"
                 extra+=("$2"); given=true; shift 2 ;;
             --config=?*=*) extra+=("${1#--config=}"); given=true; shift ;;
-            --brokers|--brokers=*) fail "--brokers is not supported yet" ;;
+            --brokers)
+                [[ ${2:-} =~ ^[0-9]+$ ]] || fail "--brokers takes a number"
+                brokers=$2; shift 2 ;;
+            --brokers=*) brokers=${1#--brokers=}; shift ;;
             -*) log "unknown option $1"; usage ;;
             *) [[ -z $dir ]] || usage; dir=$1; shift ;;
         esac
     done
     [[ -n $dir ]] || usage
     dir=$(abs_dir "$dir")
+    if [[ -n $brokers ]] || is_cluster_dir "$dir"; then
+        [[ -n $auth || $tls == true || $txn == true || $proxy == true ]] &&
+            fail "a cluster (--brokers) takes no --auth, --tls, --transactions or --proxy"
+        [[ -n $brokers ]] || brokers=$(cluster_brokers "$dir")
+        cmd_cluster_start "$dir" "$brokers" "${extra[@]}"
+        return
+    fi
 
     local broker_up=false proxy_up=false
     running_pid "$dir" >/dev/null && broker_up=true
@@ -1224,6 +1299,347 @@ cmd_start() {
         log "$what: pid $pid, RSS ${rss} MB"
     done
     log "ready after $((SECONDS - t0))s"
+    cat "$dir/env"
+}
+
+# ---------------------------------------------------------------- cluster --
+# start --brokers 2 DIR: one JVM for the metadata store and the bookie (the
+# standalone in its ZooKeeper mode with --no-broker: DIR/meta.pid,
+# DIR/meta.log) and one JVM per broker (PulsarBrokerStarter: DIR/broker-N.pid,
+# DIR/broker-N.log, DIR/broker-N.conf), all on the same ZooKeeper (metadata
+# and configuration store, and the bookie's metadata) and cluster name. The
+# cluster's metadata (cluster, public/default, pulsar/system) is written once
+# per DIR by PulsarClusterMetadataSetup. DIR/cluster marks a cluster DIR.
+
+BROKER_CLASS=org.apache.pulsar.PulsarBrokerStarter
+SETUP_CLASS=org.apache.pulsar.PulsarClusterMetadataSetup
+
+is_cluster_dir() { [[ -s $1/cluster ]]; }
+cluster_brokers() { sed -n 's/^BROKERS=//p' "$1/cluster"; }
+
+# cluster_pid DIR NAME (meta or broker-N): its pid if alive and what it should be.
+cluster_pid() {
+    local dir=$1 name=$2 pid state marker=$BROKER_CLASS
+    [[ $name == meta ]] && marker=$MAIN_CLASS
+    [[ -s $dir/$name.pid ]] || return 1
+    pid=$(<"$dir/$name.pid")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    grep -qaF "$marker" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
+    [[ $state != Z && $state != X ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+cluster_stop_one() {
+    local dir=$1 name=$2 signal=$3 pid
+    if ! pid=$(cluster_pid "$dir" "$name"); then
+        rm -f "$dir/$name.pid"
+        return 1
+    fi
+    if [[ $signal == KILL ]]; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 30 || fail "pid $pid survived SIGKILL"
+        log "killed $name, pid $pid"
+    else
+        log "stopping $name, pid $pid (SIGTERM)"
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_gone "$pid" "${PULSAR_STOP_TIMEOUT:-30}"; then
+            log "pid $pid still alive after ${PULSAR_STOP_TIMEOUT:-30}s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_gone "$pid" 30 || fail "pid $pid survived SIGKILL"
+        fi
+    fi
+    rm -f "$dir/$name.pid"
+}
+
+# The brokers first (they would only log the metadata store going away), then the rest.
+cluster_stop() {
+    local dir=$1 signal=$2 n i any=false
+    n=$(cluster_brokers "$dir")
+    for ((i = 0; i < n; i++)); do cluster_stop_one "$dir" "broker-$i" "$signal" && any=true; done
+    cluster_stop_one "$dir" meta "$signal" && any=true
+    if [[ $any == true ]]; then log "stopped"; else log "not running ($dir)"; fi
+}
+
+cluster_write_meta_conf() {
+    local dir=$1
+    {
+        echo "# Written by scripts/apache-pulsar.sh on every start; edits are lost."
+        echo "# The standalone's ServiceConfiguration (no broker runs in it) and the bookie's ServerConfiguration."
+        echo "clusterName=standalone"
+        echo "bindAddress=127.0.0.1"
+        echo "advertisedAddress=127.0.0.1"
+        echo "listeningInterface=lo"
+        echo "allowLoopback=true"
+        echo "httpServerEnabled=false"
+        bookie_storage_conf
+    } > "$dir/meta.conf"
+}
+
+# cluster_write_broker_conf DIR I EXTRA...: DIR/broker-I.conf.
+cluster_write_broker_conf() {
+    local dir=$1 i=$2 port web
+    shift 2
+    port=BROKER${i}_PORT web=WEB${i}_PORT
+    port=${!port} web=${!web}
+    {
+        echo "# Written by scripts/apache-pulsar.sh on every start; edits are lost."
+        echo "clusterName=standalone"
+        echo "bindAddress=127.0.0.1"
+        echo "advertisedAddress=127.0.0.1"
+        echo "brokerServicePort=$port"
+        echo "webServicePort=$web"
+        echo "metadataStoreUrl=zk:127.0.0.1:$ZK_PORT"
+        echo "configurationMetadataStoreUrl=zk:127.0.0.1:$ZK_PORT"
+        echo "# A broker killed with SIGKILL loses its bundles once its session expires."
+        echo "metadataStoreSessionTimeoutMillis=6000"
+        echo "zooKeeperSessionTimeoutMillis=6000"
+        echo "managedLedgerDefaultEnsembleSize=1"
+        echo "managedLedgerDefaultWriteQuorum=1"
+        echo "managedLedgerDefaultAckQuorum=1"
+        echo "# The modular load manager (bundles move on unload, to destinationBroker when given);"
+        echo "# no shedding or splitting of its own: bundles move when the admin API says so."
+        echo "loadManagerClassName=org.apache.pulsar.broker.loadbalance.impl.ModularLoadManagerImpl"
+        echo "loadBalancerEnabled=true"
+        echo "loadBalancerSheddingEnabled=false"
+        echo "loadBalancerAutoBundleSplitEnabled=false"
+        echo "loadBalancerAutoUnloadSplitBundlesEnabled=false"
+        echo "# Deduplication everywhere (the chaos tests need it)."
+        echo "brokerDeduplicationEnabled=true"
+        echo "# Every acknowledgment moves the persisted cursor at once (no rate limit): an ack the"
+        echo "# broker confirmed survives a SIGKILL of the broker."
+        echo "managedLedgerDefaultMarkDeleteRateLimit=0"
+        echo "webSocketServiceEnabled=false"
+        echo "functionsWorkerEnabled=false"
+        echo "brokerDeleteInactiveTopicsEnabled=false"
+        echo "allowAutoTopicCreation=true"
+        echo "allowAutoTopicCreationType=non-partitioned"
+        echo "systemTopicEnabled=true"
+        echo "topicLevelPoliciesEnabled=true"
+        echo "statusFilePath="
+        echo "numIOThreads=2"
+        echo "numOrderedExecutorThreads=4"
+        echo "numHttpServerThreads=8"
+        echo "managedLedgerCacheSizeMB=64"
+        echo "brokerShutdownTimeoutMs=15000"
+        echo "bookkeeperUseV2WireProtocol=true"
+        echo "bookkeeperNumberOfChannelsPerBookie=1"
+        echo "transactionCoordinatorEnabled=false"
+        if [[ $# -gt 0 ]]; then
+            echo "# --config"
+            local kv
+            for kv in "$@"; do
+                kv=${kv//\{BROKER_PORT\}/$port}
+                printf '%s\n' "$kv"
+            done
+        fi
+    } > "$dir/broker-$i.conf"
+    chmod 600 "$dir/broker-$i.conf"
+}
+
+# cluster_java DIR NAME CLASS ARGS...: starts a JVM in the background (its pid
+# in DIR/NAME.pid, its output in DIR/NAME.log) with the JVM options in JVM_OPTS.
+cluster_java() {
+    local dir=$1 name=$2
+    shift 2
+    local -a java_args
+    read -r -a java_args <<<"$JVM_OPTS"
+    java_args+=(
+        -XX:+ExitOnOutOfMemoryError
+        -Djava.net.preferIPv4Stack=true
+        -Dio.netty.tryReflectionSetAccessible=true
+        -Dlog4j2.configurationFile="$dir/log4j2.properties"
+        -Dpulsar.log.dir="$dir"
+        -Dpulsar.wire.dir="$dir/$name"
+        --add-opens java.base/java.io=ALL-UNNAMED
+        --add-opens java.base/java.nio=ALL-UNNAMED
+        --add-opens java.base/java.lang=ALL-UNNAMED
+        --add-opens java.base/java.util.zip=ALL-UNNAMED
+        --add-opens java.base/sun.net=ALL-UNNAMED
+        --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
+        --add-opens java.base/jdk.internal.platform=ALL-UNNAMED
+        --add-opens java.management/sun.management=ALL-UNNAMED
+        --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
+        "$@"
+    )
+    printf '\n===== %s apache-pulsar.sh start =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$dir/$name.log"
+    rm -f "$dir/$name.pid"
+    mkdir -p "$dir/work-$name"
+    (
+        cd "$dir/work-$name"
+        CLASSPATH=$(<"$CP_FILE")
+        export CLASSPATH
+        exec setsid nohup bash -c 'echo $$ > "$0"; exec java "$@"' "$dir/$name.pid" "${java_args[@]}" \
+            >>"$dir/$name.log" 2>&1 </dev/null
+    ) &
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s $dir/$name.pid ]] && return 0
+        sleep 0.1
+    done
+    fail "$name: the JVM did not start (see $dir/$name.log)"
+}
+
+cluster_failed() {
+    local dir=$1 name=$2 cause=$3
+    log "error: $name: $cause"
+    if [[ -s $dir/$name.log ]]; then
+        log "last lines of $dir/$name.log:"
+        tail -n 40 "$dir/$name.log" >&2
+    fi
+    exit 1
+}
+
+# curl of broker I's admin API: prints the body, a newline and the status.
+cluster_admin_get() {
+    local web=WEB${1}_PORT
+    curl -s -m 5 -o /dev/stdout -w '\n%{http_code}' "http://127.0.0.1:${!web}$2" 2>/dev/null || true
+}
+
+cmd_cluster_start() {
+    local dir=$1 brokers=$2
+    shift 2
+    local -a extra=("$@")
+    [[ $brokers =~ ^[1-9]$ ]] || fail "--brokers takes 1 to 9"
+    if [[ -s $dir/options && ! -s $dir/cluster ]]; then
+        fail "$dir holds a standalone, not a cluster"
+    fi
+    if is_cluster_dir "$dir" && [[ $(cluster_brokers "$dir") != "$brokers" ]]; then
+        fail "$dir is a cluster of $(cluster_brokers "$dir") brokers"
+    fi
+    need java "a Java 17+ runtime is needed"
+    need python3 "to pick free ports"
+    need curl "to wait for the admin API"
+    cmd_install >/dev/null
+    printf 'BROKERS=%s\n' "$brokers" > "$dir/cluster"
+    if [[ ${#extra[@]} -gt 0 ]]; then
+        printf '%s\n' "${extra[@]}" > "$dir/cluster-config"
+    elif [[ -s $dir/cluster-config ]]; then
+        mapfile -t extra < "$dir/cluster-config"
+    fi
+    if [[ ! -s $dir/ports ]]; then
+        local -a p
+        read -r -a p <<<"$(free_ports $((2 + 2 * brokers)))"
+        {
+            printf 'ZK_PORT=%s\nBOOKIE_PORT=%s\n' "${p[0]}" "${p[1]}"
+            local i
+            for ((i = 0; i < brokers; i++)); do
+                printf 'BROKER%s_PORT=%s\nWEB%s_PORT=%s\n' "$i" "${p[$((2 + 2 * i))]}" "$i" "${p[$((3 + 2 * i))]}"
+            done
+        } > "$dir/ports"
+    fi
+    # shellcheck source=/dev/null
+    . "$dir/ports"
+    write_log_conf "$dir"
+    local t0=$SECONDS i deadline out port web
+    local timeout=${PULSAR_START_TIMEOUT:-180}
+
+    # The metadata store (ZooKeeper) and the bookie.
+    if ! cluster_pid "$dir" meta >/dev/null; then
+        for port in "$ZK_PORT" "$BOOKIE_PORT"; do
+            port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
+        done
+        cluster_write_meta_conf "$dir"
+        mkdir -p "$dir/data"
+        log "starting ZooKeeper ($ZK_PORT) and a bookie ($BOOKIE_PORT) in $dir"
+        JVM_OPTS=${PULSAR_META_JVM_OPTS:--Xms64m -Xmx256m -XX:MaxDirectMemorySize=256m -XX:+UseSerialGC} \
+            PULSAR_STANDALONE_USE_ZOOKEEPER=1 cluster_java "$dir" meta "$MAIN_CLASS" \
+            --config "$dir/meta.conf" --no-broker --no-functions-worker --no-stream-storage \
+            --zookeeper-port "$ZK_PORT" --bookkeeper-port "$BOOKIE_PORT" \
+            --zookeeper-dir "$dir/data/zookeeper" --bookkeeper-dir "$dir/data/bookkeeper"
+        deadline=$((SECONDS + timeout))
+        # Ready once the bookie has registered itself (its readonly parent is made with it).
+        while :; do
+            cluster_pid "$dir" meta >/dev/null || cluster_failed "$dir" meta "it exited during start"
+            ((SECONDS < deadline)) || cluster_failed "$dir" meta "not ready within ${timeout}s"
+            grep -qE "Bookie registered|Started component bookie-server|LocalBookkeeperEnsemble.*started|BookieServer.*started" "$dir/meta.log" 2>/dev/null && break
+            sleep 0.5
+        done
+    fi
+
+    # The cluster's metadata, once per DIR.
+    if [[ ! -e $dir/initialized ]]; then
+        log "writing the cluster metadata (PulsarClusterMetadataSetup)"
+        (
+            cd "$dir"
+            CLASSPATH=$(<"$CP_FILE") timeout 120 java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+                -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dpulsar.wire.dir="$dir/setup" \
+                "$SETUP_CLASS" --cluster standalone \
+                --metadata-store "zk:127.0.0.1:$ZK_PORT" \
+                --configuration-metadata-store "zk:127.0.0.1:$ZK_PORT" \
+                --web-service-url "http://127.0.0.1:$WEB0_PORT" \
+                --broker-service-url "pulsar://127.0.0.1:$BROKER0_PORT" >>"$dir/setup.log" 2>&1
+        ) || cluster_failed "$dir" setup "PulsarClusterMetadataSetup failed"
+        touch "$dir/initialized"
+    fi
+
+    # The brokers (all at once: most of their start is waiting).
+    local -a started=()
+    for ((i = 0; i < brokers; i++)); do
+        cluster_pid "$dir" "broker-$i" >/dev/null && continue
+        port=BROKER${i}_PORT web=WEB${i}_PORT
+        for port in "${!port}" "${!web}"; do
+            port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
+        done
+        cluster_write_broker_conf "$dir" "$i" "${extra[@]}"
+        port=BROKER${i}_PORT
+        log "starting broker $i ($BROKER_CLASS, broker ${!port}, web ${!web})"
+        JVM_OPTS=${PULSAR_CLUSTER_JVM_OPTS:--Xms128m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseG1GC} \
+            cluster_java "$dir" "broker-$i" "$BROKER_CLASS" --broker-conf "$dir/broker-$i.conf"
+        started+=("$i")
+    done
+    deadline=$((SECONDS + timeout))
+    for i in "${started[@]}"; do
+        while :; do
+            cluster_pid "$dir" "broker-$i" >/dev/null || cluster_failed "$dir" "broker-$i" "it exited during start"
+            ((SECONDS < deadline)) || cluster_failed "$dir" "broker-$i" "not ready within ${timeout}s"
+            out=$(cluster_admin_get "$i" /admin/v2/namespaces/public)
+            if [[ ${out##*$'\n'} == 200 && $out == *'"public/default"'* ]]; then
+                out=$(cluster_admin_get "$i" /admin/v2/brokers/standalone)
+                web=WEB${i}_PORT
+                [[ $out == *"127.0.0.1:${!web}"* ]] && break
+            fi
+            sleep 0.5
+        done
+    done
+    # Every broker sees every other one as available.
+    while :; do
+        local all=true j
+        for ((i = 0; i < brokers; i++)); do
+            out=$(cluster_admin_get "$i" /admin/v2/brokers/standalone)
+            for ((j = 0; j < brokers; j++)); do
+                web=WEB${j}_PORT
+                [[ $out == *"127.0.0.1:${!web}"* ]] || all=false
+            done
+        done
+        [[ $all == true ]] && break
+        ((SECONDS < deadline)) || cluster_failed "$dir" "broker-0" "the brokers do not all see each other within ${timeout}s"
+        sleep 0.5
+    done
+
+    {
+        echo "PULSAR_URL=pulsar://127.0.0.1:$BROKER0_PORT"
+        echo "PULSAR_HTTP_URL=http://127.0.0.1:$WEB0_PORT"
+        local urls=""
+        for ((i = 0; i < brokers; i++)); do
+            port=BROKER${i}_PORT web=WEB${i}_PORT
+            echo "PULSAR_BROKER_${i}_URL=pulsar://127.0.0.1:${!port}"
+            echo "PULSAR_BROKER_${i}_HTTP_URL=http://127.0.0.1:${!web}"
+            echo "PULSAR_BROKER_${i}_ID=127.0.0.1:${!web}"
+            urls+="${urls:+,}127.0.0.1:${!port}"
+        done
+        echo "PULSAR_SERVICE_URL=pulsar://$urls"
+        echo "PULSAR_BROKERS=$brokers"
+    } > "$dir/env"
+    local rss pid name total=0
+    for name in meta $(for ((i = 0; i < brokers; i++)); do echo "broker-$i"; done); do
+        pid=$(cluster_pid "$dir" "$name") || continue
+        rss=$(awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + rss))
+        log "$name: pid $pid, RSS ${rss} MB"
+    done
+    log "cluster of $brokers brokers ready after $((SECONDS - t0))s (RSS ${total} MB)"
     cat "$dir/env"
 }
 

@@ -401,6 +401,11 @@ pub enum Error {
     /// The producer, consumer or client was closed.
     #[error("the {0} is closed")]
     Closed(&'static str),
+    /// The consumer lost its attachment to the broker (the broker closed it for a topic unload
+    /// or move, or the connection dropped) before the broker confirmed this request: its
+    /// outcome is unknown.
+    #[error("the consumer was detached from the broker before the broker confirmed the {0} (a topic unload or move, or a lost connection): the message may be delivered again")]
+    Unconfirmed(&'static str),
     /// A message from the broker could not be read.
     #[error("cannot read a message from the broker: {0}")]
     Decode(#[source] FrameError),

@@ -259,3 +259,44 @@ async fn read_compacted_is_refused_on_shared_subscriptions_and_non_persistent_to
         "refused before any SUBSCRIBE"
     );
 }
+
+#[tokio::test]
+async fn an_ack_awaiting_its_receipt_when_the_broker_closes_the_consumer_fails_at_once_as_unconfirmed(
+) {
+    // Before: a broker unloading the topic closed the consumer and never answered the ack in
+    // flight; the ack waited out the operation timeout, and the application's receive loop with
+    // it (12-15 s without a message in the chaos tests).
+    let mut peer = Peer::start().await;
+    peer.ignore(Type::Ack);
+    let client = client(&peer, Duration::from_secs(600));
+    let mut consumer = guard(
+        "subscribe",
+        client
+            .consumer(TOPIC)
+            .subscription("s")
+            .subscription_type(SubscriptionType::Shared)
+            .ack_receipts(true)
+            .ack_group_time(Duration::ZERO)
+            .subscribe(),
+    )
+    .await
+    .expect("subscribe");
+    let subscribe = guard("SUBSCRIBE", peer.expect(Type::Subscribe)).await;
+    let consumer_id = subscribe.command.subscribe.expect("subscribe").consumer_id;
+    peer.push(peer::with_payload(
+        &peer::message(consumer_id, 7, 1),
+        &peer::metadata("p", 0),
+        b"m",
+    ));
+    let msg = guard("receive", consumer.receive()).await.expect("message");
+    let ack = consumer.ack(&msg);
+    let close = async {
+        guard("ACK", peer.expect(Type::Ack)).await;
+        peer.push(peer::encode(&peer::close_consumer(consumer_id)));
+    };
+    let (result, ()) = guard("the ack", async { tokio::join!(ack, close) }).await;
+    assert!(
+        matches!(result, Err(Error::Unconfirmed(_))),
+        "the ack's outcome is unknown: {result:?}"
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::debug;
 
@@ -67,7 +67,7 @@ fn closed() -> Error {
 impl ChildHandle {
     /// Accepts a delivery taken by the application: `None` if it is stale. Counts the permit.
     pub fn accept(&self, d: Delivery) -> Option<Result<Message>> {
-        let msg = {
+        let (msg, refill) = {
             // The epoch check and the last-dequeued update happen under the lock the task
             // takes to bump the epoch, so a reader never resumes before a message it handed out.
             let mut last = self
@@ -84,7 +84,10 @@ impl ChildHandle {
                     // Under the lock too: an epoch bump resets the count, and must not come
                     // between the check and this.
                     self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
-                    msg
+                    // And the permit: counted before a resubscription (which bumps the epoch
+                    // under this lock first) starts a new flow-control generation, so that a
+                    // message of the old connection never counts on the new one.
+                    (msg, self.shared.flow.on_consumed(1))
                 }
                 Err(e) => return Some(Err(e)),
             }
@@ -92,8 +95,11 @@ impl ChildHandle {
         if self.shared.track_received {
             let _ = self.tx.send(Cmd::Core(CoreCommand::Received(msg.id)));
         }
-        if let Some(permits) = self.shared.flow.on_consumed(1) {
-            let _ = self.tx.send(Cmd::Core(CoreCommand::Flow(permits)));
+        if let Some(r) = refill {
+            let _ = self.tx.send(Cmd::Core(CoreCommand::Flow {
+                permits: r.permits,
+                generation: r.generation,
+            }));
         }
         Some(Ok(msg))
     }
@@ -257,6 +263,7 @@ pub(crate) async fn start(
         attaching: None,
         requests: JoinSet::new(),
         ready: Some(ready),
+        detaches: watch::Sender::new(0),
     };
     tokio::spawn(task.run(rx));
     ready_rx.await.unwrap_or(Err(closed()))?;
@@ -300,6 +307,9 @@ struct ChildTask {
     requests: JoinSet<Done>,
     /// Answered with the first attach's outcome.
     ready: Option<oneshot::Sender<Result<()>>>,
+    /// Counts the detaches: an ack request in flight when the consumer detaches ends at once
+    /// with [`Error::Unconfirmed`] (the broker that closed the consumer may never answer it).
+    detaches: watch::Sender<u64>,
 }
 
 /// Waits for the attach in progress; pending forever when there is none.
@@ -435,6 +445,7 @@ impl ChildTask {
     }
 
     fn drop_connection(&mut self, close_on_broker: bool) {
+        self.detaches.send_modify(|n| *n += 1);
         if let Some(conn) = self.connection.take() {
             if close_on_broker {
                 let id = self.session.next_id();
@@ -524,16 +535,26 @@ impl ChildTask {
         };
         let inner = self.session.clone();
         let consumer_id = self.consumer_id;
+        let mut detaches = self.detaches.subscribe();
         self.requests.spawn(async move {
             let mut result = Ok(());
             for (ids, cumulative) in acks {
                 let id = inner.next_id();
                 let command = commands::ack(consumer_id, ids, cumulative, Some(id));
-                if let Err(e) = conn
-                    .request(id, "acknowledge", command, Some(inner.operation_timeout))
-                    .await
-                {
-                    result = Err(e);
+                let request =
+                    conn.request(id, "acknowledge", command, Some(inner.operation_timeout));
+                tokio::select! {
+                    answer = request => {
+                        if let Err(e) = answer {
+                            result = Err(e);
+                        }
+                    }
+                    // The broker closed the consumer (or the connection went): it may never
+                    // answer; the message comes again if the ack did not land.
+                    _ = detaches.changed() => {
+                        result = Err(Error::Unconfirmed("acknowledgement"));
+                        break;
+                    }
                 }
             }
             for w in waiters {

@@ -387,6 +387,7 @@ pub(crate) struct ProducerEncryption {
 }
 
 /// One data key with the copies of it encrypted for each key name.
+#[cfg_attr(any(test, feature = "unstable"), derive(Clone))]
 struct DataKey {
     cipher: Aes256Gcm,
     encrypted: Vec<proto::EncryptionKeys>,
@@ -394,7 +395,9 @@ struct DataKey {
 }
 
 /// A producer's encryption: its data key, rotated every [`DATA_KEY_ROTATION`], and the
-/// per-message AES-GCM sealing. Time is an input.
+/// per-message AES-GCM sealing. Time is an input. Cloned only by the fuzz drivers (making one
+/// costs a public-key encryption).
+#[cfg_attr(any(test, feature = "unstable"), derive(Clone))]
 pub(crate) struct MessageEncryptor {
     settings: ProducerEncryption,
     key: DataKey,

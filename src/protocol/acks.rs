@@ -13,7 +13,14 @@ pub struct BatchAckTracker {
     entries: HashMap<(i64, i64, i32), Vec<u64>>,
 }
 
+/// The most messages a batch is taken to hold: a larger size (in a hostile MESSAGE's metadata,
+/// or in a message id the application made up) is clamped to it, so that one bit set never takes
+/// more than 128 KiB. A real batch is far smaller: each of its messages takes at least 6 bytes of
+/// an entry of at most the max message size (5 MiB by default).
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
 fn full_set(size: usize) -> Vec<u64> {
+    let size = size.min(MAX_BATCH_SIZE);
     let mut words = vec![u64::MAX; size.div_ceil(64)];
     if size % 64 != 0 {
         if let Some(last) = words.last_mut() {
@@ -125,9 +132,17 @@ pub fn individual_ack_set(index: usize, size: usize) -> Vec<i64> {
 /// indexes `0..=index` cleared, the rest set.
 pub fn cumulative_ack_set(index: usize, size: usize) -> Vec<i64> {
     let mut bits = full_set(size);
-    for i in 0..=index.min(size.saturating_sub(1)) {
-        if let Some(word) = bits.get_mut(i / 64) {
-            *word &= !(1u64 << (i % 64));
+    let size = size.min(MAX_BATCH_SIZE);
+    if size > 0 {
+        // Whole words, then the low bits of the next: no loop over every index.
+        let cleared = index.min(size - 1) + 1;
+        for word in bits.iter_mut().take(cleared / 64) {
+            *word = 0;
+        }
+        if cleared % 64 != 0 {
+            if let Some(word) = bits.get_mut(cleared / 64) {
+                *word &= !((1u64 << (cleared % 64)) - 1);
+            }
         }
     }
     bits.into_iter().map(|w| w as i64).collect()
@@ -359,5 +374,39 @@ mod tests {
         t.ack(&id(0, 130));
         t.forget_up_to(&MessageId::new(3, 7));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn cumulative_ack_sets_clear_exactly_the_indexes_up_to_the_one_acked() {
+        for size in [0usize, 1, 2, 63, 64, 65, 130] {
+            for index in 0..size + 2 {
+                let set = cumulative_ack_set(index, size);
+                assert_eq!(set.len(), size.div_ceil(64));
+                for i in 0..size {
+                    let unacked = (set[i / 64] as u64 >> (i % 64)) & 1 == 1;
+                    assert_eq!(
+                        unacked,
+                        i > index,
+                        "index {i} of {size}, acked up to {index}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn made_up_batch_sizes_are_clamped() {
+        // Found by fuzz/fuzz_targets/core_events.rs: a transactional cumulative ack of an id
+        // claiming a batch of 961,369,252 messages built a 120 MB bit set one bit at a time
+        // (seconds); a MESSAGE claiming i32::MAX messages made the tracker allocate 256 MiB.
+        let words = MAX_BATCH_SIZE / 64;
+        assert_eq!(cumulative_ack_set(1_090_472_210, 961_369_252).len(), words);
+        assert_eq!(individual_ack_set(3, usize::MAX).len(), words);
+        let mut t = BatchAckTracker::default();
+        t.on_delivery(MessageId::new(3, 7), i32::MAX as usize, &[]);
+        match t.ack_index(&id(5, i32::MAX)) {
+            AckProgress::Partial { ack_set, .. } => assert_eq!(ack_set.len(), words),
+            other => panic!("{other:?}"),
+        }
     }
 }

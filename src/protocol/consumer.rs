@@ -186,8 +186,9 @@ pub(crate) struct Delivery {
 /// What the application asks of the core.
 #[derive(Debug)]
 pub(crate) enum CoreCommand<W> {
-    /// Permits freed by the application.
-    Flow(u32),
+    /// Permits freed by the application, counted in this flow-control generation (granted
+    /// only if it is still the current one: a resubscription granted the whole queue again).
+    Flow { permits: u32, generation: u32 },
     /// Acknowledge (with a waiter when acks have receipts).
     Ack {
         id: MessageId,
@@ -270,6 +271,10 @@ pub(crate) struct ConsumerCore<W> {
     max_frame_size: usize,
     /// Readers: messages before this position are dropped (the broker may resend them).
     filter: Option<StartPosition>,
+    /// A reader's last entry delivered whole as one message (an undecryptable batch with
+    /// crypto failure action Consume): its id at the batch's last index, where the reader
+    /// resumes after it (the message's own id names no index).
+    last_whole_batch: Option<MessageId>,
     acks: BatchAckTracker,
     /// Acks waiting to be sent together.
     group: AckGroup,
@@ -314,6 +319,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
             attach: Attachment::new(now, config.operation_timeout, backoff, PERMANENT),
             max_frame_size: wire::DEFAULT_MAX_FRAME_SIZE,
             filter: None,
+            last_whole_batch: None,
             acks: BatchAckTracker::default(),
             group: AckGroup::new(config.ack_group_delay, config.ack_group_max),
             ack_waiters: Vec::new(),
@@ -402,7 +408,16 @@ impl<W: AckWaiter> ConsumerCore<W> {
     /// What the application asked.
     pub fn handle_command(&mut self, cmd: CoreCommand<W>, now: Instant) {
         match cmd {
-            CoreCommand::Flow(permits) => self.send(commands::flow(self.consumer_id, permits)),
+            CoreCommand::Flow {
+                permits,
+                generation,
+            } => {
+                if generation == self.shared.flow.generation() {
+                    self.send(commands::flow(self.consumer_id, permits));
+                } else {
+                    debug!(topic = %self.topic, permits, "permits of an earlier subscription: not granted");
+                }
+            }
             CoreCommand::Ack {
                 id,
                 cumulative,
@@ -574,7 +589,11 @@ impl<W: AckWaiter> ConsumerCore<W> {
         let last = self.shared.last_dequeued();
         let start = match (self.config.start, last) {
             (Some(_), Some(id)) => Some(StartPosition {
-                id,
+                // After the whole batch, when the last message was one.
+                id: match self.last_whole_batch {
+                    Some(whole) if whole.entry() == id => whole,
+                    _ => id,
+                },
                 inclusive: false,
             }),
             (start, _) => start,
@@ -638,7 +657,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
     fn ack(&mut self, id: MessageId, cumulative: bool, waiter: Option<W>, now: Instant) {
         let batch_index_ack = self.config.batch_index_ack;
         if cumulative {
-            let inside_batch = id.is_batch() && id.batch_index < id.batch_size - 1;
+            let inside_batch = id.is_batch() && id.batch_index < id.batch_size.saturating_sub(1);
             let target = if inside_batch && batch_index_ack {
                 let set = cumulative_ack_set(id.batch_index as usize, id.batch_size as usize);
                 self.group.cumulative(id.entry(), set, now);
@@ -888,8 +907,8 @@ impl<W: AckWaiter> ConsumerCore<W> {
     /// Gives back the permits of messages the application will never see.
     fn return_permits(&mut self, n: u32) {
         if n > 0 {
-            if let Some(p) = self.shared.flow.on_consumed(n) {
-                self.send(commands::flow(self.consumer_id, p));
+            if let Some(r) = self.shared.flow.on_consumed(n) {
+                self.send(commands::flow(self.consumer_id, r.permits));
             }
         }
     }
@@ -976,6 +995,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 // all, flagged for the application to decrypt.
                 #[cfg(feature = "encryption")]
                 let context = crate::crypto::EncryptionContext::from_metadata(&md).map(Arc::new);
+                let batch = md.num_messages_in_batch.filter(|n| *n > 0);
                 let mut msg = message_from(
                     entry,
                     &self.topic_str,
@@ -990,6 +1010,18 @@ impl<W: AckWaiter> ConsumerCore<W> {
                     msg.encryption = context;
                 }
                 self.deliver(Ok(msg));
+                if let (Some(n), false) = (batch, self.config.durable) {
+                    // The whole batch was delivered: a reader goes on after its last index,
+                    // not before its first (the entry sent again is a duplicate).
+                    let whole = entry.with_batch(n - 1, n);
+                    self.filter = Some(StartPosition {
+                        id: whole,
+                        inclusive: false,
+                    });
+                    self.last_whole_batch = Some(whole);
+                }
+                // One message stands for the whole entry: the permits of the others come back.
+                self.return_permits(entries.saturating_sub(1));
             }
         }
     }
@@ -1157,7 +1189,10 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 event_time: sm.event_time.filter(|t| *t > 0),
                 publish_time: md.publish_time,
                 producer_name: producer_name.clone(),
-                sequence_id: sm.sequence_id.unwrap_or(md.sequence_id + i as u64),
+                // Wrapping: the broker's metadata may name any sequence id.
+                sequence_id: sm
+                    .sequence_id
+                    .unwrap_or(md.sequence_id.wrapping_add(i as u64)),
                 redelivery_count,
                 child: self.index,
                 encrypted: false,
@@ -1169,7 +1204,9 @@ impl<W: AckWaiter> ConsumerCore<W> {
             self.deliver(Ok(msg));
             delivered += 1;
         }
-        self.return_permits(count.saturating_sub(delivered));
+        // `entries`, not `count`: a batch that claims no message (0, or negative) still took
+        // a permit.
+        self.return_permits(entries.saturating_sub(delivered));
     }
 }
 

@@ -3,15 +3,38 @@
 //! back in batches of half the queue as the application takes messages (and for messages
 //! dropped locally, which the application never sees).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Permits to grant: counted messages, for the connection of one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refill {
+    /// How many permits.
+    pub permits: u32,
+    /// The generation (see [`FlowControl::generation`]) they were counted in: grant them only
+    /// on that generation's connection.
+    pub generation: u32,
+}
 
 /// Permit accounting for one consumer, shared by the application-facing handle (which counts
 /// consumed messages) and the consumer task (which sends FLOW).
+///
+/// Each (re)subscription starts a generation: the count of consumed messages and the generation
+/// live in one atomic word, so that permits counted for a connection are never granted on the
+/// next one (which already had the whole queue granted).
 #[derive(Debug)]
 pub struct FlowControl {
     queue_size: u32,
     threshold: u32,
-    consumed: AtomicU32,
+    /// The generation in the high 32 bits, the consumed count in the low 32.
+    state: AtomicU64,
+}
+
+fn split(state: u64) -> (u32, u32) {
+    ((state >> 32) as u32, state as u32)
+}
+
+fn join(generation: u32, consumed: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(consumed)
 }
 
 impl FlowControl {
@@ -21,7 +44,7 @@ impl FlowControl {
         FlowControl {
             queue_size,
             threshold: (queue_size / 2).max(1),
-            consumed: AtomicU32::new(0),
+            state: AtomicU64::new(0),
         }
     }
 
@@ -30,32 +53,60 @@ impl FlowControl {
         self.queue_size
     }
 
-    /// The permits to grant after (re)subscribing: the whole queue. Forgets what was counted
-    /// on the previous connection.
+    /// The permits to grant after (re)subscribing: the whole queue. Starts a new generation,
+    /// forgetting what was counted on the previous connection.
     pub fn initial_permits(&self) -> u32 {
-        self.consumed.store(0, Ordering::Release);
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some(join(split(s).0.wrapping_add(1), 0))
+            });
         self.queue_size
     }
 
+    /// The current generation: bumped by every [`FlowControl::initial_permits`].
+    pub fn generation(&self) -> u32 {
+        split(self.state.load(Ordering::Acquire)).0
+    }
+
+    /// Messages counted as consumed (or dropped) since permits were last given back: what the
+    /// next refill grants.
+    pub fn pending(&self) -> u32 {
+        split(self.state.load(Ordering::Acquire)).1
+    }
+
     /// Counts `n` messages consumed (or dropped); returns the permits to send now, if the
-    /// refill threshold (half the queue) was reached.
-    pub fn on_consumed(&self, n: u32) -> Option<u32> {
-        let now = self
-            .consumed
-            .fetch_add(n, Ordering::AcqRel)
-            .saturating_add(n);
-        if now < self.threshold {
-            return None;
-        }
-        // Take what has accumulated; a concurrent taker may have got it first.
-        let taken = self.consumed.swap(0, Ordering::AcqRel);
-        (taken > 0).then_some(taken)
+    /// refill threshold (half the queue) was reached, with the generation they belong to.
+    pub fn on_consumed(&self, n: u32) -> Option<Refill> {
+        let threshold = self.threshold;
+        let mut refill = None;
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                let (generation, consumed) = split(s);
+                let now = consumed.saturating_add(n);
+                if now < threshold {
+                    refill = None;
+                    Some(join(generation, now))
+                } else {
+                    refill = Some(Refill {
+                        permits: now,
+                        generation,
+                    });
+                    Some(join(generation, 0))
+                }
+            });
+        refill
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn permits(r: Option<Refill>) -> Option<u32> {
+        r.map(|r| r.permits)
+    }
 
     #[test]
     fn grants_the_queue_then_refills_at_half() {
@@ -64,9 +115,9 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(f.on_consumed(1), None);
         }
-        assert_eq!(f.on_consumed(1), Some(5));
+        assert_eq!(permits(f.on_consumed(1)), Some(5));
         assert_eq!(f.on_consumed(3), None);
-        assert_eq!(f.on_consumed(3), Some(6));
+        assert_eq!(permits(f.on_consumed(3)), Some(6));
     }
 
     #[test]
@@ -75,15 +126,37 @@ mod tests {
         assert_eq!(f.on_consumed(1), None);
         assert_eq!(f.initial_permits(), 4);
         assert_eq!(f.on_consumed(1), None);
-        assert_eq!(f.on_consumed(1), Some(2));
+        assert_eq!(permits(f.on_consumed(1)), Some(2));
     }
 
     #[test]
     fn a_queue_of_one_refills_every_message() {
         let f = FlowControl::new(1);
-        assert_eq!(f.on_consumed(1), Some(1));
-        assert_eq!(f.on_consumed(1), Some(1));
+        assert_eq!(permits(f.on_consumed(1)), Some(1));
+        assert_eq!(permits(f.on_consumed(1)), Some(1));
         let zero = FlowControl::new(0);
         assert_eq!(zero.queue_size(), 1);
+    }
+
+    #[test]
+    fn permits_are_tagged_with_the_generation_they_were_counted_in() {
+        // Found by fuzz/fuzz_targets/core_events.rs: permits the application counted on one
+        // connection reached the consumer task after it had subscribed again and granted the
+        // whole queue, and were granted on top of it: more permits than the queue.
+        let f = FlowControl::new(2);
+        f.initial_permits();
+        let old = f.on_consumed(1).expect("a refill");
+        assert_eq!(f.initial_permits(), 2);
+        assert_ne!(old.generation, f.generation(), "stale: not to be granted");
+        let new = f.on_consumed(1).expect("a refill");
+        assert_eq!(new.generation, f.generation());
+    }
+
+    #[test]
+    fn counts_saturate_instead_of_wrapping() {
+        let f = FlowControl::new(u32::MAX);
+        assert_eq!(f.on_consumed(u32::MAX / 2 - 1), None);
+        assert_eq!(permits(f.on_consumed(u32::MAX)), Some(u32::MAX));
+        assert_eq!(f.pending(), 0);
     }
 }

@@ -9,6 +9,9 @@ pub mod commands;
 pub mod connection;
 pub(crate) mod consumer;
 pub mod flow;
+#[cfg(any(test, feature = "unstable"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod hash;
 pub mod hosts;
 pub mod idle;

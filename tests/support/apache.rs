@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::{lock, tail, unique_name, Broker, WATCHDOG};
+use super::{lock, spawn_watchdog, tail, unique_name, Broker};
 
 /// What to do when Apache Pulsar is not installed.
 pub const HOW_TO_GET_APACHE: &str =
@@ -258,18 +258,7 @@ impl Apache {
         if let Err(e) = fs::create_dir(&dir) {
             panic!("cannot create the broker directory {}: {e}", dir.display());
         }
-        let watchdog = match Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(&dir)
-            .arg(JVM_MARKER)
-            .arg(PROXY_MARKER)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
+        let watchdog = match spawn_watchdog(&dir, &[JVM_MARKER, PROXY_MARKER]) {
             Ok(child) => child,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
@@ -310,35 +299,7 @@ impl Apache {
 
     /// `scripts/apache-pulsar.sh start [args] DIR`; its NAME=value lines.
     fn run_start(&self, args: &[String]) -> Result<HashMap<String, String>, String> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("start.log"))
-            .map_err(|e| format!("cannot open start.log: {e}"))?;
-        let child = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .args(args)
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
-        // For the watchdog, should this process die while the script runs.
-        let _ = fs::write(self.dir.join("start.pid"), child.id().to_string());
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("waiting for apache-pulsar.sh: {e}"))?;
-        let _ = fs::remove_file(self.dir.join("start.pid"));
-        if !out.status.success() {
-            return Err(format!("apache-pulsar.sh start exited with {}", out.status));
-        }
-        let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env = run_start_script(&self.dir, args)?;
         if !env.contains_key("PULSAR_URL") {
             return Err("apache-pulsar.sh start printed no PULSAR_URL".to_string());
         }
@@ -819,4 +780,41 @@ fn http_get(base: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// `scripts/apache-pulsar.sh start [ARGS] DIR`, its stderr appended to `DIR/start.log`, its pid
+/// in `DIR/start.pid` while it runs (for the watchdog): the NAME=value lines it printed.
+pub(crate) fn run_start_script<S: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    args: &[S],
+) -> Result<HashMap<String, String>, String> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("start.log"))
+        .map_err(|e| format!("cannot open start.log: {e}"))?;
+    let child = Command::new("bash")
+        .arg(script())
+        .arg("start")
+        .args(args)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
+    let _ = fs::write(dir.join("start.pid"), child.id().to_string());
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for apache-pulsar.sh: {e}"))?;
+    let _ = fs::remove_file(dir.join("start.pid"));
+    if !out.status.success() {
+        return Err(format!("apache-pulsar.sh start exited with {}", out.status));
+    }
+    let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Ok(env)
 }

@@ -69,8 +69,11 @@
 #![allow(dead_code)]
 
 pub mod apache;
+pub mod chaos;
 pub mod cli;
+pub mod cluster;
 pub mod crypto;
+pub mod faultproxy;
 pub mod java;
 pub mod oauth2;
 pub mod peer;
@@ -107,48 +110,67 @@ keep_alive_interval_secs = 30
 enabled = false
 ";
 
-/// The watchdog: `sh -c WATCHDOG sh DIR MARKER [PROXY_MARKER]`. Its stdin is a pipe held only by the test
-/// process, so `read` sees end of file as soon as the test process is gone. It then kills the
-/// broker named in `DIR/broker.pid` if that pid's command line still contains MARKER
-/// (`pulsar-lite`, or `PulsarStandaloneStarter` for Apache Pulsar), and an
-/// `apache-pulsar.sh start` still running (`DIR/start.pid`), and the Pulsar proxy named in
-/// `DIR/proxy.pid` if PROXY_MARKER is given and its command line has it, and removes `DIR`. It
-/// looks a few times: a start script killed mid-way may just have forked the JVM.
-pub(crate) const WATCHDOG: &str = r#"
+/// The watchdog: `sh -c WATCHDOG sh DIR MARKER...` (see [`spawn_watchdog`]). Its stdin is a
+/// pipe held only by the test process, so `read` sees end of file as soon as the test process
+/// is gone. It then kills an `apache-pulsar.sh start` still running (`DIR/start.pid`) and every
+/// process named in another `DIR/*.pid` whose command line still contains one of the MARKERs
+/// (`pulsar-lite`; `PulsarStandaloneStarter` and the proxy's class for Apache Pulsar;
+/// `org.apache.pulsar.` for a cluster), and removes `DIR`. It looks a few times: a start script
+/// killed mid-way may just have forked the JVM.
+const WATCHDOG: &str = r#"
 trap '' INT HUP
 while read -r _; do :; done
+dir=$1
+shift
 round=0
 while [ "$round" -lt 5 ]; do
-    spid=$(cat "$1/start.pid" 2>/dev/null)
+    spid=$(cat "$dir/start.pid" 2>/dev/null)
     if [ -n "$spid" ] && grep -aq apache-pulsar.sh "/proc/$spid/cmdline" 2>/dev/null; then
         kill -9 "$spid" 2>/dev/null
     fi
     left=
-    for which in "broker.pid:$2" "proxy.pid:$3"; do
-        marker=${which#*:}
-        [ -n "$marker" ] || continue
-        pid=$(cat "$1/${which%%:*}" 2>/dev/null)
-        if [ -n "$pid" ] && ! grep -aq "$marker" "/proc/$pid/cmdline" 2>/dev/null; then
-            pid=
-        fi
-        if [ -n "$pid" ]; then
-            left=1
-            kill -9 "$pid" 2>/dev/null
-            i=0
-            # Gone, or a zombie nobody has reaped yet (it holds no files any more).
-            while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
-                state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-                [ "$state" = Z ] && break
-                sleep 0.1; i=$((i + 1))
-            done
-        fi
+    for f in "$dir"/*.pid; do
+        [ -f "$f" ] && [ "$f" != "$dir/start.pid" ] || continue
+        pid=$(cat "$f" 2>/dev/null)
+        [ -n "$pid" ] || continue
+        match=
+        for marker in "$@"; do
+            [ -n "$marker" ] || continue
+            grep -aq -- "$marker" "/proc/$pid/cmdline" 2>/dev/null && match=1
+        done
+        [ -n "$match" ] || continue
+        left=1
+        kill -9 "$pid" 2>/dev/null
+        i=0
+        # Gone, or a zombie nobody has reaped yet (it holds no files any more).
+        while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
+            state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+            [ "$state" = Z ] && break
+            sleep 0.1; i=$((i + 1))
+        done
     done
     [ -z "$spid" ] && [ -z "$left" ] && break
     round=$((round + 1))
     sleep 0.2
 done
-rm -rf "$1"
+rm -rf "$dir"
 "#;
+
+/// Starts the [`WATCHDOG`] of `dir`: when the test process goes (even by SIGKILL), it kills
+/// what `dir`'s pid files name whose command line has one of `markers`, then removes `dir`.
+/// Keep the child: dropping its stdin (or the process ending) sets it off.
+pub(crate) fn spawn_watchdog(dir: &Path, markers: &[&str]) -> std::io::Result<Child> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
+        .arg(dir)
+        .args(markers)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
 
 static SHARED: OnceLock<Result<Broker, String>> = OnceLock::new();
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -401,17 +423,7 @@ impl Broker {
         if let Err(e) = fs::write(&config, BROKER_TOML) {
             panic!("cannot write {}: {e}", config.display());
         }
-        let watchdog = match Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(&dir)
-            .arg("pulsar-lite")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
+        let watchdog = match spawn_watchdog(&dir, &["pulsar-lite"]) {
             Ok(child) => child,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);

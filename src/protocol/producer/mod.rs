@@ -371,7 +371,9 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             }
             None => {
                 let s = self.next_sequence_id.unwrap_or(0);
-                self.next_sequence_id = Some(s + 1);
+                // Wrapping, as after an application's sequence id: one of u64::MAX - 1 makes
+                // the next automatic one u64::MAX.
+                self.next_sequence_id = Some(s.wrapping_add(1));
                 s
             }
         };
@@ -487,6 +489,21 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
                     self.reattach(now);
                 }
             },
+            ProducerEvent::SendError { sequence_id, error }
+                if !matches!(
+                    error.code,
+                    ServerErrorCode::ChecksumError
+                        | ServerErrorCode::NotAllowedError
+                        | ServerErrorCode::TopicTerminatedError
+                ) =>
+            {
+                // A transient failure of the broker (a PersistenceError while its topic is
+                // fenced for an unload, say): as the Java client, re-create the producer and
+                // send what is pending again (deduplication keeps each once); the send fails
+                // only if it times out.
+                tracing::warn!(topic = %self.topic, sequence_id, %error, "send error: re-creating the producer to resend");
+                self.reattach(now);
+            }
             ProducerEvent::SendError { sequence_id, error } => {
                 tracing::warn!(topic = %self.topic, sequence_id, %error, "send error");
                 if let Some(p) = self.pending.remove(sequence_id) {
