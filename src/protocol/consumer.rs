@@ -117,6 +117,11 @@ impl StartPosition {
         let key = |m: &MessageId| (m.ledger_id, m.entry_id, m.batch_index.max(-1));
         if self.inclusive {
             key(id) < key(&self.id)
+        } else if self.id.batch_index < 0 {
+            // After a whole entry: nothing of that entry, whatever its batch index (the
+            // broker's cursor starts at the next entry; an entry sent again as a batch, or a
+            // batch delivered whole and sent again, is a duplicate).
+            (id.ledger_id, id.entry_id) <= (self.id.ledger_id, self.id.entry_id)
         } else {
             key(id) <= key(&self.id)
         }

@@ -1473,3 +1473,30 @@ fn a_reader_delivers_an_undecryptable_batch_once() {
         "not again after the reconnect"
     );
 }
+
+#[test]
+fn after_a_whole_entry_a_reader_skips_every_index_of_it() {
+    // The fuzzer's core_events-b11a28c4: entry (0, 0) delivered unbatched, then sent again as
+    // a batch and delivered whole (undecryptable, Consume): the reader handed (0, 0) out twice.
+    let after = |id: MessageId| StartPosition {
+        id,
+        inclusive: false,
+    };
+    let entry = MessageId::new(3, 7);
+    assert!(after(entry).skips(&entry));
+    assert!(after(entry).skips(&entry.with_batch(0, 2)));
+    assert!(after(entry).skips(&entry.with_batch(1, 2)));
+    assert!(!after(entry).skips(&MessageId::new(3, 8)));
+    // After one index of a batch: the later indexes of that entry still come.
+    let first = entry.with_batch(0, 2);
+    assert!(after(first).skips(&first));
+    assert!(after(first).skips(&entry));
+    assert!(!after(first).skips(&entry.with_batch(1, 2)));
+    // From a whole entry, inclusive: all of it.
+    let from = StartPosition {
+        id: entry,
+        inclusive: true,
+    };
+    assert!(!from.skips(&entry.with_batch(0, 2)));
+    assert!(from.skips(&MessageId::new(3, 6)));
+}
