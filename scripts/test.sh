@@ -82,13 +82,10 @@ section "chaos on a two-broker Apache Pulsar cluster, and the soak (cargo test -
 # report lines (recovery times, the loss report) are printed.
 env -u PULSAR_URL cargo test --features chaos --no-fail-fast --test chaos_cluster --test soak \
     -- --nocapture
-# Every connection through the fault proxy, on an Apache Pulsar standalone. Known defect, left
-# out here until it is fixed (issue 17): under repeated half-open faults the client finds a
-# black-holed connection too slowly (up to 10 s) and a partitioned stream may not even get its
-# producer created, so half_open_connections_are_detected_and_lose_nothing fails about one run in
-# two. The soak still injects half-open faults (and passes).
+# Every connection through the fault proxy, on an Apache Pulsar standalone: latency, stalls,
+# resets, half-open connections, byte-at-a-time delivery, refused connections.
 env -u PULSAR_URL PULSAR_WIRE_BROKER=apache cargo test --features chaos --no-fail-fast \
-    --test chaos_network -- --nocapture --skip half_open_connections_are_detected_and_lose_nothing
+    --test chaos_network -- --nocapture
 done_step "chaos and soak"
 
 section "cargo test --doc"

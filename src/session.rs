@@ -243,7 +243,15 @@ impl Session {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match conn.request(id, operation, make(id), Some(left)).await {
                 Ok(resp) => return Ok((conn, resp)),
-                Err(e) if e.is_retriable() && !matches!(e, Error::Timeout { .. }) && !fatal(&e) => {
+                // The request had what was left of the operation's time: the error names all
+                // of it (what was left may be next to nothing after retries).
+                Err(Error::Timeout { operation, .. }) => {
+                    return Err(Error::Timeout {
+                        operation,
+                        after: timeout,
+                    })
+                }
+                Err(e) if e.is_retriable() && !fatal(&e) => {
                     let delay = backoff.next_delay_random();
                     if tokio::time::Instant::now() + delay >= deadline {
                         return Err(e);

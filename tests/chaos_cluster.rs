@@ -156,6 +156,7 @@ async fn chaos(sub: SubscriptionType, partitions: u32, fault: Fault) {
         sub,
         send_every: Duration::from_millis(10),
         liveness: LIVENESS,
+        ready: None,
     };
     let streaming = tokio::spawn(stream(client, spec, stopped.clone()));
     let faults = {

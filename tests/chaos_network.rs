@@ -15,6 +15,9 @@
 //!   asserted.
 //!
 //! Half-open connections are found only by the client's keepalive: the tests set it to 1 s.
+//! The faults begin once every stream has its producer and consumer; between two faults the
+//! traffic passes for a calm, and after a half-open fault for long enough that the client can
+//! recover on its own (`calm_after`), so that each recovery time is of one fault.
 //!
 //! Bounded in time: every wait has a limit and fails with what it waited for.
 //!
@@ -51,6 +54,24 @@ const SEND_EVERY: Duration = Duration::from_millis(20);
 const LIVENESS: Duration = Duration::from_secs(20);
 /// The keepalive interval of the tests' clients.
 const KEEPALIVE: Duration = Duration::from_secs(1);
+/// The connect timeout of the tests' clients (TCP connection and handshake).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest wait between two reconnection attempts of the tests' clients.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The bound on the streams' start (every producer and consumer created) before the faults.
+const START: Duration = Duration::from_secs(60);
+
+/// The calm after a fault of this kind, before the next one: long enough for the client to
+/// recover from it on its own, so that each recovery is measured alone. After a half-open
+/// fault the worst case is a dead connection found by the keepalive (a ping unanswered for
+/// an interval, up to two intervals), a new connection attempted while the fault was still
+/// on and black-holed until the connect timeout, and the longest backoff.
+fn calm_after(fault: NetFault) -> Duration {
+    match fault {
+        NetFault::HalfOpen => (2 * KEEPALIVE + CONNECT_TIMEOUT + MAX_BACKOFF).max(CALM),
+        _ => CALM,
+    }
+}
 
 const SUB_TYPES: [SubscriptionType; 4] = [
     SubscriptionType::Exclusive,
@@ -153,9 +174,9 @@ fn client(url: &str) -> PulsarClient {
     init_logs();
     PulsarClient::builder(url)
         .operation_timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(3))
+        .connect_timeout(CONNECT_TIMEOUT)
         .keepalive_interval(KEEPALIVE)
-        .max_backoff_interval(Duration::from_secs(1))
+        .max_backoff_interval(MAX_BACKOFF)
         .build()
         .expect("client")
 }
@@ -188,6 +209,7 @@ async fn chaos(fault: NetFault) {
     let schedule = Arc::new(Mutex::new(Schedule::default()));
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut streams = tokio::task::JoinSet::new();
     for (pi, up) in [&plain, &partitioned].into_iter().enumerate() {
         let partitions = if pi == 0 { 0 } else { 3 };
@@ -200,6 +222,7 @@ async fn chaos(fault: NetFault) {
                 sub,
                 send_every: SEND_EVERY,
                 liveness: LIVENESS,
+                ready: Some(ready.clone()),
             };
             streams.spawn(stream(
                 client(&proxies[pi].service_url()),
@@ -208,12 +231,25 @@ async fn chaos(fault: NetFault) {
             ));
         }
     }
-    // Let every stream connect before the first fault.
+    // Every stream has its producer and consumer before the first fault (on a loaded machine
+    // creating them may take longer than a calm), then traffic passes for a calm.
+    let started = Instant::now();
+    while ready.load(std::sync::atomic::Ordering::SeqCst) < streams.len() {
+        assert!(
+            started.elapsed() < START,
+            "{} of {} streams had their producer and consumer after {START:?}",
+            ready.load(std::sync::atomic::Ordering::SeqCst),
+            streams.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(CALM).await;
     let before: Vec<usize> = proxies.iter().map(|p| p.accepted()).collect();
     let open_at_fault: Vec<usize> = proxies.iter().map(|p| p.open_connections()).collect();
-    for _ in 0..rounds() {
-        tokio::time::sleep(CALM).await;
+    for round in 0..rounds() {
+        if round > 0 {
+            tokio::time::sleep(calm_after(fault)).await;
+        }
         let start = Instant::now();
         for p in &proxies {
             p.inject(fault);
@@ -226,7 +262,7 @@ async fn chaos(fault: NetFault) {
         }
         lock(&schedule).windows.push((start, Instant::now()));
     }
-    tokio::time::sleep(CALM).await;
+    tokio::time::sleep(calm_after(fault)).await;
     stopped.store(true, std::sync::atomic::Ordering::SeqCst);
     stop.notify_waiters();
     let mut reports = Vec::new();

@@ -141,6 +141,7 @@ async fn soak_mixed_load_with_random_faults_loses_nothing() {
             sub,
             send_every: Duration::from_millis(20),
             liveness: LIVENESS,
+            ready: None,
         };
         streams.spawn(stream(client.clone(), spec, stopped.clone()));
     }

@@ -22,7 +22,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,9 @@ pub struct StreamSpec {
     pub send_every: Duration,
     /// The bound on every wait: a receipt, the drain after the end, the read-back.
     pub liveness: Duration,
+    /// Counted up once the stream's producer and consumer exist (so that a test can start its
+    /// faults after every stream is ready).
+    pub ready: Option<Arc<AtomicUsize>>,
 }
 
 /// One producer streaming to `topic` and one consumer draining it, until `stopped`.
@@ -131,6 +134,7 @@ pub async fn stream(
         sub,
         send_every,
         liveness,
+        ready,
     } = spec;
     // The read-back subscription, made before the first send: the broker keeps what it has
     // not acknowledged (without retention, what every subscription acknowledged may go).
@@ -175,6 +179,9 @@ pub async fn stream(
             .subscribe()
     })
     .await;
+    if let Some(ready) = &ready {
+        ready.fetch_add(1, Ordering::SeqCst);
+    }
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let produce = {
         let (label, stopped, sent) = (label.clone(), stopped.clone(), sent.clone());
