@@ -111,7 +111,11 @@ pub(crate) struct StartPosition {
 impl StartPosition {
     /// Whether a message with this id comes before the start and must be skipped.
     pub fn skips(&self, id: &MessageId) -> bool {
-        if self.id == MessageId::EARLIEST || self.id.ledger_id == i64::MAX {
+        // Latest: nothing stored comes after it. (Earliest needs no case of its own: every id
+        // a broker gives is after it. A hostile broker's id equal to it, ledger and entry
+        // u64::MAX on the wire, is then a position like any other, and what comes at or
+        // before it is skipped as well.)
+        if self.id.ledger_id == i64::MAX {
             return false;
         }
         let key = |m: &MessageId| (m.ledger_id, m.entry_id, m.batch_index.max(-1));

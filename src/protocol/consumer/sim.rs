@@ -1499,4 +1499,14 @@ fn after_a_whole_entry_a_reader_skips_every_index_of_it() {
     };
     assert!(!from.skips(&entry.with_batch(0, 2)));
     assert!(from.skips(&MessageId::new(3, 6)));
+    // core_events-4a82cf49: a hostile broker's id of ledger and entry u64::MAX reads as
+    // (-1, -1), Earliest's value; after it was delivered, a lower id is still a step back.
+    let max = MessageId::new(-1, -1);
+    assert!(after(max).skips(&MessageId::new(-1, -7_318_349_394_477_057)));
+    assert!(!after(max).skips(&MessageId::new(0, 0)));
+    assert!(!StartPosition {
+        id: MessageId::EARLIEST,
+        inclusive: true
+    }
+    .skips(&MessageId::new(0, 0)));
 }
