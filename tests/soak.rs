@@ -152,6 +152,15 @@ async fn soak_mixed_load_with_random_faults_loses_nothing() {
             let mut rng = Rng::new(seed);
             let mut kinds = vec![SoakFault::Unload, SoakFault::Bundle, SoakFault::Kill9];
             kinds.extend(NetFault::ALL.into_iter().map(SoakFault::Net));
+            // PULSAR_WIRE_SOAK_FAULTS=kill9,latency,...: only these kinds (to chase one).
+            if let Ok(only) = std::env::var("PULSAR_WIRE_SOAK_FAULTS") {
+                let only: Vec<&str> = only.split(',').map(str::trim).collect();
+                kinds.retain(|k| only.contains(&k.name()));
+                assert!(
+                    !kinds.is_empty(),
+                    "PULSAR_WIRE_SOAK_FAULTS names no fault kind"
+                );
+            }
             let mut windows = Vec::new();
             let mut counts: BTreeMap<SoakFault, usize> = BTreeMap::new();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

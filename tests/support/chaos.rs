@@ -21,7 +21,7 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -237,20 +237,47 @@ pub async fn stream(
             let mut bad = Vec::new();
             let mut times = Vec::new();
             let mut deadline: Option<Instant> = None;
+            let mut ended = Instant::now();
+            // Once every send is done: the completed sends not received yet, kept up to date
+            // as messages come (a scan of every send per message would make the drain
+            // quadratic: in a debug build, thousands of sends, it fell to a few a second).
+            let mut waiting: HashSet<String> = HashSet::new();
             loop {
                 if deadline.is_none() && *sent_done_rx.borrow_and_update() {
-                    deadline = Some(Instant::now() + liveness);
-                }
-                if deadline.is_some() {
-                    let missing = lock(&sent)
+                    ended = Instant::now();
+                    deadline = Some(ended + liveness);
+                    waiting = lock(&sent)
                         .iter()
                         .filter(|s| s.result.is_ok() && !received.contains_key(&s.payload))
-                        .count();
+                        .map(|s| s.payload.clone())
+                        .collect();
+                }
+                if deadline.is_some() {
+                    let missing = waiting.len();
                     if missing == 0 {
                         break;
                     }
                     if deadline.is_some_and(|d| Instant::now() > d) {
-                        panic!("{label}: {missing} completed sends not received within {liveness:?} after the stream ended");
+                        // What a stalled consumer looks like: since when it misses messages,
+                        // and whether anything came at all near the end.
+                        let oldest = lock(&sent)
+                            .iter()
+                            .filter(|s| s.result.is_ok() && !received.contains_key(&s.payload))
+                            .min_by_key(|s| s.enqueued)
+                            .map(|s| (s.payload.clone(), signed_millis(ended, s.enqueued)));
+                        let before = times
+                            .iter()
+                            .filter(|t| **t <= ended && ended.duration_since(**t).as_secs() < 10)
+                            .count();
+                        let after = times.iter().filter(|t| **t > ended).count();
+                        let last = times.last().map(|t| signed_millis(*t, ended));
+                        panic!(
+                            "{label}: {missing} completed sends not received within {liveness:?} \
+                             after the stream ended; the oldest missing (payload, ms before the \
+                             end): {oldest:?}; {} received in all, {before} in the 10 s before \
+                             the end, {after} after it; the last one at {last:?} ms from the end",
+                            times.len()
+                        );
                     }
                 }
                 let msg = tokio::select! {
@@ -269,6 +296,7 @@ pub async fn stream(
                     .entry(payload.clone())
                     .or_insert_with(|| (now, format!("{:?}", msg.id())))
                     .clone();
+                waiting.remove(&payload);
                 let n = received.entry(payload.clone()).or_insert(0);
                 *n += 1;
                 if let (true, Some(at)) = (*n > 1, acked.get(&payload)) {
