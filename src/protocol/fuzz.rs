@@ -109,6 +109,32 @@ fn trace(args: std::fmt::Arguments<'_>) {
     let _ = args;
 }
 
+/// A MESSAGE for entry `1:entry` of the fuzzed consumer (id 1), as the connection routes it
+/// (also the consumer core's simulated-time tests' builder).
+pub(crate) fn message_event(
+    entry: u64,
+    metadata: proto::MessageMetadata,
+    data: Bytes,
+) -> ConsumerEvent {
+    ConsumerEvent::Message {
+        command: proto::CommandMessage {
+            consumer_id: CONSUMER_ID,
+            message_id: proto::MessageIdData {
+                ledger_id: 1,
+                entry_id: entry,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        payload: wire::Payload {
+            broker_entry_metadata: None,
+            checksum: None,
+            metadata,
+            data,
+        },
+    }
+}
+
 // ---- the script ---------------------------------------------------------------------------------
 
 /// The bytes of a script, read front to back; every read is `None` once they run out.
@@ -881,23 +907,7 @@ impl ConsumerHarness {
                     total_chunk_msg_size: Some(payload.len() as i32),
                     ..Default::default()
                 };
-                let event = ConsumerEvent::Message {
-                    command: proto::CommandMessage {
-                        consumer_id: CONSUMER_ID,
-                        message_id: proto::MessageIdData {
-                            ledger_id: 1,
-                            entry_id: entry,
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    },
-                    payload: wire::Payload {
-                        broker_entry_metadata: None,
-                        checksum: None,
-                        metadata: md,
-                        data: Bytes::copy_from_slice(chunk),
-                    },
-                };
+                let event = message_event(entry, md, Bytes::copy_from_slice(chunk));
                 entry = entry.wrapping_add(1);
                 self.feed(event);
                 self.drain();

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use super::*;
 use crate::error::{ConnectionError, ServerError};
 use crate::protocol::connection::{ConnectionCore, Inbound};
+use crate::protocol::fuzz::message_event;
 use crate::wire::proto::base_command::Type;
 
 /// A small seeded generator (xorshift64*).
@@ -871,27 +872,6 @@ fn encrypted_message(entry: u64) -> ConsumerEvent {
         },
         Bytes::from_static(b"ciphertext, not lz4"),
     )
-}
-
-/// A MESSAGE for entry `1:entry` of consumer 1, as the connection routes it.
-fn message_event(entry: u64, metadata: proto::MessageMetadata, data: Bytes) -> ConsumerEvent {
-    ConsumerEvent::Message {
-        command: proto::CommandMessage {
-            consumer_id: 1,
-            message_id: proto::MessageIdData {
-                ledger_id: 1,
-                entry_id: entry,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        payload: wire::Payload {
-            broker_entry_metadata: None,
-            checksum: None,
-            metadata,
-            data,
-        },
-    }
 }
 
 fn acks_sent(core: &mut ConsumerCore<NoWaiter>) -> Vec<proto::CommandAck> {
