@@ -10,6 +10,9 @@
 //!   then `flush` and await every receipt;
 //! - `consume_1k` / `consume_batch_100x100B`: `receive` + `ack` 10,000 messages (1 KiB
 //!   messages, or batches of 100 × 100 B) that the sink pushes as fast as the permits allow;
+//! - `produce_1k_batched_stats_off` / `produce_1k_unbatched_stats_off`: the produce paths on a
+//!   client with stats off (`stats_interval(Duration::ZERO)`), for the cost of recording stats
+//!   (on by default, as in every other path);
 //! - the same four `_encrypted`: end-to-end encryption on (the producer encrypts every message,
 //!   or every batch, for the test key rsa-a; the consumer decrypts with its private key, the
 //!   data key decrypted once and cached), for the cost beside the unencrypted path.
@@ -631,13 +634,19 @@ impl Path {
 async fn paths(url: &str) -> Vec<(&'static str, PulsarClient, Path)> {
     let payload = Bytes::from(vec![b'p'; SIZE]);
     let mut out = Vec::new();
-    for (name, batching, encrypted) in [
-        ("produce_1k_batched", true, false),
-        ("produce_1k_batched_encrypted", true, true),
-        ("produce_1k_unbatched", false, false),
-        ("produce_1k_unbatched_encrypted", false, true),
+    for (name, batching, encrypted, stats) in [
+        ("produce_1k_batched", true, false, true),
+        ("produce_1k_batched_stats_off", true, false, false),
+        ("produce_1k_batched_encrypted", true, true, true),
+        ("produce_1k_unbatched", false, false, true),
+        ("produce_1k_unbatched_stats_off", false, false, false),
+        ("produce_1k_unbatched_encrypted", false, true, true),
     ] {
-        let client = PulsarClient::new(url).expect("client");
+        let mut builder = PulsarClient::builder(url);
+        if !stats {
+            builder = builder.stats_interval(Duration::ZERO);
+        }
+        let client = builder.build().expect("client");
         let topic = format!("persistent://public/default/{name}");
         let p = producer(&client, &topic, batching, encrypted).await;
         out.push((name, client, Path::Produce(p, payload.clone())));

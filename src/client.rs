@@ -42,6 +42,7 @@ pub struct ClientBuilder {
     backoff: (Duration, Duration),
     quarantine: (Duration, Duration),
     proxy: Option<(String, ProxyProtocol)>,
+    stats_interval: Duration,
 }
 
 /// How connections reach the brokers through a proxy named apart from the service URL
@@ -171,6 +172,17 @@ impl ClientBuilder {
     /// name.
     pub fn listener_name(mut self, name: impl Into<String>) -> Self {
         self.listener_name = Some(name.into());
+        self
+    }
+
+    /// The stats interval of producers and consumers (the Java client's
+    /// `statsIntervalSeconds`; 60 s by default): [`Producer::stats`](crate::Producer::stats)
+    /// and [`Consumer::stats`](crate::Consumer::stats) show the counts, rates and latency
+    /// percentiles of the last complete interval, and totals since creation. Intervals roll
+    /// over lazily (no timer runs). [`Duration::ZERO`] turns stats off: nothing is recorded,
+    /// and the stats show only the queue sizes.
+    pub fn stats_interval(mut self, interval: Duration) -> Self {
+        self.stats_interval = interval;
         self
     }
 
@@ -352,6 +364,8 @@ impl ClientBuilder {
                 ids: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 memory_limit: MemoryLimit::new(self.memory_limit),
+                stats_interval: self.stats_interval,
+                stats_origin: tokio::time::Instant::now().into_std(),
                 coordinators: Default::default(),
                 schemas: Default::default(),
             }),
@@ -398,6 +412,7 @@ impl PulsarClient {
             backoff: (DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY),
             quarantine: (DEFAULT_QUARANTINE, DEFAULT_MAX_QUARANTINE),
             proxy: None,
+            stats_interval: crate::stats::DEFAULT_STATS_INTERVAL,
         }
     }
 

@@ -36,6 +36,7 @@ mod producer;
 mod reader;
 mod registry;
 mod session;
+mod stats;
 mod table_view;
 mod task;
 mod transaction;
@@ -73,6 +74,7 @@ pub use reader::{Reader, ReaderBuilder, TypedReader, TypedReaderBuilder};
 pub use registry::RegisteredSchema;
 pub mod schema;
 pub use schema::{Schema, SchemaInfo, SchemaType, SchemaVersion};
+pub use stats::{ConsumerStats, ProducerStats};
 pub use table_view::{TableUpdate, TableUpdates, TableView, TableViewBuilder};
 pub use transaction::{
     Transaction, TransactionBuilder, TxnId, TxnState, DEFAULT_TRANSACTION_TIMEOUT,

@@ -187,6 +187,16 @@ impl Reader {
         self.consumer.seek(id).await
     }
 
+    /// The reader's statistics (those of its consumer): see [`Consumer::stats`].
+    pub fn stats(&self) -> crate::ConsumerStats {
+        self.consumer.stats()
+    }
+
+    /// Whether every partition is attached to a broker connection now.
+    pub fn is_connected(&self) -> bool {
+        self.consumer.is_connected()
+    }
+
     /// Whether the topic was terminated and everything was read.
     pub fn has_reached_end_of_topic(&self) -> bool {
         self.consumer.has_reached_end_of_topic()

@@ -41,6 +41,10 @@ pub(crate) struct Session {
     pub(crate) ids: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
+    /// The stats interval of producers and consumers (zero: no stats).
+    pub(crate) stats_interval: Duration,
+    /// Where every stats interval of this client is counted from (the client's creation).
+    pub(crate) stats_origin: std::time::Instant,
     /// The transaction coordinators, found on the first transaction.
     pub(crate) coordinators: crate::transaction::CoordinatorCell,
     /// The schemas of the versions fetched from the registry.

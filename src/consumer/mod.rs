@@ -33,6 +33,7 @@ pub use typed::{TypedConsumer, TypedConsumerBuilder, TypedMessage};
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::stats::{ConsumerRecorder, ConsumerStats};
 use crate::transaction::Transaction;
 
 /// A consumer on a subscription. Receive with [`Consumer::receive`] or as a
@@ -153,6 +154,45 @@ impl Consumer {
     /// keeps it at most the receiver queue size per partition (plus the rest of a batch).
     pub fn queued_messages(&self) -> usize {
         self.handles().iter().map(|c| c.queued()).sum()
+    }
+
+    /// The consumer's statistics (the Java client's `getStats`): the counts and rates of the
+    /// last complete stats interval
+    /// ([`ClientBuilder::stats_interval`](crate::ClientBuilder::stats_interval)), and totals
+    /// since creation, summed over its topics and partitions. With stats off, only
+    /// [`ConsumerStats::msgs_in_receiver_queue`] is filled in.
+    pub fn stats(&self) -> ConsumerStats {
+        let handles = self.handles();
+        let now = std::time::Instant::now();
+        let mut stats = ConsumerRecorder::sum(
+            now,
+            handles
+                .iter()
+                .filter_map(|c| c.recorder().map(|r| (r, c.queued()))),
+        );
+        stats.msgs_in_receiver_queue = handles.iter().map(|c| c.queued()).sum();
+        stats
+    }
+
+    /// Each topic's (partition's) statistics, by its full name, in the order the consumer
+    /// subscribed to them (the Java client's `getPartitionStats`).
+    pub fn partition_stats(&self) -> Vec<(String, ConsumerStats)> {
+        let now = std::time::Instant::now();
+        self.handles()
+            .iter()
+            .map(|c| {
+                let mut stats = ConsumerRecorder::sum(now, c.recorder().map(|r| (r, 0)));
+                stats.msgs_in_receiver_queue = c.queued();
+                (c.topic().to_owned(), stats)
+            })
+            .collect()
+    }
+
+    /// Whether every topic (partition) is attached to a broker connection now (false while
+    /// one resubscribes).
+    pub fn is_connected(&self) -> bool {
+        let handles = self.handles();
+        !handles.is_empty() && handles.iter().all(|c| c.is_connected())
     }
 
     /// Whether this consumer is the active one of a Failover subscription (on any partition).

@@ -56,6 +56,8 @@ enum Cmd {
 pub(crate) struct ChildHandle {
     tx: mpsc::UnboundedSender<Cmd>,
     shared: Arc<ConsumerShared>,
+    /// The partition's (topic's) full name.
+    topic: Arc<str>,
     partition: i32,
     start: Option<StartPosition>,
 }
@@ -89,9 +91,18 @@ impl ChildHandle {
                     // message of the old connection never counts on the new one.
                     (msg, self.shared.flow.on_consumed(1))
                 }
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    drop(last);
+                    if let Some(stats) = &self.shared.stats {
+                        stats.receive_failed(Instant::now());
+                    }
+                    return Some(Err(e));
+                }
             }
         };
+        if let Some(stats) = &self.shared.stats {
+            stats.received(Instant::now(), msg.payload.len());
+        }
         if self.shared.track_received {
             let _ = self.tx.send(Cmd::Core(CoreCommand::Received(msg.id)));
         }
@@ -106,6 +117,18 @@ impl ChildHandle {
 
     /// Queues an ack; with ack receipts on, waits for the broker's answer.
     pub async fn ack(&self, id: MessageId, cumulative: bool) -> Result<()> {
+        let result = self.send_ack(id, cumulative).await;
+        self.count_ack(result.is_ok());
+        result
+    }
+
+    fn count_ack(&self, ok: bool) {
+        if let Some(stats) = &self.shared.stats {
+            stats.acked(Instant::now(), ok);
+        }
+    }
+
+    async fn send_ack(&self, id: MessageId, cumulative: bool) -> Result<()> {
         if !self.shared.ack_receipts {
             return self
                 .tx
@@ -148,6 +171,7 @@ impl ChildHandle {
             Err(_) => Err(closed()),
         };
         op.finish(result.is_ok());
+        self.count_ack(result.is_ok());
         result
     }
 
@@ -157,7 +181,26 @@ impl ChildHandle {
                 id,
                 redelivery_count,
             }))
-            .map_err(|_| closed())
+            .map_err(|_| closed())?;
+        if let Some(stats) = &self.shared.stats {
+            stats.nacked(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The partition's full topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition's stats recorder, if stats are on.
+    pub fn recorder(&self) -> Option<&crate::stats::ConsumerRecorder> {
+        self.shared.stats.as_ref()
+    }
+
+    /// Whether attached to a connection now.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
     }
 
     pub fn redeliver_all(&self) -> Result<()> {
@@ -236,7 +279,11 @@ pub(crate) async fn start(
     config: ChildConfig,
     out: mpsc::UnboundedSender<Delivery>,
 ) -> Result<ChildHandle> {
-    let shared = Arc::new(ConsumerShared::new(&config));
+    let now = Instant::now();
+    let stats =
+        crate::stats::ConsumerRecorder::new(session.stats_interval, session.stats_origin, now);
+    let shared = Arc::new(ConsumerShared::new(&config).with_stats(stats));
+    let topic_name: Arc<str> = Arc::from(topic.full_name());
     let consumer_id = session.next_id();
     let start = config.start;
     let core = ConsumerCore::new(
@@ -247,7 +294,7 @@ pub(crate) async fn start(
         config,
         shared.clone(),
         session.reconnect_backoff(),
-        Instant::now(),
+        now,
     );
     let (ready, ready_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -270,6 +317,7 @@ pub(crate) async fn start(
     Ok(ChildHandle {
         tx,
         shared,
+        topic: topic_name,
         partition,
         start,
     })
@@ -445,6 +493,7 @@ impl ChildTask {
     }
 
     fn drop_connection(&mut self, close_on_broker: bool) {
+        self.core.shared().connected.store(false, Ordering::Release);
         self.detaches.send_modify(|n| *n += 1);
         if let Some(conn) = self.connection.take() {
             if close_on_broker {
@@ -507,6 +556,7 @@ impl ChildTask {
                 {
                     self.connection = Some(conn);
                     self.events = Some(rx);
+                    self.core.shared().connected.store(true, Ordering::Release);
                 } else {
                     let id = self.session.next_id();
                     let _ = conn.send(commands::close_consumer(self.consumer_id, id));
@@ -730,6 +780,7 @@ impl ChildTask {
         if result.is_ok() || !unsubscribe {
             self.core.close();
             conn.unregister_consumer(self.consumer_id);
+            self.core.shared().connected.store(false, Ordering::Release);
             self.connection = None;
             self.events = None;
         }

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::message::ProducerMessage;
 use crate::protocol::hash::{partition_for_key, HashingScheme};
 use crate::protocol::topic::TopicName;
+use crate::stats::{ProducerRecorder, ProducerStats};
 use crate::wire::MessageId;
 
 /// The receipt of one message: resolves to its [`MessageId`] when the broker has stored it, or
@@ -186,6 +187,59 @@ impl Producer {
             .first()
             .map(|p| p.name())
             .unwrap_or_default()
+    }
+
+    /// The producer's statistics (the Java client's `getStats`): the counts, rates and send
+    /// latency percentiles of the last complete stats interval
+    /// ([`ClientBuilder::stats_interval`](crate::ClientBuilder::stats_interval)), and totals
+    /// since creation. A partitioned producer's are the sum over its partitions: counts, rates
+    /// and pending messages added, latency percentiles from the partitions' merged histograms.
+    /// With stats off, only [`ProducerStats::pending_queue_size`] is filled in.
+    pub fn stats(&self) -> ProducerStats {
+        let handles = self.inner.handles();
+        if handles.iter().all(|h| h.recorder().is_none()) {
+            return ProducerStats {
+                pending_queue_size: handles.iter().map(|h| h.pending()).sum(),
+                ..Default::default()
+            };
+        }
+        let now = tokio::time::Instant::now().into_std();
+        ProducerRecorder::sum(
+            now,
+            handles
+                .iter()
+                .filter_map(|h| h.recorder().map(|r| (r, h.pending()))),
+        )
+    }
+
+    /// Each partition's statistics, by its full topic name, in partition order (the Java
+    /// client's `PartitionedTopicProducerStats.getPartitionStats`); one entry, the topic's,
+    /// for a non-partitioned topic.
+    pub fn partition_stats(&self) -> Vec<(String, ProducerStats)> {
+        self.inner
+            .handles()
+            .iter()
+            .map(|h| (h.topic().to_owned(), h.stats()))
+            .collect()
+    }
+
+    /// Whether every partition is attached to a broker connection now (false while one
+    /// reconnects, and after [`close`](Self::close)).
+    pub fn is_connected(&self) -> bool {
+        let handles = self.inner.handles();
+        !handles.is_empty() && handles.iter().all(|h| h.is_connected())
+    }
+
+    /// The highest sequence id the broker confirmed for this producer: by a receipt, or, when
+    /// the producer attached, as the last one it stored for the producer's name (message
+    /// deduplication). The highest over the partitions of a partitioned topic. `None` before
+    /// any (where the Java client's `getLastSequenceId` returns -1).
+    pub fn last_sequence_id(&self) -> Option<u64> {
+        self.inner
+            .handles()
+            .iter()
+            .filter_map(|h| h.last_sequence_id())
+            .max()
     }
 
     /// Sends a message and waits for its receipt.

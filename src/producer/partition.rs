@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,7 @@ pub(crate) use crate::protocol::producer::PartitionConfig;
 use crate::protocol::producer::{self as core, Action, Attached, ProducerCore};
 use crate::protocol::topic::TopicName;
 use crate::session::{MemoryLimit, Session};
+use crate::stats::{ProducerRecorder, ProducerStats};
 use crate::task::{early, next_event, queued_event, sleep_until_opt, DRAIN};
 use crate::transaction::TxnOp;
 use crate::wire::MessageId;
@@ -38,6 +40,8 @@ enum Cmd {
         permit: OwnedSemaphorePermit,
         memory: Option<OwnedSemaphorePermit>,
         txn_op: Option<TxnOp>,
+        /// When the send was called (stats on only).
+        queued_at: Option<std::time::Instant>,
     },
     Flush(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
@@ -53,6 +57,12 @@ pub(crate) struct PartitionHandle {
     name: Arc<Mutex<String>>,
     memory: Option<Arc<MemoryLimit>>,
     topic: Arc<str>,
+    /// The partition's stats (none with a stats interval of zero).
+    stats: Option<Arc<ProducerRecorder>>,
+    /// Attached to a connection now.
+    connected: Arc<AtomicBool>,
+    /// The highest sequence id the broker confirmed, plus one (0: none yet).
+    last_sequence_id: Arc<AtomicU64>,
 }
 
 impl PartitionHandle {
@@ -68,11 +78,59 @@ impl PartitionHandle {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
+    /// The partition's stats now.
+    pub fn stats(&self) -> ProducerStats {
+        match &self.stats {
+            Some(s) => s.snapshot(now(), self.pending()),
+            None => ProducerStats {
+                pending_queue_size: self.pending(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The partition's stats recorder, if stats are on.
+    pub fn recorder(&self) -> Option<&ProducerRecorder> {
+        self.stats.as_deref()
+    }
+
+    /// Messages queued and not yet confirmed or failed.
+    pub fn pending(&self) -> usize {
+        self.max_pending
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// Whether attached to a connection now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The highest sequence id the broker confirmed.
+    pub fn last_sequence_id(&self) -> Option<u64> {
+        self.last_sequence_id
+            .load(Ordering::Acquire)
+            .checked_sub(1)
+    }
+
     /// Queues a send; `txn_op` (a send in a transaction) is told its outcome.
     pub async fn enqueue(
         &self,
         msg: ProducerMessage,
         txn_op: Option<TxnOp>,
+    ) -> Result<oneshot::Receiver<Result<MessageId>>> {
+        let queued_at = self.stats.as_ref().map(|_| now());
+        let result = self.enqueue_at(msg, txn_op, queued_at).await;
+        if let (Err(_), Some(stats)) = (&result, &self.stats) {
+            stats.failed(now());
+        }
+        result
+    }
+
+    async fn enqueue_at(
+        &self,
+        msg: ProducerMessage,
+        txn_op: Option<TxnOp>,
+        queued_at: Option<std::time::Instant>,
     ) -> Result<oneshot::Receiver<Result<MessageId>>> {
         let permit = if self.block {
             self.permits
@@ -101,6 +159,7 @@ impl PartitionHandle {
                 permit,
                 memory,
                 txn_op,
+                queued_at,
             })
             .map_err(|_| Error::Closed("producer"))?;
         Ok(rx)
@@ -132,6 +191,8 @@ struct Receipt {
     _memory: Option<OwnedSemaphorePermit>,
     /// A send in a transaction: its commit waits for this.
     txn_op: Option<TxnOp>,
+    /// The stats to tell the outcome, and when the send was called.
+    stats: Option<(Arc<ProducerRecorder>, std::time::Instant)>,
 }
 
 impl core::Completion for Receipt {
@@ -143,9 +204,17 @@ impl core::Completion for Receipt {
             _permit,
             _memory,
             txn_op,
+            stats,
         } = self;
         drop(_permit);
         drop(_memory);
+        if let Some((stats, at)) = stats {
+            let now = now();
+            match &result {
+                Ok(_) => stats.acked(now, now.saturating_duration_since(at)),
+                Err(_) => stats.failed(now),
+            }
+        }
         if let Some(op) = txn_op {
             op.finish(result.is_ok());
         }
@@ -221,6 +290,9 @@ pub(crate) async fn start(
     let (ready_tx, ready_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
     let topic_name: Arc<str> = Arc::from(topic.full_name());
+    let stats = ProducerRecorder::new(session.stats_interval, session.stats_origin, now).map(Arc::new);
+    let connected = Arc::new(AtomicBool::new(false));
+    let last_sequence_id = core.last_sequence_id_cell();
     let task = PartitionTask {
         session,
         topic,
@@ -231,6 +303,8 @@ pub(crate) async fn start(
         attaching: None,
         shared_name: name.clone(),
         ready: Some(ready_tx),
+        stats: stats.clone(),
+        connected: connected.clone(),
     };
     tokio::spawn(task.run(rx));
     ready_rx.await.unwrap_or(Err(Error::Closed("producer")))?;
@@ -242,6 +316,9 @@ pub(crate) async fn start(
         name,
         memory,
         topic: topic_name,
+        stats,
+        connected,
+        last_sequence_id,
     })
 }
 
@@ -264,6 +341,9 @@ struct PartitionTask {
     shared_name: Arc<Mutex<String>>,
     /// Answered on the first attach's outcome: what `create()` waits for.
     ready: Option<oneshot::Sender<Result<()>>>,
+    stats: Option<Arc<ProducerRecorder>>,
+    /// Set while attached (the handles' `is_connected`).
+    connected: Arc<AtomicBool>,
 }
 
 /// The next result of the attach attempt in flight; pending forever when there is none.
@@ -364,6 +444,7 @@ impl PartitionTask {
                 _ = sleep_until_opt(deadline) => self.core.handle_timeout(now()),
             }
         };
+        self.connected.store(false, Ordering::Release);
         match exit {
             Exit::Close(waiter) => {
                 let result = self.close_on_broker().await;
@@ -383,16 +464,27 @@ impl PartitionTask {
                 permit,
                 memory,
                 txn_op,
-            } => self.core.send(
-                msg,
-                Receipt {
-                    reply,
-                    _permit: permit,
-                    _memory: memory,
-                    txn_op,
-                },
-                now,
-            ),
+                queued_at,
+            } => {
+                let stats = match (&self.stats, queued_at) {
+                    (Some(stats), Some(at)) => {
+                        stats.sent(now, msg.payload.len());
+                        Some((stats.clone(), at))
+                    }
+                    _ => None,
+                };
+                self.core.send(
+                    msg,
+                    Receipt {
+                        reply,
+                        _permit: permit,
+                        _memory: memory,
+                        txn_op,
+                        stats,
+                    },
+                    now,
+                )
+            }
             Cmd::Flush(reply) => self.core.flush(reply, now),
             Cmd::Close(reply) => self.core.close(Some(reply), now),
         }
@@ -433,7 +525,10 @@ impl PartitionTask {
                         );
                         self.attaching = Some(Box::pin(async move { (epoch, fut.await) }));
                     }
-                    Action::Detach { close_on_broker } => self.detach(close_on_broker),
+                    Action::Detach { close_on_broker } => {
+                        self.connected.store(false, Ordering::Release);
+                        self.detach(close_on_broker)
+                    }
                     Action::Attached {
                         producer_name,
                         resent,
@@ -448,6 +543,7 @@ impl PartitionTask {
                         if let Ok(mut n) = self.shared_name.lock() {
                             *n = producer_name;
                         }
+                        self.connected.store(true, Ordering::Release);
                         if let Some(ready) = self.ready.take() {
                             let _ = ready.send(Ok(()));
                         }

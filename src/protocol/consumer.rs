@@ -157,6 +157,10 @@ pub(crate) struct ConsumerShared {
     pub ack_receipts: bool,
     /// Whether the core wants to know what the application received (ack timeout).
     pub track_received: bool,
+    /// The partition's stats (none with a stats interval of zero).
+    pub stats: Option<crate::stats::ConsumerRecorder>,
+    /// Whether the shell is attached to a connection now.
+    pub connected: AtomicBool,
 }
 
 impl ConsumerShared {
@@ -171,7 +175,15 @@ impl ConsumerShared {
             last_dequeued: Mutex::new(None),
             ack_receipts: config.ack_receipts,
             track_received: config.ack_timeout.is_some(),
+            stats: None,
+            connected: AtomicBool::new(false),
         }
+    }
+
+    /// With this stats recorder.
+    pub fn with_stats(mut self, stats: Option<crate::stats::ConsumerRecorder>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// The last message handed to the application.
@@ -357,6 +369,11 @@ impl<W: AckWaiter> ConsumerCore<W> {
     fn started(mut self, now: Instant) -> Self {
         self.drive(now);
         self
+    }
+
+    /// The state shared with the application-side handle.
+    pub fn shared(&self) -> &ConsumerShared {
+        &self.shared
     }
 
     /// The index of this partition in its consumer.
@@ -835,6 +852,9 @@ impl<W: AckWaiter> ConsumerCore<W> {
             self.acks.forget(&MessageId::new(k.0, k.1));
         }
         debug!(topic = %self.topic, count = due.len(), "ack timeout: redelivering");
+        if let Some(stats) = &self.shared.stats {
+            stats.redelivery(now, due.len());
+        }
         self.redeliver(due);
     }
 
@@ -849,6 +869,9 @@ impl<W: AckWaiter> ConsumerCore<W> {
             }
         }
         if !due.is_empty() {
+            if let Some(stats) = &self.shared.stats {
+                stats.redelivery(now, due.len());
+            }
             self.redeliver(due.into_iter().collect());
         }
     }

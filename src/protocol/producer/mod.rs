@@ -36,6 +36,7 @@ pub(crate) mod batch;
 mod sim;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -245,6 +246,11 @@ pub(crate) struct ProducerCore<C, W> {
     user_provided_name: bool,
     producer_name: Option<String>,
     next_sequence_id: Option<u64>,
+    /// The highest sequence id the broker confirmed: by a receipt, or as the last one it
+    /// stored for this producer name (PRODUCER_SUCCESS), plus one; 0 before any. Shared with
+    /// the shell's handles, and set before the completions are told: whoever sees a receipt
+    /// sees its sequence id here.
+    last_confirmed: Arc<AtomicU64>,
     topic_epoch: Option<u64>,
     /// The version the registry gave the producer's schema (PRODUCER_SUCCESS).
     schema_version: Option<Bytes>,
@@ -304,6 +310,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             user_provided_name: config.name.is_some(),
             producer_name: config.name.clone(),
             next_sequence_id: config.initial_sequence_id.map(|s| s.wrapping_add(1)),
+            last_confirmed: Arc::new(AtomicU64::new(0)),
             config,
             topic_epoch: None,
             schema_version: None,
@@ -335,6 +342,17 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
     /// Whether the producer ended (closed or failed): its last action is out.
     pub fn is_ended(&self) -> bool {
         matches!(self.phase, Phase::Ended)
+    }
+
+    /// The highest sequence id the broker confirmed (by a receipt, or as the last one it
+    /// stored for this producer name when the producer attached); `None` before any.
+    pub fn last_sequence_id(&self) -> Option<u64> {
+        self.last_confirmed.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// Where [`ProducerCore::last_sequence_id`] is kept (plus one; 0: none), for the handles.
+    pub fn last_sequence_id_cell(&self) -> Arc<AtomicU64> {
+        self.last_confirmed.clone()
     }
 
     /// Whether attached to a connection.
@@ -474,6 +492,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             ) {
                 ReceiptMatch::Completed(done) => {
                     for (p, id) in done {
+                        self.confirmed(p.highest_sequence_id);
                         p.completion.succeed(id);
                     }
                     self.wake_flushers();
@@ -512,6 +531,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
                         error,
                     });
                     for (p, id) in self.pending.take_ready() {
+                        self.confirmed(p.highest_sequence_id);
                         p.completion.succeed(id);
                     }
                     self.wake_flushers();
@@ -576,6 +596,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             }
             // Sends behind them that the broker already answered complete now.
             for (p, id) in self.pending.take_ready() {
+                self.confirmed(p.highest_sequence_id);
                 p.completion.succeed(id);
             }
             self.wake_flushers();
@@ -646,6 +667,9 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
     fn on_attached(&mut self, attached: Attached) {
         if self.producer_name.is_none() || !self.user_provided_name {
             self.producer_name = Some(attached.producer_name.clone());
+        }
+        if let Some(last) = attached.last_sequence_id.filter(|l| *l >= 0) {
+            self.confirmed(last as u64);
         }
         if self.next_sequence_id.is_none() {
             let last = attached.last_sequence_id.unwrap_or(-1);
@@ -1009,6 +1033,12 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
             completion: completions,
             receipt: None,
         });
+    }
+
+    /// The broker confirmed everything up to `sequence_id`.
+    fn confirmed(&mut self, sequence_id: u64) {
+        self.last_confirmed
+            .fetch_max(sequence_id.wrapping_add(1), Ordering::AcqRel);
     }
 
     /// Answers the flush waiters whose last message is no longer pending.

@@ -32,7 +32,7 @@ use crate::producer::AccessMode;
 use crate::protocol::backoff::Backoff;
 use crate::protocol::clock::WallClock;
 use crate::protocol::commands;
-use crate::protocol::connection::{ConnectionCore, Inbound};
+use crate::protocol::connection::{ConnectionCore, Inbound, ProducerEvent};
 use crate::wire::proto::{self, base_command::Type, BaseCommand};
 use crate::wire::{self, MessageId};
 
@@ -1293,4 +1293,63 @@ fn sequence_ids_wrap_after_the_largest_instead_of_overflowing() {
         .filter_map(|f| f.command.send.map(|s| s.sequence_id))
         .collect();
     assert_eq!(sent, vec![u64::MAX - 1, u64::MAX, 0]);
+}
+
+#[test]
+fn the_last_sequence_id_is_the_highest_the_broker_confirmed() {
+    let t0 = start_of_time();
+    let log: Shared<Log> = Rc::default();
+    log.borrow_mut().now = Some(t0);
+    let mut core: ProducerCore<Rec, Done> = ProducerCore::new(
+        "persistent://public/default/sim".into(),
+        None,
+        7,
+        config(None, None, false),
+        Duration::from_secs(30),
+        Backoff::with_seed(MS(100), Duration::from_secs(60), 1),
+        WallClock::new(t0, 1_700_000_000_000),
+        Duration::ZERO,
+        t0,
+    );
+    // Nothing confirmed before the attach.
+    assert_eq!(core.last_sequence_id(), None);
+    let cell = core.last_sequence_id_cell();
+    let epoch = match core.poll_action() {
+        Some(Action::Attach { epoch, .. }) => epoch,
+        other => panic!("expected an attach, got {other:?}"),
+    };
+    // The broker stored up to 41 for this producer name (deduplication): confirmed.
+    let attached = Attached {
+        producer_name: "p".into(),
+        last_sequence_id: Some(41),
+        topic_epoch: None,
+        max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
+        schema_version: None,
+    };
+    assert!(core.handle_attached(epoch, Ok(attached), t0));
+    assert_eq!(core.last_sequence_id(), Some(41));
+    for i in 0..3 {
+        log.borrow_mut().results.push(None);
+        let rec = Rec {
+            index: i,
+            log: log.clone(),
+        };
+        core.send(ProducerMessage::new("x"), rec, t0);
+    }
+    // Sent as 42, 43, 44; not confirmed while no receipt came.
+    assert_eq!(core.last_sequence_id(), Some(41));
+    let receipt = |sequence_id: u64, entry: i64| ProducerEvent::Receipt {
+        sequence_id,
+        highest_sequence_id: None,
+        message_id: MessageId::new(1, entry),
+    };
+    core.handle_event(receipt(42, 0), t0);
+    assert_eq!(core.last_sequence_id(), Some(42));
+    core.handle_event(receipt(43, 1), t0);
+    core.handle_event(receipt(44, 2), t0);
+    assert_eq!(core.last_sequence_id(), Some(44));
+    // The handles' cell holds it plus one.
+    assert_eq!(cell.load(std::sync::atomic::Ordering::Acquire), 45);
+    let log = log.borrow();
+    assert!(log.results.iter().all(|r| matches!(r, Some((_, Ok(_))))));
 }
