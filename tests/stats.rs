@@ -8,8 +8,7 @@ mod support;
 use std::time::Duration;
 
 use pulsar_wire::{
-    Consumer, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient,
-    SubscriptionType,
+    Consumer, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient, SubscriptionType,
 };
 use support::Broker;
 
@@ -235,7 +234,8 @@ async fn a_partitioned_topics_stats_are_the_sum_of_its_partitions() {
     for (i, (name, _)) in parts.iter().enumerate() {
         assert!(name.ends_with(&format!("-partition-{i}")), "{name}");
     }
-    let sum = |f: fn(&pulsar_wire::ProducerStats) -> u64| parts.iter().map(|(_, s)| f(&s)).sum::<u64>();
+    let sum =
+        |f: fn(&pulsar_wire::ProducerStats) -> u64| parts.iter().map(|(_, s)| f(s)).sum::<u64>();
     assert_eq!(sum(|s| s.total_msgs_sent), total.total_msgs_sent);
     assert_eq!(sum(|s| s.total_bytes_sent), total.total_bytes_sent);
     assert_eq!(sum(|s| s.total_acks_received), total.total_acks_received);
@@ -250,11 +250,17 @@ async fn a_partitioned_topics_stats_are_the_sum_of_its_partitions() {
     let parts = c.partition_stats();
     assert_eq!(parts.len(), PARTITIONS);
     assert_eq!(
-        parts.iter().map(|(_, s)| s.total_msgs_received).sum::<u64>(),
+        parts
+            .iter()
+            .map(|(_, s)| s.total_msgs_received)
+            .sum::<u64>(),
         total.total_msgs_received
     );
     assert_eq!(
-        parts.iter().map(|(_, s)| s.total_bytes_received).sum::<u64>(),
+        parts
+            .iter()
+            .map(|(_, s)| s.total_bytes_received)
+            .sum::<u64>(),
         total.total_bytes_received
     );
     assert_eq!(
@@ -262,7 +268,13 @@ async fn a_partitioned_topics_stats_are_the_sum_of_its_partitions() {
         total.total_acks_sent
     );
     // The keys spread the messages: more than one partition got some.
-    assert!(parts.iter().filter(|(_, s)| s.total_msgs_received > 0).count() > 1);
+    assert!(
+        parts
+            .iter()
+            .filter(|(_, s)| s.total_msgs_received > 0)
+            .count()
+            > 1
+    );
 
     producer.close().await.expect("close");
     assert!(!producer.is_connected());

@@ -107,9 +107,7 @@ impl PartitionHandle {
 
     /// The highest sequence id the broker confirmed.
     pub fn last_sequence_id(&self) -> Option<u64> {
-        self.last_sequence_id
-            .load(Ordering::Acquire)
-            .checked_sub(1)
+        self.last_sequence_id.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Queues a send; `txn_op` (a send in a transaction) is told its outcome.
@@ -290,7 +288,8 @@ pub(crate) async fn start(
     let (ready_tx, ready_rx) = oneshot::channel();
     let (tx, rx) = mpsc::unbounded_channel();
     let topic_name: Arc<str> = Arc::from(topic.full_name());
-    let stats = ProducerRecorder::new(session.stats_interval, session.stats_origin, now).map(Arc::new);
+    let stats =
+        ProducerRecorder::new(session.stats_interval, session.stats_origin, now).map(Arc::new);
     let connected = Arc::new(AtomicBool::new(false));
     let last_sequence_id = core.last_sequence_id_cell();
     let task = PartitionTask {
