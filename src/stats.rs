@@ -92,7 +92,8 @@ pub struct ProducerStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerStats {
-    /// Messages the application received in the last interval.
+    /// Messages the application received in the last interval (taken off the receiver queue;
+    /// with a dead-letter policy, also those it sent to the dead-letter topic instead).
     pub num_msgs_received: u64,
     /// Payload bytes of those messages (as delivered: decompressed and decrypted).
     pub num_bytes_received: u64,
