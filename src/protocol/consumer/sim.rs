@@ -313,7 +313,8 @@ impl Sim {
             operation_timeout: Duration::from_secs(30),
             read_compacted: false,
         };
-        let shared = Arc::new(ConsumerShared::new(&config));
+        let stats = crate::stats::ConsumerRecorder::new(STATS_INTERVAL, t0, t0);
+        let shared = Arc::new(ConsumerShared::new(&config).with_stats(stats));
         let topic = TopicName::parse("persistent://public/default/sim").expect("valid");
         let backoff = Backoff::with_seed(Duration::from_millis(100), Duration::from_secs(2), seed);
         let core = ConsumerCore::new(topic, -1, 0, 1, config, shared.clone(), backoff, t0);
@@ -1489,4 +1490,47 @@ fn after_a_whole_entry_a_reader_skips_every_index_of_it() {
         inclusive: true
     }
     .skips(&MessageId::new(0, 0)));
+}
+
+/// The stats interval of the simulated consumers.
+const STATS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The core's redeliveries asked for, in the interval that ended at `at`, and in all.
+fn redeliveries(core: &ConsumerCore<NoWaiter>, at: Instant) -> (u64, u64) {
+    let stats = core.shared().stats.as_ref().expect("stats on");
+    let s = crate::stats::ConsumerRecorder::sum(at, [(stats, 0)]);
+    (s.num_redeliveries, s.total_redeliveries)
+}
+
+#[test]
+fn redeliveries_after_nacks_and_the_ack_timeout_are_counted_when_asked_for() {
+    let (mut core, t0) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.config.ack_timeout = Some(Duration::from_secs(3));
+    for entry in [1, 2, 3] {
+        core.handle_command(
+            CoreCommand::Nack {
+                id: MessageId::new(1, entry),
+                redelivery_count: 0,
+            },
+            t0,
+        );
+    }
+    // Not before the nack delay (50 ms).
+    core.handle_timeout(t0 + Duration::from_millis(49));
+    assert_eq!(redeliveries(&core, t0 + Duration::from_millis(49)), (0, 0));
+    core.handle_timeout(t0 + Duration::from_millis(50));
+    assert_eq!(redelivered(&transmitted(&mut core)), vec![1, 2, 3]);
+    assert_eq!(redeliveries(&core, t0 + Duration::from_millis(50)).1, 3);
+    // One received and never acknowledged: the ack timeout asks for it again.
+    core.handle_command(
+        CoreCommand::Received(MessageId::new(1, 9)),
+        t0 + Duration::from_secs(1),
+    );
+    core.handle_timeout(t0 + Duration::from_secs(4));
+    assert_eq!(redelivered(&transmitted(&mut core)), vec![9]);
+    // All in the first interval: it shows 4 once over, the totals at once.
+    assert_eq!(redeliveries(&core, t0 + Duration::from_secs(5)), (0, 4));
+    assert_eq!(redeliveries(&core, t0 + STATS_INTERVAL), (4, 4));
+    // An interval with none: 0 in it, the total stays.
+    assert_eq!(redeliveries(&core, t0 + 2 * STATS_INTERVAL), (0, 4));
 }
