@@ -13,6 +13,10 @@
 //! - `produce_1k_batched_stats_off` / `produce_1k_unbatched_stats_off`: the produce paths on a
 //!   client with stats off (`stats_interval(Duration::ZERO)`), for the cost of recording stats
 //!   (on by default, as in every other path);
+//! - `produce_1k_batched_metrics` / `produce_1k_unbatched_metrics` / `consume_1k_metrics`:
+//!   the same paths on a client with metrics on (`metrics_recorder`, into the Prometheus
+//!   exporter's recorder of the `metrics` facade), for the cost of metrics beside the paths
+//!   without (off by default);
 //! - the same four `_encrypted`: end-to-end encryption on (the producer encrypts every message,
 //!   or every batch, for the test key rsa-a; the consumer decrypts with its private key, the
 //!   data key decrypted once and cached), for the cost beside the unencrypted path.
@@ -32,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use prost::Message as _;
 use pulsar_wire::wire::proto::{
     self, base_command::Type, command_lookup_topic_response::LookupType,
@@ -634,17 +639,22 @@ impl Path {
 async fn paths(url: &str) -> Vec<(&'static str, PulsarClient, Path)> {
     let payload = Bytes::from(vec![b'p'; SIZE]);
     let mut out = Vec::new();
-    for (name, batching, encrypted, stats) in [
-        ("produce_1k_batched", true, false, true),
-        ("produce_1k_batched_stats_off", true, false, false),
-        ("produce_1k_batched_encrypted", true, true, true),
-        ("produce_1k_unbatched", false, false, true),
-        ("produce_1k_unbatched_stats_off", false, false, false),
-        ("produce_1k_unbatched_encrypted", false, true, true),
+    for (name, batching, encrypted, stats, metrics) in [
+        ("produce_1k_batched", true, false, true, false),
+        ("produce_1k_batched_stats_off", true, false, false, false),
+        ("produce_1k_batched_metrics", true, false, true, true),
+        ("produce_1k_batched_encrypted", true, true, true, false),
+        ("produce_1k_unbatched", false, false, true, false),
+        ("produce_1k_unbatched_stats_off", false, false, false, false),
+        ("produce_1k_unbatched_metrics", false, false, true, true),
+        ("produce_1k_unbatched_encrypted", false, true, true, false),
     ] {
         let mut builder = PulsarClient::builder(url);
         if !stats {
             builder = builder.stats_interval(Duration::ZERO);
+        }
+        if metrics {
+            builder = builder.metrics_recorder(PrometheusBuilder::new().build_recorder());
         }
         let client = builder.build().expect("client");
         let topic = format!("persistent://public/default/{name}");
@@ -653,6 +663,7 @@ async fn paths(url: &str) -> Vec<(&'static str, PulsarClient, Path)> {
     }
     for (name, topic) in [
         ("consume_1k", "consume-1k"),
+        ("consume_1k_metrics", "consume-1k-metrics"),
         ("consume_1k_encrypted", "consume-1k-encrypted"),
         ("consume_batch_100x100B", "consume-batch"),
         (
@@ -660,7 +671,11 @@ async fn paths(url: &str) -> Vec<(&'static str, PulsarClient, Path)> {
             "consume-batch-encrypted",
         ),
     ] {
-        let client = PulsarClient::new(url).expect("client");
+        let mut builder = PulsarClient::builder(url);
+        if topic.contains("metrics") {
+            builder = builder.metrics_recorder(PrometheusBuilder::new().build_recorder());
+        }
+        let client = builder.build().expect("client");
         let c = consumer(&client, &format!("persistent://public/default/{topic}")).await;
         out.push((name, client, Path::Consume(Box::new(c))));
     }

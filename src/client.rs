@@ -43,6 +43,8 @@ pub struct ClientBuilder {
     quarantine: (Duration, Duration),
     proxy: Option<(String, ProxyProtocol)>,
     stats_interval: Duration,
+    metrics: Option<crate::metrics::MetricsTarget>,
+    metrics_cardinality: crate::metrics::MetricsCardinality,
 }
 
 /// How connections reach the brokers through a proxy named apart from the service URL
@@ -183,6 +185,36 @@ impl ClientBuilder {
     /// and the stats show only the queue sizes.
     pub fn stats_interval(mut self, interval: Duration) -> Self {
         self.stats_interval = interval;
+        self
+    }
+
+    /// Records the client's metrics (the Java client's OpenTelemetry metrics, named
+    /// `pulsar.client.*`: connections, lookups, producers' sends, consumers' receives, acks,
+    /// nacks, dead letters and ack timeouts) into the process's global recorder of the
+    /// [`metrics`](::metrics) facade, which any exporter serves (Prometheus, OpenTelemetry,
+    /// StatsD). Off by default, and then free: nothing is registered or recorded. See
+    /// [`MetricsCardinality`](crate::MetricsCardinality) for their attributes.
+    pub fn metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled.then_some(crate::metrics::MetricsTarget::Global);
+        self
+    }
+
+    /// Records the client's metrics (as [`metrics`](Self::metrics)) into this recorder rather
+    /// than the global one: several clients can keep theirs apart, and tests can read them.
+    pub fn metrics_recorder(
+        mut self,
+        recorder: impl ::metrics::Recorder + Send + Sync + 'static,
+    ) -> Self {
+        self.metrics = Some(crate::metrics::MetricsTarget::Own(Arc::new(recorder)));
+        self
+    }
+
+    /// Which topic attributes the metrics carry ([`MetricsCardinality::Partition`], all of
+    /// them, by default).
+    ///
+    /// [`MetricsCardinality::Partition`]: crate::MetricsCardinality::Partition
+    pub fn metrics_cardinality(mut self, cardinality: crate::MetricsCardinality) -> Self {
+        self.metrics_cardinality = cardinality;
         self
     }
 
@@ -337,8 +369,12 @@ impl ClientBuilder {
             )?),
             _ => None,
         };
+        let metrics = self
+            .metrics
+            .map(|target| crate::metrics::MetricsSink::new(target, self.metrics_cardinality));
         let pool = Pool::new(
             ConnectionConfig {
+                metrics: metrics.as_ref().map(|m| m.connections()),
                 connect_timeout: self.connect_timeout,
                 keepalive: self.keepalive,
                 auth: self.auth,
@@ -366,6 +402,7 @@ impl ClientBuilder {
                 memory_limit: MemoryLimit::new(self.memory_limit),
                 stats_interval: self.stats_interval,
                 stats_origin: tokio::time::Instant::now().into_std(),
+                metrics,
                 coordinators: Default::default(),
                 schemas: Default::default(),
             }),
@@ -413,6 +450,8 @@ impl PulsarClient {
             quarantine: (DEFAULT_QUARANTINE, DEFAULT_MAX_QUARANTINE),
             proxy: None,
             stats_interval: crate::stats::DEFAULT_STATS_INTERVAL,
+            metrics: None,
+            metrics_cardinality: Default::default(),
         }
     }
 

@@ -32,6 +32,7 @@ mod error;
 #[cfg(feature = "http")]
 mod http_lookup;
 mod message;
+mod metrics;
 mod producer;
 mod reader;
 mod registry;
@@ -42,6 +43,7 @@ mod task;
 mod transaction;
 mod url;
 
+pub use self::metrics::MetricsCardinality;
 pub use auth::{
     AsyncTokenSupplier, AuthChallenge, AuthError, AuthFuture, Authentication, BasicAuth, TlsAuth,
     TokenAuth, TokenFuture, TokenSupplier,

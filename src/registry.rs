@@ -63,9 +63,12 @@ impl Session {
         }
         let wanted = version.map(|v| v.as_bytes().clone());
         let result = self
-            .request_about(topic, "get schema", |id| {
-                commands::get_schema(id, &name, wanted.as_deref())
-            })
+            .timed(
+                crate::metrics::LookupKind::Schema,
+                self.request_about(topic, "get schema", |id| {
+                    commands::get_schema(id, &name, wanted.as_deref())
+                }),
+            )
             .await;
         let resp = match result {
             Ok(resp) => resp,

@@ -45,6 +45,8 @@ pub(crate) struct Session {
     pub(crate) stats_interval: Duration,
     /// Where every stats interval of this client is counted from (the client's creation).
     pub(crate) stats_origin: std::time::Instant,
+    /// Where metrics go (none: metrics off).
+    pub(crate) metrics: Option<crate::metrics::MetricsSink>,
     /// The transaction coordinators, found on the first transaction.
     pub(crate) coordinators: crate::transaction::CoordinatorCell,
     /// The schemas of the versions fetched from the registry.
@@ -268,11 +270,34 @@ impl Session {
         }
     }
 
+    /// Runs a lookup of `kind`, recording its duration with metrics on.
+    pub(crate) async fn timed<T>(
+        &self,
+        kind: crate::metrics::LookupKind,
+        lookup: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(metrics) = &self.metrics else {
+            return lookup.await;
+        };
+        let start = std::time::Instant::now();
+        let result = lookup.await;
+        metrics.lookup(kind, self.is_http(), result.is_ok(), start.elapsed());
+        result
+    }
+
     /// PARTITIONED_METADATA: the partition count (0: not partitioned).
     pub(crate) async fn partitioned_metadata(&self, topic: &TopicName) -> Result<u32> {
         if topic.is_partition() {
             return Ok(0);
         }
+        self.timed(
+            crate::metrics::LookupKind::Metadata,
+            self.partitioned_metadata_of(topic),
+        )
+        .await
+    }
+
+    async fn partitioned_metadata_of(&self, topic: &TopicName) -> Result<u32> {
         #[cfg(feature = "http")]
         if let Some(http) = self.http() {
             return http.partitions(topic, self.lookup_timeout).await;
@@ -295,6 +320,18 @@ impl Session {
     /// The topics of `namespace` (`tenant/namespace`), persistent or not, partitions listed
     /// one by one (GET_TOPICS_OF_NAMESPACE, or the REST API for an HTTP service URL).
     pub(crate) async fn topics_of_namespace(
+        &self,
+        namespace: &str,
+        persistent: bool,
+    ) -> Result<Vec<String>> {
+        self.timed(
+            crate::metrics::LookupKind::ListTopics,
+            self.topics_of_namespace_of(namespace, persistent),
+        )
+        .await
+    }
+
+    async fn topics_of_namespace_of(
         &self,
         namespace: &str,
         persistent: bool,
@@ -340,6 +377,11 @@ impl Session {
 
     /// LOOKUP: the connection to the broker that owns `topic`, following redirects.
     pub(crate) async fn lookup(&self, topic: &TopicName) -> Result<Connection> {
+        self.timed(crate::metrics::LookupKind::Topic, self.lookup_of(topic))
+            .await
+    }
+
+    async fn lookup_of(&self, topic: &TopicName) -> Result<Connection> {
         #[cfg(feature = "http")]
         if let Some(http) = self.http() {
             let broker = http

@@ -197,9 +197,9 @@ async fn a_partitioned_topics_stats_are_the_sum_of_its_partitions() {
     const PARTITIONS: usize = 3;
     const N: usize = 30;
     const SIZE: usize = 40;
-    let broker = Broker::start_local_partitioned(PARTITIONS as u32);
+    let broker = Broker::partitioned(PARTITIONS as u32);
     let client = client(broker.url());
-    let topic = support::unique_topic("stats-partitioned");
+    let topic = broker.partitioned_topic("stats-partitioned", PARTITIONS as u32);
     let producer = client
         .producer(&topic)
         .batching(false)

@@ -79,12 +79,20 @@ pub(crate) async fn connect(
             .await
             .map_err(|e| failure.get().cloned().unwrap_or(e))
     };
-    let (stream, rbuf, core) = tokio::time::timeout(config.connect_timeout, attempt)
+    let result = tokio::time::timeout(config.connect_timeout, attempt)
         .await
         .map_err(|_| ConnectionError::ConnectTimeout {
             addr: addr.clone(),
             after: config.connect_timeout,
-        })??;
+        })
+        .and_then(|r| r);
+    if let Some(m) = &config.metrics {
+        match &result {
+            Ok(_) => m.opened.increment(1),
+            Err(_) => m.failed.increment(1),
+        }
+    }
+    let (stream, rbuf, core) = result?;
 
     let max_message_size = core.max_message_size().unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
     let max_frame_size = wire::max_frame_size_for(max_message_size).max(config.max_frame_size);
@@ -123,6 +131,7 @@ pub(crate) async fn connect(
         challenge_timeout: config.connect_timeout,
         max_frame_size,
         idle: crate::protocol::idle::IdleTimer::new(config.max_idle),
+        closed_counter: config.metrics.as_ref().map(|m| m.closed.clone()),
     };
     tokio::spawn(driver.run(stream));
     Ok(Connection { shared })
@@ -336,6 +345,8 @@ struct Driver {
     max_frame_size: usize,
     /// How long the connection has gone unused (closed at its maximum).
     idle: crate::protocol::idle::IdleTimer,
+    /// `pulsar.client.connection.closed`, with metrics on.
+    closed_counter: Option<::metrics::Counter>,
 }
 
 impl Driver {
@@ -346,7 +357,11 @@ impl Driver {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let reason = self.run_loop(&mut rd, &mut wr).await;
         let _ = wr.shutdown().await;
+        let closed = self.closed_counter.take();
         self.shutdown(reason);
+        if let Some(c) = closed {
+            c.increment(1);
+        }
     }
 
     async fn run_loop<R, W>(&mut self, rd: &mut R, wr: &mut W) -> ConnectionError

@@ -32,6 +32,8 @@ pub(crate) struct ConnectionConfig {
     pub max_idle: Option<Duration>,
     /// The Pulsar proxy every connection goes through, if any (`proxy_service_url`).
     pub proxy: Option<ProxyRoute>,
+    /// The connection counters, with metrics on.
+    pub metrics: Option<crate::metrics::ConnectionMetrics>,
 }
 
 /// How connections reach brokers through a proxy given apart from the service URL

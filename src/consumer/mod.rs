@@ -299,7 +299,9 @@ impl Consumer {
             // Delivered for the last time allowed: to the dead-letter topic rather than back.
             if msg.redelivery_count >= dl.policy.max_redeliver_count {
                 dl.send_to_dlq(msg).await?;
-                return self.child(msg)?.ack(msg.id, false).await;
+                let child = self.child(msg)?;
+                child.dead_lettered();
+                return child.ack(msg.id, false).await;
             }
         }
         self.child(msg)?.nack(msg.id, msg.redelivery_count)
@@ -315,6 +317,7 @@ impl Consumer {
         })?;
         if DeadLetters::reconsume_times(msg) >= dl.policy.max_redeliver_count {
             dl.send_to_dlq(msg).await?;
+            self.child(msg)?.dead_lettered();
         } else {
             dl.send_to_retry(msg, delay).await?;
         }
@@ -492,6 +495,7 @@ async fn dead_letter_task(
     while let Some((msg, child)) = rx.recv().await {
         match dl.send_to_dlq(&msg).await {
             Ok(_) => {
+                child.dead_lettered();
                 if let Err(e) = child.ack(msg.id, false).await {
                     tracing::warn!(id = %msg.id, error = %e, "dead-lettered message not acknowledged: it will come back");
                 }

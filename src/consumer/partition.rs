@@ -86,6 +86,9 @@ impl ChildHandle {
                     // Under the lock too: an epoch bump resets the count, and must not come
                     // between the check and this.
                     self.shared.in_queue.fetch_sub(1, Ordering::AcqRel);
+                    self.shared
+                        .in_queue_bytes
+                        .fetch_sub(msg.payload.len() as u64, Ordering::AcqRel);
                     // And the permit: counted before a resubscription (which bumps the epoch
                     // under this lock first) starts a new flow-control generation, so that a
                     // message of the old connection never counts on the new one.
@@ -102,6 +105,10 @@ impl ChildHandle {
         };
         if let Some(stats) = &self.shared.stats {
             stats.received(Instant::now(), msg.payload.len());
+        }
+        if let Some(m) = &self.shared.metrics {
+            m.received(msg.payload.len());
+            self.shared.update_queue_metrics();
         }
         if self.shared.track_received {
             let _ = self.tx.send(Cmd::Core(CoreCommand::Received(msg.id)));
@@ -125,6 +132,9 @@ impl ChildHandle {
     fn count_ack(&self, ok: bool) {
         if let Some(stats) = &self.shared.stats {
             stats.acked(Instant::now(), ok);
+        }
+        if let (Some(m), true) = (&self.shared.metrics, ok) {
+            m.acked(1);
         }
     }
 
@@ -185,7 +195,17 @@ impl ChildHandle {
         if let Some(stats) = &self.shared.stats {
             stats.nacked(Instant::now());
         }
+        if let Some(m) = &self.shared.metrics {
+            m.nacked();
+        }
         Ok(())
+    }
+
+    /// Counts a message sent to the dead letter topic.
+    pub fn dead_lettered(&self) {
+        if let Some(m) = &self.shared.metrics {
+            m.dead_lettered();
+        }
     }
 
     /// The partition's full topic name.
@@ -282,7 +302,15 @@ pub(crate) async fn start(
     let now = Instant::now();
     let stats =
         crate::stats::ConsumerRecorder::new(session.stats_interval, session.stats_origin, now);
-    let shared = Arc::new(ConsumerShared::new(&config).with_stats(stats));
+    let metrics = session
+        .metrics
+        .as_ref()
+        .map(|m| m.consumer(&topic, &config.subscription));
+    let shared = Arc::new(
+        ConsumerShared::new(&config)
+            .with_stats(stats)
+            .with_metrics(metrics),
+    );
     let topic_name: Arc<str> = Arc::from(topic.full_name());
     let consumer_id = session.next_id();
     let start = config.start;
@@ -314,6 +342,9 @@ pub(crate) async fn start(
     };
     tokio::spawn(task.run(rx));
     ready_rx.await.unwrap_or(Err(closed()))?;
+    if let Some(m) = &shared.metrics {
+        m.opened.increment(1);
+    }
     Ok(ChildHandle {
         tx,
         shared,
@@ -452,6 +483,7 @@ impl ChildTask {
             match output {
                 Output::Deliver(d) => {
                     let _ = self.out.send(d);
+                    self.core.shared().update_queue_metrics();
                 }
                 Output::Attach { epoch, args } => self.attach(epoch, *args),
                 Output::Detach => self.drop_connection(false),
@@ -656,12 +688,19 @@ impl ChildTask {
         match cmd {
             Cmd::Core(cmd) => self.core.handle_command(cmd, Instant::now()),
             Cmd::Close(reply) => {
-                let _ = reply.send(self.close_on_broker(false).await);
+                let result = self.close_on_broker(false).await;
+                if let Some(m) = &self.core.shared().metrics {
+                    m.closed.increment(1);
+                }
+                let _ = reply.send(result);
                 return true;
             }
             Cmd::Unsubscribe(reply) => {
                 let result = self.close_on_broker(true).await;
                 let done = result.is_ok();
+                if let (Some(m), true) = (&self.core.shared().metrics, done) {
+                    m.closed.increment(1);
+                }
                 let _ = reply.send(result);
                 if done {
                     return true;

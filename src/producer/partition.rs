@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::connection::Connection;
 use crate::error::{ConnectionError, Error, Result};
 use crate::message::ProducerMessage;
+use crate::metrics::ProducerMetrics;
 use crate::protocol::clock::WallClock;
 use crate::protocol::commands::{self, ProducerArgs};
 use crate::protocol::connection::ProducerEvent;
@@ -40,7 +41,7 @@ enum Cmd {
         permit: OwnedSemaphorePermit,
         memory: Option<OwnedSemaphorePermit>,
         txn_op: Option<TxnOp>,
-        /// When the send was called (stats on only).
+        /// When the send was called (stats or metrics on only).
         queued_at: Option<std::time::Instant>,
     },
     Flush(oneshot::Sender<Result<()>>),
@@ -59,6 +60,8 @@ pub(crate) struct PartitionHandle {
     topic: Arc<str>,
     /// The partition's stats (none with a stats interval of zero).
     stats: Option<Arc<ProducerRecorder>>,
+    /// The partition's metrics handles (none with metrics off).
+    metrics: Option<Arc<ProducerMetrics>>,
     /// Attached to a connection now.
     connected: Arc<AtomicBool>,
     /// The highest sequence id the broker confirmed, plus one (0: none yet).
@@ -116,10 +119,16 @@ impl PartitionHandle {
         msg: ProducerMessage,
         txn_op: Option<TxnOp>,
     ) -> Result<oneshot::Receiver<Result<MessageId>>> {
-        let queued_at = self.stats.as_ref().map(|_| now());
+        let queued_at = (self.stats.is_some() || self.metrics.is_some()).then(now);
         let result = self.enqueue_at(msg, txn_op, queued_at).await;
-        if let (Err(_), Some(stats)) = (&result, &self.stats) {
-            stats.failed(now());
+        if result.is_err() {
+            let now = now();
+            if let Some(stats) = &self.stats {
+                stats.failed(now);
+            }
+            if let (Some(metrics), Some(at)) = (&self.metrics, queued_at) {
+                metrics.refused(now.saturating_duration_since(at));
+            }
         }
         result
     }
@@ -189,8 +198,12 @@ struct Receipt {
     _memory: Option<OwnedSemaphorePermit>,
     /// A send in a transaction: its commit waits for this.
     txn_op: Option<TxnOp>,
-    /// The stats to tell the outcome, and when the send was called.
-    stats: Option<(Arc<ProducerRecorder>, std::time::Instant)>,
+    /// When the send was called (stats or metrics on only).
+    queued_at: Option<std::time::Instant>,
+    /// The stats to tell the outcome.
+    stats: Option<Arc<ProducerRecorder>>,
+    /// The metrics to tell the outcome, and the message's payload bytes.
+    metrics: Option<(Arc<ProducerMetrics>, usize)>,
 }
 
 impl core::Completion for Receipt {
@@ -202,15 +215,23 @@ impl core::Completion for Receipt {
             _permit,
             _memory,
             txn_op,
+            queued_at,
             stats,
+            metrics,
         } = self;
         drop(_permit);
         drop(_memory);
-        if let Some((stats, at)) = stats {
+        if let Some(at) = queued_at {
             let now = now();
-            match &result {
-                Ok(_) => stats.acked(now, now.saturating_duration_since(at)),
-                Err(_) => stats.failed(now),
+            let latency = now.saturating_duration_since(at);
+            if let Some(stats) = stats {
+                match &result {
+                    Ok(_) => stats.acked(now, latency),
+                    Err(_) => stats.failed(now),
+                }
+            }
+            if let Some((metrics, bytes)) = metrics {
+                metrics.done(bytes, result.is_ok(), latency);
             }
         }
         if let Some(op) = txn_op {
@@ -290,6 +311,10 @@ pub(crate) async fn start(
     let topic_name: Arc<str> = Arc::from(topic.full_name());
     let stats =
         ProducerRecorder::new(session.stats_interval, session.stats_origin, now).map(Arc::new);
+    let metrics = session
+        .metrics
+        .as_ref()
+        .map(|m| Arc::new(m.producer(&topic)));
     let connected = Arc::new(AtomicBool::new(false));
     let last_sequence_id = core.last_sequence_id_cell();
     let task = PartitionTask {
@@ -303,10 +328,14 @@ pub(crate) async fn start(
         shared_name: name.clone(),
         ready: Some(ready_tx),
         stats: stats.clone(),
+        metrics: metrics.clone(),
         connected: connected.clone(),
     };
     tokio::spawn(task.run(rx));
     ready_rx.await.unwrap_or(Err(Error::Closed("producer")))?;
+    if let Some(m) = &metrics {
+        m.opened.increment(1);
+    }
     Ok(PartitionHandle {
         tx,
         permits: Arc::new(Semaphore::new(config.max_pending)),
@@ -316,6 +345,7 @@ pub(crate) async fn start(
         memory,
         topic: topic_name,
         stats,
+        metrics,
         connected,
         last_sequence_id,
     })
@@ -341,6 +371,7 @@ struct PartitionTask {
     /// Answered on the first attach's outcome: what `create()` waits for.
     ready: Option<oneshot::Sender<Result<()>>>,
     stats: Option<Arc<ProducerRecorder>>,
+    metrics: Option<Arc<ProducerMetrics>>,
     /// Set while attached (the handles' `is_connected`).
     connected: Arc<AtomicBool>,
 }
@@ -447,6 +478,9 @@ impl PartitionTask {
         match exit {
             Exit::Close(waiter) => {
                 let result = self.close_on_broker().await;
+                if let Some(m) = &self.metrics {
+                    m.closed.increment(1);
+                }
                 if let Some(w) = waiter {
                     let _ = w.send(result);
                 }
@@ -465,13 +499,14 @@ impl PartitionTask {
                 txn_op,
                 queued_at,
             } => {
-                let stats = match (&self.stats, queued_at) {
-                    (Some(stats), Some(at)) => {
-                        stats.sent(now, msg.payload.len());
-                        Some((stats.clone(), at))
-                    }
-                    _ => None,
-                };
+                let stats = self.stats.clone();
+                if let Some(stats) = &stats {
+                    stats.sent(now, msg.payload.len());
+                }
+                let metrics = self.metrics.clone().map(|m| {
+                    m.queued(msg.payload.len());
+                    (m, msg.payload.len())
+                });
                 self.core.send(
                     msg,
                     Receipt {
@@ -479,7 +514,9 @@ impl PartitionTask {
                         _permit: permit,
                         _memory: memory,
                         txn_op,
+                        queued_at,
                         stats,
+                        metrics,
                     },
                     now,
                 )

@@ -149,6 +149,8 @@ pub(crate) struct ConsumerShared {
     pub epoch: AtomicU64,
     /// Deliveries of the current epoch not yet taken by the application.
     pub in_queue: AtomicU32,
+    /// Their payload bytes.
+    pub in_queue_bytes: AtomicU64,
     pub reached_end: AtomicBool,
     pub active: AtomicBool,
     /// The last message handed to the application (readers resume after it).
@@ -159,6 +161,8 @@ pub(crate) struct ConsumerShared {
     pub track_received: bool,
     /// The partition's stats (none with a stats interval of zero).
     pub stats: Option<crate::stats::ConsumerRecorder>,
+    /// The partition's metrics handles (none with metrics off).
+    pub metrics: Option<crate::metrics::ConsumerMetrics>,
     /// Whether the shell is attached to a connection now.
     pub connected: AtomicBool,
 }
@@ -170,12 +174,14 @@ impl ConsumerShared {
             flow: FlowControl::new(config.receiver_queue_size),
             epoch: AtomicU64::new(0),
             in_queue: AtomicU32::new(0),
+            in_queue_bytes: AtomicU64::new(0),
             reached_end: AtomicBool::new(false),
             active: AtomicBool::new(false),
             last_dequeued: Mutex::new(None),
             ack_receipts: config.ack_receipts,
             track_received: config.ack_timeout.is_some(),
             stats: None,
+            metrics: None,
             connected: AtomicBool::new(false),
         }
     }
@@ -184,6 +190,22 @@ impl ConsumerShared {
     pub fn with_stats(mut self, stats: Option<crate::stats::ConsumerRecorder>) -> Self {
         self.stats = stats;
         self
+    }
+
+    /// With these metrics handles.
+    pub fn with_metrics(mut self, metrics: Option<crate::metrics::ConsumerMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Tells the metrics the receive queue's size now.
+    pub fn update_queue_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            m.queue(
+                self.in_queue.load(Ordering::Acquire),
+                self.in_queue_bytes.load(Ordering::Acquire),
+            );
+        }
     }
 
     /// The last message handed to the application.
@@ -669,6 +691,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
         self.acks.clear();
         self.chunks.clear();
         self.chunk_ids.clear();
+        self.shared.in_queue_bytes.store(0, Ordering::Release);
         self.shared.in_queue.swap(0, Ordering::AcqRel)
     }
 
@@ -855,6 +878,9 @@ impl<W: AckWaiter> ConsumerCore<W> {
         if let Some(stats) = &self.shared.stats {
             stats.redelivery(now, due.len());
         }
+        if let Some(m) = &self.shared.metrics {
+            m.ack_timed_out(due.len() as u64);
+        }
         self.redeliver(due);
     }
 
@@ -913,6 +939,9 @@ impl<W: AckWaiter> ConsumerCore<W> {
                     inclusive: false,
                 });
             }
+            self.shared
+                .in_queue_bytes
+                .fetch_add(msg.payload.len() as u64, Ordering::AcqRel);
             self.shared.in_queue.fetch_add(1, Ordering::AcqRel);
         }
         let epoch = self.shared.epoch.load(Ordering::Acquire);

@@ -346,6 +346,7 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
 
     /// The highest sequence id the broker confirmed (by a receipt, or as the last one it
     /// stored for this producer name when the producer attached); `None` before any.
+    #[cfg(test)]
     pub fn last_sequence_id(&self) -> Option<u64> {
         self.last_confirmed.load(Ordering::Acquire).checked_sub(1)
     }
