@@ -64,7 +64,7 @@ section "conformance, interop, fault and TLS suites on Apache Pulsar (PULSAR_WIR
 # One standalone per test binary (the binaries run one after another); PULSAR_URL is not used.
 env -u PULSAR_URL PULSAR_WIRE_BROKER=apache cargo test --no-fail-fast \
     --test conformance --test interop --test interop_encryption --test interop_codecs --test faults \
-    --test tls --test stats --test metrics
+    --test tls --test stats --test metrics --test partitioned_producer
 done_step "suites on Apache Pulsar"
 
 section "seed flow, conformance and fault suites through the Pulsar proxy (PULSAR_WIRE_BROKER=apache-proxy)"

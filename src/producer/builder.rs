@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::partition::{self, PartitionConfig};
+use super::partition::PartitionConfig;
 use crate::compression::Compression;
 use crate::protocol::producer::batch::BatchLimits;
 
@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::RwLock;
 use std::time::Instant;
 
-use super::{PartitionHandle, Producer, ProducerInner, RoutingMode};
+use super::{Producer, ProducerInner, RoutingMode};
 use crate::error::{Error, Result};
 use crate::protocol::hash::HashingScheme;
 use crate::protocol::topic::TopicName;
@@ -58,6 +58,9 @@ pub struct ProducerBuilder {
     hashing: HashingScheme,
     routing: RoutingMode,
     discovery_period: Duration,
+    /// The bound of pending messages over all partitions (split evenly), if any.
+    max_pending_across: Option<usize>,
+    lazy_start: bool,
 }
 
 impl ProducerBuilder {
@@ -86,6 +89,8 @@ impl ProducerBuilder {
             hashing: HashingScheme::JavaString,
             routing: RoutingMode::RoundRobin,
             discovery_period: Duration::from_secs(60),
+            max_pending_across: None,
+            lazy_start: false,
         }
     }
 
@@ -118,6 +123,26 @@ impl ProducerBuilder {
     /// How many messages may await a receipt at once (per partition).
     pub fn max_pending_messages(mut self, max: usize) -> Self {
         self.config.max_pending = max.max(1);
+        self
+    }
+
+    /// How many messages may await a receipt at once over all the partitions of a partitioned
+    /// topic (the Java client's `maxPendingMessagesAcrossPartitions`): each partition gets an
+    /// even share, at least 1, and never more than
+    /// [`max_pending_messages`](Self::max_pending_messages). No bound by default.
+    pub fn max_pending_messages_across_partitions(mut self, max: usize) -> Self {
+        self.max_pending_across = Some(max.max(1));
+        self
+    }
+
+    /// Starts the producers of a partitioned topic's partitions on demand, each on the first
+    /// message routed to it (the Java client's `enableLazyStartPartitionedProducers`): `create`
+    /// starts one (checking that the topic can be produced to), the others cost nothing until
+    /// used. For topics of many partitions where each producer writes to few (keyed messages,
+    /// [`RoutingMode::SinglePartition`]). As in the Java client, only with the Shared access
+    /// mode (the default); other modes start every partition. Off by default.
+    pub fn lazy_start_partitioned_producers(mut self, lazy: bool) -> Self {
+        self.lazy_start = lazy;
         self
     }
 
@@ -322,24 +347,34 @@ impl ProducerBuilder {
         } else {
             (0..partitions).map(|i| topic.partition(i)).collect()
         };
-        let mut handles = Vec::with_capacity(topics.len());
-        for (i, t) in topics.into_iter().enumerate() {
-            let index = (partitions > 0).then_some(i as i32);
-            let handle: PartitionHandle =
-                partition::start(self.session.clone(), t, index, self.config.clone()).await?;
-            handles.push(handle);
+        let mut config = self.config.clone();
+        if let (Some(across), true) = (self.max_pending_across, partitions > 0) {
+            config.max_pending = per_partition_pending(config.max_pending, across, partitions);
         }
-        let n = handles.len().max(1);
-        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let n = topics.len().max(1);
         let start = usize::from_str_radix(&crate::consumer::random_name(4), 36).unwrap_or(0) % n;
+        let lazy = self.lazy_start && partitions > 0 && config.access_mode == AccessMode::Shared;
+        let mut slots = Vec::with_capacity(topics.len());
+        for (i, t) in topics.into_iter().enumerate() {
+            let slot = super::Slot::new(t, (partitions > 0).then_some(i as i32));
+            // Lazily: one partition now (the one unkeyed messages start on), to check that the
+            // topic can be produced to; the others on their first message.
+            if !lazy || i == start {
+                slot.start(&self.session, &config).await?;
+            }
+            slots.push(slot);
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
         let single = (partitions == 0)
-            .then(|| handles.first().cloned())
+            .then(|| slots.first().and_then(|s| s.handle().cloned()))
             .flatten();
         let inner = Arc::new(ProducerInner {
             topic,
             partitioned: partitions > 0,
             single,
-            partitions: RwLock::new(handles),
+            partitions: RwLock::new(slots),
+            lazy: lazy.then(|| (self.session.clone(), config.clone())),
+            closed: std::sync::atomic::AtomicBool::new(false),
             hashing: self.hashing,
             routing: self.routing,
             round_robin: AtomicUsize::new(0),
@@ -355,11 +390,34 @@ impl ProducerBuilder {
             tokio::spawn(super::watch_partitions(
                 Arc::downgrade(&inner),
                 self.session.clone(),
-                self.config.clone(),
+                config,
                 self.discovery_period,
                 stopped,
             ));
         }
         Ok(Producer { inner })
+    }
+}
+
+/// Each partition's bound of pending messages under a bound over all of them (as the Java
+/// client: an even share, at least 1, at most the per-partition bound).
+fn per_partition_pending(max_pending: usize, across: usize, partitions: u32) -> usize {
+    max_pending.min((across / partitions.max(1) as usize).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_partition_pending;
+
+    #[test]
+    fn the_bound_across_partitions_is_shared_evenly() {
+        assert_eq!(per_partition_pending(1000, 100, 4), 25);
+        assert_eq!(
+            per_partition_pending(10, 100, 4),
+            10,
+            "never above the partition's own"
+        );
+        assert_eq!(per_partition_pending(1000, 3, 4), 1, "at least one each");
+        assert_eq!(per_partition_pending(1000, 100, 0), 100);
     }
 }

@@ -74,13 +74,59 @@ pub trait MessageRouter: Send + Sync + std::fmt::Debug {
     fn choose_partition(&self, msg: &ProducerMessage, partitions: u32) -> u32;
 }
 
+/// One partition's producer: started when the producer is created, or on its first message
+/// (lazy start).
+#[derive(Debug)]
+struct Slot {
+    topic: TopicName,
+    index: Option<i32>,
+    handle: tokio::sync::OnceCell<PartitionHandle>,
+}
+
+impl Slot {
+    fn new(topic: TopicName, index: Option<i32>) -> Arc<Slot> {
+        Arc::new(Slot {
+            topic,
+            index,
+            handle: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The partition's producer, if started.
+    fn handle(&self) -> Option<&PartitionHandle> {
+        self.handle.get()
+    }
+
+    /// The partition's producer, started now if it is not yet (once, whoever asks first).
+    async fn start(
+        &self,
+        session: &Arc<crate::session::Session>,
+        config: &partition::PartitionConfig,
+    ) -> Result<&PartitionHandle> {
+        self.handle
+            .get_or_try_init(|| {
+                partition::start(
+                    session.clone(),
+                    self.topic.clone(),
+                    self.index,
+                    config.clone(),
+                )
+            })
+            .await
+    }
+}
+
 #[derive(Debug)]
 struct ProducerInner {
     topic: TopicName,
     partitioned: bool,
     /// The one partition task of a non-partitioned topic: sends skip the lock and the routing.
     single: Option<PartitionHandle>,
-    partitions: RwLock<Vec<PartitionHandle>>,
+    partitions: RwLock<Vec<Arc<Slot>>>,
+    /// With lazy start: what starts a partition's producer on its first message.
+    lazy: Option<(Arc<crate::session::Session>, partition::PartitionConfig)>,
+    /// Set by `close`: no partition starts after it.
+    closed: std::sync::atomic::AtomicBool,
     hashing: HashingScheme,
     routing: RoutingMode,
     round_robin: AtomicUsize,
@@ -94,14 +140,45 @@ struct ProducerInner {
 }
 
 impl ProducerInner {
+    /// The started partitions' producers, in partition order.
     fn handles(&self) -> Vec<PartitionHandle> {
         self.partitions
             .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|s| s.handle().cloned())
+            .collect()
     }
 
-    fn route(&self, msg: &ProducerMessage) -> Option<PartitionHandle> {
+    /// How many partitions (started or not).
+    fn partition_count(&self) -> usize {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// The producer of the partition `msg` goes to, started now if it is lazy and not yet.
+    async fn route(&self, msg: &ProducerMessage) -> Result<PartitionHandle> {
+        let slot = self.route_slot(msg).ok_or(Error::Closed("producer"))?;
+        if let Some(h) = slot.handle() {
+            return Ok(h.clone());
+        }
+        let (session, config) = self.lazy.as_ref().ok_or(Error::Closed("producer"))?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("producer"));
+        }
+        let handle = slot.start(session, config).await?.clone();
+        if self.closed.load(Ordering::Acquire) {
+            // Closed while this partition started: close it too.
+            let _ = handle.close().await;
+            return Err(Error::Closed("producer"));
+        }
+        tracing::debug!(topic = %slot.topic, "lazily started the partition's producer");
+        Ok(handle)
+    }
+
+    fn route_slot(&self, msg: &ProducerMessage) -> Option<Arc<Slot>> {
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         let n = partitions.len();
         if n <= 1 {
@@ -146,13 +223,18 @@ async fn watch_partitions(
         let Ok(n) = session.partitioned_metadata(&producer.topic).await else {
             continue;
         };
-        let have = producer.handles().len() as u32;
+        let have = producer.partition_count() as u32;
         for i in have..n {
-            let topic = producer.topic.partition(i);
-            match partition::start(session.clone(), topic, Some(i as i32), config.clone()).await {
-                Ok(handle) => {
+            let slot = Slot::new(producer.topic.partition(i), Some(i as i32));
+            // Lazily: started on its first message, as the others.
+            let started = match producer.lazy {
+                Some(_) => Ok(()),
+                None => slot.start(&session, &config).await.map(|_| ()),
+            };
+            match started {
+                Ok(()) => {
                     if let Ok(mut p) = producer.partitions.write() {
-                        p.push(handle);
+                        p.push(slot);
                     }
                     tracing::info!(topic = %producer.topic, partition = i, "producing to a new partition");
                 }
@@ -174,7 +256,7 @@ impl Producer {
     /// The number of partitions (0 for a non-partitioned topic).
     pub fn partitions(&self) -> usize {
         if self.inner.partitioned {
-            self.inner.handles().len()
+            self.inner.partition_count()
         } else {
             0
         }
@@ -257,7 +339,7 @@ impl Producer {
         let partition = match &self.inner.single {
             Some(p) => p,
             None => {
-                routed = self.inner.route(&msg).ok_or(Error::Closed("producer"))?;
+                routed = self.inner.route(&msg).await?;
                 &routed
             }
         };
@@ -302,6 +384,7 @@ impl Producer {
     /// Flushes, then closes the producer on the broker. Sends after this fail with
     /// [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
         let mut first_error = None;
         for p in &self.inner.handles() {
             if let Err(e) = p.close().await {
