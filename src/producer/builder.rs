@@ -58,6 +58,7 @@ pub struct ProducerBuilder {
     hashing: HashingScheme,
     routing: RoutingMode,
     discovery_period: Duration,
+    interceptors: crate::interceptor::ProducerInterceptors,
 }
 
 impl ProducerBuilder {
@@ -86,7 +87,15 @@ impl ProducerBuilder {
             hashing: HashingScheme::JavaString,
             routing: RoutingMode::RoundRobin,
             discovery_period: Duration::from_secs(60),
+            interceptors: Default::default(),
         }
+    }
+
+    /// Adds an interceptor (the Java client's `intercept`): it sees every message before it is
+    /// sent, and its outcome. Several may be added; they are called in the order added.
+    pub fn interceptor(mut self, interceptor: impl crate::ProducerInterceptor + 'static) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
     }
 
     /// How often a producer on a partitioned topic checks for partitions added later (default
@@ -349,6 +358,7 @@ impl ProducerBuilder {
                 .batching
                 .map(|b| (b.max_delay * 10).max(Duration::from_millis(1))),
             created: Instant::now(),
+            interceptors: self.interceptors,
             _watcher: (partitions > 0).then_some(stop),
         });
         if partitions > 0 {
