@@ -64,7 +64,8 @@ impl ProducerInterceptor for Recorder {
         // Interceptors run in order: each appends its name.
         let order = msg.properties.entry("order".into()).or_default();
         order.push_str(self.name);
-        msg.properties.insert(format!("seen-{}", self.name), "1".into());
+        msg.properties
+            .insert(format!("seen-{}", self.name), "1".into());
     }
 
     fn on_send_acknowledgement(&self, msg: &ProducerMessage, result: Result<&MessageId, &Error>) {
@@ -106,7 +107,10 @@ async fn producer_interceptors_see_every_send_in_order_and_its_receipt() {
     const N: usize = 20;
     let client = client(support::broker().url());
     let topic = support::unique_topic("intercept-producer");
-    let (a, b) = (Arc::new(ProducerLog::default()), Arc::new(ProducerLog::default()));
+    let (a, b) = (
+        Arc::new(ProducerLog::default()),
+        Arc::new(ProducerLog::default()),
+    );
     let producer = client
         .producer(&topic)
         .batching(false)
@@ -178,7 +182,8 @@ struct ConsumerRecorder(Arc<ConsumerLog>);
 impl ConsumerInterceptor for ConsumerRecorder {
     fn before_consume(&self, msg: &mut Message) {
         self.0.consumed.lock().expect("lock").push(msg.id());
-        msg.properties_mut().insert("intercepted".into(), "yes".into());
+        msg.properties_mut()
+            .insert("intercepted".into(), "yes".into());
         let upper = msg.payload_str().map(str::to_uppercase);
         if let Some(upper) = upper {
             msg.set_payload(upper);
@@ -200,7 +205,11 @@ impl ConsumerInterceptor for ConsumerRecorder {
         self.0.nacked.lock().expect("lock").extend_from_slice(ids);
     }
     fn on_ack_timeout_send(&self, ids: &[MessageId]) {
-        self.0.timed_out.lock().expect("lock").extend_from_slice(ids);
+        self.0
+            .timed_out
+            .lock()
+            .expect("lock")
+            .extend_from_slice(ids);
     }
 }
 
@@ -272,7 +281,10 @@ async fn consumer_interceptors_see_every_message_ack_nack_and_ack_timeout_with_t
         log.timed_out.lock().expect("lock").len() >= 3
     })
     .await;
-    assert_eq!(sorted(log.timed_out.lock().expect("lock").clone()), ids[7..]);
+    assert_eq!(
+        sorted(log.timed_out.lock().expect("lock").clone()),
+        ids[7..]
+    );
 
     // Each of the five not acknowledged comes again, seen by before_consume again; acked,
     // nothing is left.
@@ -362,7 +374,10 @@ async fn acks_by_id_route_to_their_partition_and_stick() {
     assert_eq!(partitions.len(), PARTITIONS as usize, "{ids:?}");
     // An id of no partition of this consumer is refused.
     let stranger = ids[0].with_partition(PARTITIONS as i32 + 4);
-    assert!(matches!(c.ack_id(&stranger).await, Err(Error::NotAllowed(_))));
+    assert!(matches!(
+        c.ack_id(&stranger).await,
+        Err(Error::NotAllowed(_))
+    ));
     c.ack_ids(&ids).await.expect("ack the list");
     c.close().await.expect("close");
 
@@ -410,7 +425,10 @@ async fn on_several_topics_an_id_is_routed_by_its_topic() {
         got.push((m.topic().to_owned(), m.id()));
     }
     // Two non-partitioned topics: the id alone does not say which.
-    assert!(matches!(c.ack_id(&got[0].1).await, Err(Error::NotAllowed(_))));
+    assert!(matches!(
+        c.ack_id(&got[0].1).await,
+        Err(Error::NotAllowed(_))
+    ));
     for (topic, id) in &got {
         c.ack_id_in(topic, id).await.expect("ack naming the topic");
     }
