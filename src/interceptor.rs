@@ -146,6 +146,11 @@ impl ConsumerInterceptors {
 /// message it leaves unacknowledged is treated as any other: redelivered after the ack timeout
 /// if one is set, or when the consumer closes. The next message is not delivered before the
 /// future returned for the previous one completes.
+///
+/// A listener that panics does not stop the consumer: as the Java client catches a listener's
+/// exception, the panic is caught and logged, the message is negatively acknowledged (the
+/// broker redelivers it after the negative-ack delay, and the dead-letter policy counts it),
+/// and the next message is delivered.
 pub trait MessageListener: Send + Sync + 'static {
     /// Handles one message.
     fn received(&self, consumer: &Consumer, msg: Message) -> impl Future<Output = ()> + Send;

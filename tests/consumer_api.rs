@@ -612,3 +612,90 @@ async fn a_consumer_started_paused_gets_nothing_until_resumed() {
         assert_eq!(m.payload_str(), Some(format!("m{i}").as_str()));
     }
 }
+
+/// Panics on a message's first delivery, leaves its second unacknowledged (for the ack
+/// timeout), acknowledges the third.
+struct Moody {
+    seen: Arc<Mutex<BTreeMap<String, Vec<u32>>>>,
+    acked: Arc<AtomicUsize>,
+}
+
+impl MessageListener for Moody {
+    async fn received(&self, consumer: &Consumer, msg: Message) {
+        let key = msg.payload_str().unwrap_or_default().to_owned();
+        let n = {
+            let mut seen = self.seen.lock().expect("lock");
+            let deliveries = seen.entry(key).or_default();
+            deliveries.push(msg.redelivery_count());
+            deliveries.len()
+        };
+        match n {
+            1 => panic!("the listener fails on a first delivery"),
+            2 => {}
+            _ => {
+                consumer.ack(&msg).await.expect("ack");
+                self.acked.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_panics_or_leaves_a_message_unacked_loses_nothing() {
+    const N: usize = 5;
+    let client = client(support::broker().url());
+    let topic = support::unique_topic("listener-moody");
+    let seen = Arc::new(Mutex::new(BTreeMap::new()));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let c = client
+        .consumer(&topic)
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .initial_position(InitialPosition::Earliest)
+        .negative_ack_redelivery_delay(Duration::from_millis(100))
+        .ack_timeout(Duration::from_secs(1))
+        .message_listener(Moody {
+            seen: seen.clone(),
+            acked: acked.clone(),
+        })
+        .subscribe()
+        .await
+        .expect("consumer");
+    let producer = client
+        .producer(&topic)
+        .batching(false)
+        .create()
+        .await
+        .expect("producer");
+    for i in 0..N {
+        producer.send(format!("m{i}")).await.expect("send");
+    }
+    until("every message acknowledged on its third delivery", || {
+        acked.load(Ordering::SeqCst) >= N
+    })
+    .await;
+    c.close().await.expect("close");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), N, "{seen:?}");
+    for (key, deliveries) in &seen {
+        // Given back after the panic (a nack), then by the ack timeout: redelivered each time.
+        assert_eq!(deliveries.len(), 3, "{key}: {deliveries:?}");
+        assert_eq!(deliveries[0], 0, "{key}: {deliveries:?}");
+        assert!(
+            deliveries[1] >= 1 && deliveries[2] >= deliveries[1],
+            "{key}: {deliveries:?}"
+        );
+    }
+    let mut c = client
+        .consumer(&topic)
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .subscribe()
+        .await
+        .expect("consumer again");
+    assert!(c
+        .receive_timeout(Duration::from_secs(3))
+        .await
+        .expect("receive")
+        .is_none());
+}

@@ -725,10 +725,44 @@ pub(crate) async fn listen<L: crate::MessageListener>(
             item = consumer.receive() => item,
         };
         match item {
-            Ok(msg) => listener.received(&consumer, msg).await,
+            Ok(msg) => {
+                let back = consumer
+                    .child(&msg)
+                    .ok()
+                    .map(|child| (child, msg.id, msg.redelivery_count));
+                let handled = CatchUnwind(Box::pin(listener.received(&consumer, msg))).await;
+                if handled.is_err() {
+                    // As the Java client, a failing listener does not stop the consumer; the
+                    // message is handed back (negative ack) rather than left to an ack
+                    // timeout there may not be.
+                    match back {
+                        Some((child, id, redelivery_count)) => {
+                            tracing::warn!(%id, "message listener panicked: the message is negatively acknowledged");
+                            let _ = child.nack(id, redelivery_count);
+                        }
+                        None => tracing::warn!("message listener panicked"),
+                    }
+                }
+            }
             Err(Error::Closed(_)) => return,
             // A partition stopped, or a message could not be decrypted: the others go on.
             Err(e) => tracing::warn!(error = %e, "message listener: receive failed"),
+        }
+    }
+}
+
+/// A future whose panic is caught: `Err` when it panicked (as `futures`' `catch_unwind`).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
         }
     }
 }
