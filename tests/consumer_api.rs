@@ -550,7 +550,9 @@ async fn a_paused_consumer_gets_at_most_its_queue_and_resume_brings_the_rest() {
         .subscribe()
         .await
         .expect("consumer");
+    assert!(!c.is_paused());
     c.pause().expect("pause");
+    assert!(c.is_paused());
     for i in 0..N {
         producer.send(format!("m{i}")).await.expect("send");
     }
@@ -569,6 +571,7 @@ async fn a_paused_consumer_gets_at_most_its_queue_and_resume_brings_the_rest() {
         got.len()
     );
     c.resume().expect("resume");
+    assert!(!c.is_paused());
     while got.len() < N {
         let m = receive(&mut c).await;
         got.push(m.payload_str().unwrap_or_default().to_owned());
@@ -605,6 +608,7 @@ async fn a_consumer_started_paused_gets_nothing_until_resumed() {
         .await
         .expect("receive");
     assert!(early.is_none(), "no permits, no message");
+    assert!(c.is_paused());
     assert_eq!(c.queued_messages(), 0);
     c.resume().expect("resume");
     for i in 0..N {

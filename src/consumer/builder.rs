@@ -191,6 +191,7 @@ impl ConsumerBuilder {
                 operation_timeout: session.operation_timeout,
                 read_compacted: false,
                 start_paused: false,
+                paused: Default::default(),
                 report_redeliveries: false,
                 interceptors: Default::default(),
             },
@@ -447,6 +448,8 @@ impl ConsumerBuilder {
             .ok_or_else(|| Error::InvalidConfig("a consumer needs a subscription name".into()))?;
         let mut config = self.config;
         config.subscription = subscription;
+        // This consumer's own (builders are cloned).
+        config.paused = Arc::new(std::sync::atomic::AtomicBool::new(config.start_paused));
         if config.consumer_name.is_none() {
             // Like the official clients: a random name (Failover orders consumers by name).
             config.consumer_name = Some(random_name(5));
@@ -557,6 +560,7 @@ impl ConsumerBuilder {
             stop,
         );
         consumer.interceptors = config.interceptors;
+        consumer.paused = config.paused;
         Ok(match self.listener {
             Some(ListenerStart(start)) => {
                 let (user, worker, stop) = consumer.split_for_listener();

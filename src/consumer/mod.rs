@@ -59,6 +59,8 @@ pub struct Consumer {
     _discovery: Option<tokio::sync::oneshot::Sender<()>>,
     /// Called on every message before the application gets it, and on every ack.
     interceptors: ConsumerInterceptors,
+    /// Whether paused, shared with the partitions (and those partition discovery adds).
+    paused: Arc<std::sync::atomic::AtomicBool>,
     /// The message listener receives: `receive` is not allowed here.
     listener: bool,
     /// Dropped with the consumer: stops the message listener's task.
@@ -92,6 +94,7 @@ impl Consumer {
             pending_error: None,
             _discovery: discovery,
             interceptors: ConsumerInterceptors::default(),
+            paused: Default::default(),
             listener: false,
             _listener: None,
         }
@@ -114,6 +117,7 @@ impl Consumer {
             pending_error: None,
             _discovery: self._discovery.take(),
             interceptors: self.interceptors.clone(),
+            paused: self.paused.clone(),
             listener: true,
             _listener: Some(stop),
         };
@@ -415,9 +419,11 @@ impl Consumer {
     }
 
     /// Stops asking the broker for messages (the Java client's `pause`): no more flow permits
-    /// are granted, on every partition; messages already queued can still be received.
-    /// Partitions added later (partition discovery) start unpaused.
+    /// are granted, on every partition (and on those partition discovery adds while paused);
+    /// messages already queued can still be received.
     pub fn pause(&self) -> Result<()> {
+        self.paused
+            .store(true, std::sync::atomic::Ordering::Release);
         for c in &self.handles() {
             c.pause(true)?;
         }
@@ -427,10 +433,18 @@ impl Consumer {
     /// Asks for messages again after [`Consumer::pause`]: the permits withheld meanwhile are
     /// granted.
     pub fn resume(&self) -> Result<()> {
+        self.paused
+            .store(false, std::sync::atomic::Ordering::Release);
         for c in &self.handles() {
             c.pause(false)?;
         }
         Ok(())
+    }
+
+    /// Whether the consumer is paused ([`Consumer::pause`],
+    /// [`ConsumerBuilder::start_paused`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn check_cumulative(&self) -> Result<()> {

@@ -101,6 +101,9 @@ pub(crate) struct ChildConfig {
     pub read_compacted: bool,
     /// Subscribe paused: no permits are granted until the application resumes.
     pub start_paused: bool,
+    /// Whether the consumer is paused now, shared by its partitions: one added later (by
+    /// partition discovery) starts paused when the others are.
+    pub paused: Arc<AtomicBool>,
     /// Report what the negative acks and the ack timeout redeliver
     /// ([`Output::Redelivered`]; the consumer has interceptors).
     pub report_redeliveries: bool,
@@ -377,7 +380,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
             transmit: VecDeque::new(),
             output: VecDeque::new(),
             queue_limit: queue.saturating_mul(4).max(10_000),
-            paused: config.start_paused,
+            paused: config.start_paused || config.paused.load(Ordering::Acquire),
             withheld: 0,
             #[cfg(feature = "encryption")]
             decryptor: config

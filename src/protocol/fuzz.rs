@@ -511,6 +511,7 @@ fn consumer_setup(s: &mut Script<'_>, now: Instant) -> Option<ConsumerHarness> {
         ][usize::from(b2 % 3)],
         read_compacted: false,
         start_paused: false,
+        paused: Default::default(),
         report_redeliveries: false,
         interceptors: Default::default(),
     };

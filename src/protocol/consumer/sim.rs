@@ -313,6 +313,7 @@ impl Sim {
             operation_timeout: Duration::from_secs(30),
             read_compacted: false,
             start_paused: false,
+            paused: Default::default(),
             report_redeliveries: false,
             interceptors: Default::default(),
         };
