@@ -31,6 +31,7 @@ pub mod crypto;
 mod error;
 #[cfg(feature = "http")]
 mod http_lookup;
+mod interceptor;
 mod message;
 mod metrics;
 mod producer;
@@ -65,6 +66,7 @@ pub use crypto::{
 pub use error::{
     ConnectionError, Error, HttpError, IoError, Result, SchemaCheck, ServerError, ServerErrorCode,
 };
+pub use interceptor::{ConsumerInterceptor, MessageListener, ProducerInterceptor};
 pub use message::{Message, ProducerMessage};
 pub use producer::{
     AccessMode, MessageRouter, Producer, ProducerBuilder, RoutingMode, SendReceipt, TypedProducer,

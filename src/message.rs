@@ -223,6 +223,18 @@ impl Message {
         std::str::from_utf8(&self.payload).ok()
     }
 
+    /// The properties, to change (for a [`ConsumerInterceptor`](crate::ConsumerInterceptor)'s
+    /// `before_consume`).
+    pub fn properties_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.properties
+    }
+
+    /// Replaces the payload (for a [`ConsumerInterceptor`](crate::ConsumerInterceptor)'s
+    /// `before_consume`).
+    pub fn set_payload(&mut self, payload: impl Into<Bytes>) {
+        self.payload = payload.into();
+    }
+
     /// Application properties.
     pub fn properties(&self) -> &BTreeMap<String, String> {
         &self.properties

@@ -141,6 +141,18 @@ pub struct ConsumerBuilder {
     retry: bool,
     pattern: Option<String>,
     discovery_period: Duration,
+    listener: Option<ListenerStart>,
+}
+
+/// Starts a message listener's task on a consumer; it ends when the receiver fires (or its
+/// sender is dropped).
+#[derive(Clone)]
+struct ListenerStart(Arc<dyn Fn(Consumer, oneshot::Receiver<()>) + Send + Sync>);
+
+impl std::fmt::Debug for ListenerStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenerStart")
+    }
 }
 
 impl ConsumerBuilder {
@@ -178,7 +190,12 @@ impl ConsumerBuilder {
                 crypto_key_reader: None,
                 operation_timeout: session.operation_timeout,
                 read_compacted: false,
+                start_paused: false,
+                paused: Default::default(),
+                report_redeliveries: false,
+                interceptors: Default::default(),
             },
+            listener: None,
             session,
         }
     }
@@ -372,6 +389,36 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Adds an interceptor (the Java client's `intercept`): it sees every message before the
+    /// application, every acknowledgement and every redelivery. Several may be added; they are
+    /// called in the order added.
+    pub fn interceptor(mut self, interceptor: impl crate::ConsumerInterceptor + 'static) -> Self {
+        self.config.interceptors.push(Arc::new(interceptor));
+        self.config.report_redeliveries = true;
+        self
+    }
+
+    /// Subscribes paused (the Java client's `startPaused`): no permits are granted, so no
+    /// message comes, until [`Consumer::resume`].
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.config.start_paused = paused;
+        self
+    }
+
+    /// Makes this a callback consumer (the Java client's `messageListener`): a task of the
+    /// consumer's receives every message and hands it to `listener`, one at a time, in order;
+    /// the listener acknowledges through the consumer it is given. The consumer
+    /// [`subscribe`](Self::subscribe) returns still acknowledges, pauses, seeks and closes, but
+    /// its `receive` fails with [`Error::NotAllowed`]. Dropping or closing it stops the
+    /// listener.
+    pub fn message_listener(mut self, listener: impl crate::MessageListener) -> Self {
+        let listener = Arc::new(listener);
+        self.listener = Some(ListenerStart(Arc::new(move |consumer, stop| {
+            tokio::spawn(super::listen(consumer, listener.clone(), stop));
+        })));
+        self
+    }
+
     /// Makes this a reader's subscription: non-durable, starting at `start`.
     pub(crate) fn reader_start(mut self, start: StartPosition) -> Self {
         self.config.start = Some(start);
@@ -401,6 +448,8 @@ impl ConsumerBuilder {
             .ok_or_else(|| Error::InvalidConfig("a consumer needs a subscription name".into()))?;
         let mut config = self.config;
         config.subscription = subscription;
+        // This consumer's own (builders are cloned).
+        config.paused = Arc::new(std::sync::atomic::AtomicBool::new(config.start_paused));
         if config.consumer_name.is_none() {
             // Like the official clients: a random name (Failover orders consumers by name).
             config.consumer_name = Some(random_name(5));
@@ -501,7 +550,7 @@ impl ConsumerBuilder {
         } else {
             None
         };
-        Ok(Consumer::new(
+        let mut consumer = Consumer::new(
             self.topics,
             config.subscription,
             config.sub_type,
@@ -509,6 +558,16 @@ impl ConsumerBuilder {
             rx,
             dead_letters,
             stop,
-        ))
+        );
+        consumer.interceptors = config.interceptors;
+        consumer.paused = config.paused;
+        Ok(match self.listener {
+            Some(ListenerStart(start)) => {
+                let (user, worker, stop) = consumer.split_for_listener();
+                start(worker, stop);
+                user
+            }
+            None => consumer,
+        })
     }
 }

@@ -32,9 +32,11 @@ pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, Sta
 pub use typed::{TypedConsumer, TypedConsumerBuilder, TypedMessage};
 
 use crate::error::{Error, Result};
+use crate::interceptor::ConsumerInterceptors;
 use crate::message::Message;
 use crate::stats::{ConsumerRecorder, ConsumerStats};
 use crate::transaction::Transaction;
+use crate::wire::MessageId;
 
 /// A consumer on a subscription. Receive with [`Consumer::receive`] or as a
 /// `futures_core::Stream`; acknowledge each message with [`Consumer::ack`], or
@@ -55,6 +57,14 @@ pub struct Consumer {
     pending_error: Option<Error>,
     /// Dropped with the consumer: stops topic and partition discovery at once.
     _discovery: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Called on every message before the application gets it, and on every ack.
+    interceptors: ConsumerInterceptors,
+    /// Whether paused, shared with the partitions (and those partition discovery adds).
+    paused: Arc<std::sync::atomic::AtomicBool>,
+    /// The message listener receives: `receive` is not allowed here.
+    listener: bool,
+    /// Dropped with the consumer: stops the message listener's task.
+    _listener: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Consumer {
@@ -83,7 +93,35 @@ impl Consumer {
             to_dead_letter,
             pending_error: None,
             _discovery: discovery,
+            interceptors: ConsumerInterceptors::default(),
+            paused: Default::default(),
+            listener: false,
+            _listener: None,
         }
+    }
+
+    /// For a message listener: the consumer the application keeps (it acknowledges, pauses,
+    /// closes; dropping it stops the listener), the one the listener's task receives with,
+    /// and the signal that stops that task.
+    fn split_for_listener(mut self) -> (Consumer, Consumer, tokio::sync::oneshot::Receiver<()>) {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (_, closed_rx) = mpsc::unbounded_channel();
+        let user = Consumer {
+            topics: self.topics.clone(),
+            subscription: self.subscription.clone(),
+            sub_type: self.sub_type,
+            children: self.children.clone(),
+            rx: closed_rx,
+            dead_letters: self.dead_letters.clone(),
+            to_dead_letter: self.to_dead_letter.clone(),
+            pending_error: None,
+            _discovery: self._discovery.take(),
+            interceptors: self.interceptors.clone(),
+            paused: self.paused.clone(),
+            listener: true,
+            _listener: Some(stop),
+        };
+        (user, self, stopped)
     }
 
     /// A snapshot of the partition tasks.
@@ -125,7 +163,24 @@ impl Consumer {
                 return None;
             }
         }
-        Some(item)
+        match item {
+            Ok(mut msg) if !self.interceptors.is_empty() => {
+                self.interceptors
+                    .each("before_consume", |i| i.before_consume(&mut msg));
+                Some(Ok(msg))
+            }
+            item => Some(item),
+        }
+    }
+
+    /// Fails the receive paths of a consumer with a message listener.
+    fn check_receive(&self) -> Result<()> {
+        if self.listener {
+            return Err(Error::NotAllowed(
+                "the consumer has a message listener: it receives the messages".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The topics, as given.
@@ -210,6 +265,7 @@ impl Consumer {
     /// is gone) or that a message could not be delivered (it is encrypted); the consumer can
     /// go on receiving after it.
     pub async fn receive(&mut self) -> Result<Message> {
+        self.check_receive()?;
         loop {
             if let Some(e) = self.pending_error.take() {
                 return Err(e);
@@ -243,19 +299,174 @@ impl Consumer {
 
     /// Acknowledges a message: the broker will not deliver it again on this subscription.
     pub async fn ack(&self, msg: &Message) -> Result<()> {
-        self.child(msg)?.ack(msg.id, false).await
+        let result = match self.child(msg) {
+            Ok(child) => child.ack(msg.id, false).await,
+            Err(e) => Err(e),
+        };
+        self.interceptors.acknowledged(&msg.id, false, &result);
+        result
     }
 
-    /// Acknowledges a message and everything before it on its topic (partition). Not allowed on
-    /// Shared and Key_Shared subscriptions.
-    pub async fn ack_cumulative(&self, msg: &Message) -> Result<()> {
+    /// The partition task a message id belongs to: the one of its partition, or the only one;
+    /// `topic` picks among the topics of a multi-topic consumer (a full name, or as given).
+    fn child_of(&self, topic: Option<&str>, id: &MessageId) -> Result<ChildHandle> {
+        let handles = self.handles();
+        let wanted = topic.map(|t| {
+            crate::protocol::topic::TopicName::parse(t)
+                .map(|n| n.base().full_name().to_owned())
+                .unwrap_or_else(|_| t.to_owned())
+        });
+        let mut found = handles.iter().filter(|c| {
+            let topic_ok = wanted.as_deref().is_none_or(|w| {
+                crate::protocol::topic::TopicName::parse(c.topic())
+                    .is_ok_and(|n| n.base().full_name() == w)
+            });
+            topic_ok && (c.partition() == id.partition || handles.len() == 1)
+        });
+        match (found.next(), found.next()) {
+            (Some(c), None) => Ok(c.clone()),
+            (None, _) => Err(Error::NotAllowed(format!(
+                "message id {id} is not from a topic (partition) of this consumer"
+            ))),
+            (Some(_), Some(_)) => Err(Error::NotAllowed(format!(
+                "message id {id} names a partition of several topics of this consumer: \
+                 acknowledge it with ack_id_in (naming its topic) or by its message"
+            ))),
+        }
+    }
+
+    async fn ack_routed(
+        &self,
+        topic: Option<&str>,
+        id: &MessageId,
+        cumulative: bool,
+    ) -> Result<()> {
+        let result = match self.child_of(topic, id) {
+            Ok(child) => child.ack(*id, cumulative).await,
+            Err(e) => Err(e),
+        };
+        self.interceptors.acknowledged(id, cumulative, &result);
+        result
+    }
+
+    /// Acknowledges a message by its id (the Java client's `acknowledge(MessageId)`). The id's
+    /// partition picks the partition of a partitioned topic; on a consumer of several topics
+    /// whose partitions share that index, name the topic with [`Consumer::ack_id_in`].
+    pub async fn ack_id(&self, id: &MessageId) -> Result<()> {
+        self.ack_routed(None, id, false).await
+    }
+
+    /// Acknowledges a message by its id and the topic (or partition) it came from, as
+    /// [`Message::topic`] names it: for consumers of several topics.
+    pub async fn ack_id_in(&self, topic: &str, id: &MessageId) -> Result<()> {
+        self.ack_routed(Some(topic), id, false).await
+    }
+
+    /// Acknowledges messages by their ids (the Java client's `acknowledge(List<MessageId>)`),
+    /// each routed as [`Consumer::ack_id`]. Every id is tried; the first error is returned.
+    pub async fn ack_ids(&self, ids: &[MessageId]) -> Result<()> {
+        let mut first = None;
+        for id in ids {
+            if let Err(e) = self.ack_routed(None, id, false).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Acknowledges messages, as [`Consumer::ack`] each. Every one is tried; the first error
+    /// is returned.
+    pub async fn ack_all(&self, msgs: &[Message]) -> Result<()> {
+        let mut first = None;
+        for msg in msgs {
+            if let Err(e) = self.ack(msg).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Acknowledges a message and everything before it on its partition, by its id (routed
+    /// as [`Consumer::ack_id`]). Not allowed on Shared and Key_Shared subscriptions.
+    pub async fn ack_cumulative_id(&self, id: &MessageId) -> Result<()> {
+        self.check_cumulative()?;
+        self.ack_routed(None, id, true).await
+    }
+
+    /// Negatively acknowledges a message by its id (routed as [`Consumer::ack_id`]): the
+    /// broker redelivers it after the negative-ack delay. Without the message, its
+    /// redelivery count is taken as 0 (for [`ConsumerBuilder::negative_ack_backoff`]) and the
+    /// dead-letter policy is not applied here (it is when the message comes back).
+    pub fn nack_id(&self, id: &MessageId) -> Result<()> {
+        self.child_of(None, id)?.nack(*id, 0)
+    }
+
+    /// [`Consumer::nack_id`] naming the topic (or partition) the message came from.
+    pub fn nack_id_in(&self, topic: &str, id: &MessageId) -> Result<()> {
+        self.child_of(Some(topic), id)?.nack(*id, 0)
+    }
+
+    /// Negatively acknowledges messages by their ids, each as [`Consumer::nack_id`]. Every
+    /// id is tried; the first error is returned.
+    pub fn nack_ids(&self, ids: &[MessageId]) -> Result<()> {
+        let mut first = None;
+        for id in ids {
+            if let Err(e) = self.nack_id(id) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Stops asking the broker for messages (the Java client's `pause`): no more flow permits
+    /// are granted, on every partition (and on those partition discovery adds while paused);
+    /// messages already queued can still be received.
+    pub fn pause(&self) -> Result<()> {
+        self.paused
+            .store(true, std::sync::atomic::Ordering::Release);
+        for c in &self.handles() {
+            c.pause(true)?;
+        }
+        Ok(())
+    }
+
+    /// Asks for messages again after [`Consumer::pause`]: the permits withheld meanwhile are
+    /// granted.
+    pub fn resume(&self) -> Result<()> {
+        self.paused
+            .store(false, std::sync::atomic::Ordering::Release);
+        for c in &self.handles() {
+            c.pause(false)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the consumer is paused ([`Consumer::pause`],
+    /// [`ConsumerBuilder::start_paused`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn check_cumulative(&self) -> Result<()> {
         if self.sub_type.redelivers_by_id() {
             return Err(Error::NotAllowed(
                 "cumulative acknowledgement is not allowed on Shared and Key_Shared subscriptions"
                     .into(),
             ));
         }
-        self.child(msg)?.ack(msg.id, true).await
+        Ok(())
+    }
+
+    /// Acknowledges a message and everything before it on its topic (partition). Not allowed on
+    /// Shared and Key_Shared subscriptions.
+    pub async fn ack_cumulative(&self, msg: &Message) -> Result<()> {
+        self.check_cumulative()?;
+        let result = match self.child(msg) {
+            Ok(child) => child.ack(msg.id, true).await,
+            Err(e) => Err(e),
+        };
+        self.interceptors.acknowledged(&msg.id, true, &result);
+        result
     }
 
     /// Acknowledges a message in a transaction: the acknowledgement takes effect when `txn`
@@ -284,6 +495,12 @@ impl Consumer {
     }
 
     async fn ack_in(&self, msg: &Message, txn: &Transaction, cumulative: bool) -> Result<()> {
+        let result = self.ack_in_txn(msg, txn, cumulative).await;
+        self.interceptors.acknowledged(&msg.id, cumulative, &result);
+        result
+    }
+
+    async fn ack_in_txn(&self, msg: &Message, txn: &Transaction, cumulative: bool) -> Result<()> {
         let child = self.child(msg)?;
         let op = txn.start_op()?;
         txn.add_subscription(&msg.topic, &self.subscription).await?;
@@ -339,6 +556,7 @@ impl Consumer {
         max_messages: usize,
         max_wait: std::time::Duration,
     ) -> Result<Vec<Message>> {
+        self.check_receive()?;
         let mut out = Vec::new();
         let Some(first) = self.receive_timeout(max_wait).await? else {
             return Ok(out);
@@ -468,6 +686,9 @@ impl futures_core::Stream for Consumer {
     type Item = Result<Message>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.listener {
+            return Poll::Ready(None);
+        }
         if let Some(e) = self.pending_error.take() {
             return Poll::Ready(Some(Err(e)));
         }
@@ -504,6 +725,62 @@ async fn dead_letter_task(
                 tracing::warn!(id = %msg.id, error = %e, "cannot send to the dead-letter topic: the message comes back later");
                 let _ = child.nack(msg.id, msg.redelivery_count);
             }
+        }
+    }
+}
+
+/// The task of a message listener: receives every message and hands it to the listener, one
+/// at a time; ends when the consumer's queue closes (every partition ended) or the consumer
+/// the application keeps is dropped or closed.
+pub(crate) async fn listen<L: crate::MessageListener>(
+    mut consumer: Consumer,
+    listener: Arc<L>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let item = tokio::select! {
+            _ = &mut stop => return,
+            item = consumer.receive() => item,
+        };
+        match item {
+            Ok(msg) => {
+                let back = consumer
+                    .child(&msg)
+                    .ok()
+                    .map(|child| (child, msg.id, msg.redelivery_count));
+                let handled = CatchUnwind(Box::pin(listener.received(&consumer, msg))).await;
+                if handled.is_err() {
+                    // As the Java client, a failing listener does not stop the consumer; the
+                    // message is handed back (negative ack) rather than left to an ack
+                    // timeout there may not be.
+                    match back {
+                        Some((child, id, redelivery_count)) => {
+                            tracing::warn!(%id, "message listener panicked: the message is negatively acknowledged");
+                            let _ = child.nack(id, redelivery_count);
+                        }
+                        None => tracing::warn!("message listener panicked"),
+                    }
+                }
+            }
+            Err(Error::Closed(_)) => return,
+            // A partition stopped, or a message could not be decrypted: the others go on.
+            Err(e) => tracing::warn!(error = %e, "message listener: receive failed"),
+        }
+    }
+}
+
+/// A future whose panic is caught: `Err` when it panicked (as `futures`' `catch_unwind`).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
         }
     }
 }

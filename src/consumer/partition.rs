@@ -223,6 +223,16 @@ impl ChildHandle {
         self.shared.connected.load(Ordering::Acquire)
     }
 
+    /// Pauses (true) or resumes (false) the granting of permits.
+    pub fn pause(&self, paused: bool) -> Result<()> {
+        let cmd = if paused {
+            CoreCommand::Pause
+        } else {
+            CoreCommand::Resume
+        };
+        self.tx.send(Cmd::Core(cmd)).map_err(|_| closed())
+    }
+
     pub fn redeliver_all(&self) -> Result<()> {
         self.tx
             .send(Cmd::Core(CoreCommand::RedeliverAll))
@@ -495,6 +505,15 @@ impl ChildTask {
                     txn,
                     waiter,
                 } => self.txn_ack(ids, cumulative, txn, waiter),
+                Output::Redelivered { ack_timeout, ids } => {
+                    let interceptors = self.core.interceptors();
+                    if ack_timeout {
+                        interceptors.each("on_ack_timeout_send", |i| i.on_ack_timeout_send(&ids));
+                    } else {
+                        interceptors
+                            .each("on_negative_acks_send", |i| i.on_negative_acks_send(&ids));
+                    }
+                }
                 Output::Ready => {
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));

@@ -61,6 +61,8 @@ pub struct ProducerBuilder {
     /// The bound of pending messages over all partitions (split evenly), if any.
     max_pending_across: Option<usize>,
     lazy_start: bool,
+
+    interceptors: crate::interceptor::ProducerInterceptors,
 }
 
 impl ProducerBuilder {
@@ -91,7 +93,16 @@ impl ProducerBuilder {
             discovery_period: Duration::from_secs(60),
             max_pending_across: None,
             lazy_start: false,
+
+            interceptors: Default::default(),
         }
+    }
+
+    /// Adds an interceptor (the Java client's `intercept`): it sees every message before it is
+    /// sent, and its outcome. Several may be added; they are called in the order added.
+    pub fn interceptor(mut self, interceptor: impl crate::ProducerInterceptor + 'static) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
     }
 
     /// How often a producer on a partitioned topic checks for partitions added later (default
@@ -384,6 +395,7 @@ impl ProducerBuilder {
                 .batching
                 .map(|b| (b.max_delay * 10).max(Duration::from_millis(1))),
             created: Instant::now(),
+            interceptors: self.interceptors,
             _watcher: (partitions > 0).then_some(stop),
         });
         if partitions > 0 {

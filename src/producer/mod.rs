@@ -135,6 +135,8 @@ struct ProducerInner {
     /// How long the batch-aware rotation stays on one partition (None: per message).
     switch_every: Option<Duration>,
     created: Instant,
+    /// Called around every send, in order.
+    interceptors: crate::interceptor::ProducerInterceptors,
     /// Dropped with the producer: stops the partition watcher at once.
     _watcher: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -334,7 +336,39 @@ impl Producer {
     /// at once with [`Error::ProducerQueueFull`]. Receipts of one producer complete in the order
     /// of the sends (per partition).
     pub async fn send_async(&self, msg: impl Into<ProducerMessage>) -> Result<SendReceipt> {
-        let msg = msg.into();
+        let mut msg = msg.into();
+        let interceptors = &self.inner.interceptors;
+        if interceptors.is_empty() {
+            return self.enqueue(msg).await.map(|rx| SendReceipt { rx });
+        }
+        interceptors.each("before_send", |i| i.before_send(&mut msg));
+        let sent = msg.clone();
+        match self.enqueue(msg).await {
+            Ok(inner) => {
+                // The receipt passes through a task that tells the interceptors first, so
+                // that they hear of every message even if its receipt is dropped.
+                let (tx, rx) = oneshot::channel();
+                let interceptors = interceptors.clone();
+                tokio::spawn(async move {
+                    let result = inner.await.unwrap_or(Err(Error::Closed("producer")));
+                    interceptors.each("on_send_acknowledgement", |i| {
+                        i.on_send_acknowledgement(&sent, result.as_ref())
+                    });
+                    let _ = tx.send(result);
+                });
+                Ok(SendReceipt { rx })
+            }
+            Err(e) => {
+                interceptors.each("on_send_acknowledgement", |i| {
+                    i.on_send_acknowledgement(&sent, Err(&e))
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Routes and queues a message on its partition; the receiver of its outcome.
+    async fn enqueue(&self, msg: ProducerMessage) -> Result<oneshot::Receiver<Result<MessageId>>> {
         let routed;
         let partition = match &self.inner.single {
             Some(p) => p,
@@ -353,8 +387,7 @@ impl Producer {
             }
             None => None,
         };
-        let rx = partition.enqueue(msg, op).await?;
-        Ok(SendReceipt { rx })
+        partition.enqueue(msg, op).await
     }
 
     /// Queues a message and calls `callback` with its result when the receipt (or the error)

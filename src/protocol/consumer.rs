@@ -99,6 +99,16 @@ pub(crate) struct ChildConfig {
     /// Read the compacted view of the topic (SUBSCRIBE's `read_compacted`): the latest message
     /// of each key up to the compaction horizon, then everything after it.
     pub read_compacted: bool,
+    /// Subscribe paused: no permits are granted until the application resumes.
+    pub start_paused: bool,
+    /// Whether the consumer is paused now, shared by its partitions: one added later (by
+    /// partition discovery) starts paused when the others are.
+    pub paused: Arc<AtomicBool>,
+    /// Report what the negative acks and the ack timeout redeliver
+    /// ([`Output::Redelivered`]; the consumer has interceptors).
+    pub report_redeliveries: bool,
+    /// The consumer's interceptors (the shell tells them of redeliveries).
+    pub interceptors: crate::interceptor::ConsumerInterceptors,
 }
 
 /// Where a non-durable subscription (a reader) starts.
@@ -255,6 +265,10 @@ pub(crate) enum CoreCommand<W> {
     Received(MessageId),
     /// Redeliver everything unacknowledged.
     RedeliverAll,
+    /// Stop granting permits: they are withheld until [`CoreCommand::Resume`].
+    Pause,
+    /// Grant the withheld permits, and go on granting.
+    Resume,
 }
 
 /// Something waiting for acks to be confirmed.
@@ -293,6 +307,13 @@ pub(crate) enum Output<W> {
         cumulative: bool,
         txn: crate::protocol::transaction::TxnId,
         waiter: W,
+    },
+    /// These messages (entries) were asked for again because they were negatively
+    /// acknowledged (`ack_timeout` false) or their ack timeout passed (true). Only with
+    /// [`ChildConfig::report_redeliveries`].
+    Redelivered {
+        ack_timeout: bool,
+        ids: Vec<MessageId>,
     },
     /// The first attach succeeded: the consumer is ready.
     Ready,
@@ -337,6 +358,10 @@ pub(crate) struct ConsumerCore<W> {
     /// Messages queued past this many are handed back to the broker (a broker that ignores
     /// the permits cannot make the queue grow without bound).
     queue_limit: u32,
+    /// Paused by the application: permits are counted in `withheld`, not granted.
+    paused: bool,
+    /// Permits not granted while paused, on the current connection: granted on resume.
+    withheld: u32,
 }
 
 impl<W: AckWaiter> ConsumerCore<W> {
@@ -377,6 +402,8 @@ impl<W: AckWaiter> ConsumerCore<W> {
             transmit: VecDeque::new(),
             output: VecDeque::new(),
             queue_limit: queue.saturating_mul(4).max(10_000),
+            paused: config.start_paused || config.paused.load(Ordering::Acquire),
+            withheld: 0,
             #[cfg(feature = "encryption")]
             decryptor: config
                 .crypto_key_reader
@@ -396,6 +423,11 @@ impl<W: AckWaiter> ConsumerCore<W> {
     /// The state shared with the application-side handle.
     pub fn shared(&self) -> &ConsumerShared {
         &self.shared
+    }
+
+    /// The consumer's interceptors.
+    pub fn interceptors(&self) -> &crate::interceptor::ConsumerInterceptors {
+        &self.config.interceptors
     }
 
     /// The index of this partition in its consumer.
@@ -461,7 +493,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 generation,
             } => {
                 if generation == self.shared.flow.generation() {
-                    self.send(commands::flow(self.consumer_id, permits));
+                    self.grant(permits);
                 } else {
                     debug!(topic = %self.topic, permits, "permits of an earlier subscription: not granted");
                 }
@@ -489,7 +521,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 };
                 self.acks.forget(&id.entry());
                 self.unacked.remove(&(id.ledger_id, id.entry_id));
-                self.nacks.entry(now + delay).or_default().push(id.entry());
+                self.nacks.entry(now + delay).or_default().push(id);
             }
             CoreCommand::Received(id) => {
                 if let Some(timeout) = self.config.ack_timeout {
@@ -499,6 +531,14 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 }
             }
             CoreCommand::RedeliverAll => self.redeliver_everything(),
+            CoreCommand::Pause => self.paused = true,
+            CoreCommand::Resume => {
+                self.paused = false;
+                let withheld = std::mem::take(&mut self.withheld);
+                if withheld > 0 {
+                    self.send(commands::flow(self.consumer_id, withheld));
+                }
+            }
         }
         self.drive(now);
     }
@@ -542,8 +582,10 @@ impl<W: AckWaiter> ConsumerCore<W> {
                 let max_message_size = result.unwrap_or(wire::DEFAULT_MAX_MESSAGE_SIZE);
                 self.max_frame_size = wire::max_frame_size_for(max_message_size);
                 let permits = self.shared.flow.initial_permits();
-                info!(topic = %self.topic, subscription = %self.config.subscription, permits, "subscribed");
-                self.send(commands::flow(self.consumer_id, permits));
+                info!(topic = %self.topic, subscription = %self.config.subscription, permits, paused = self.paused, "subscribed");
+                // A new connection: what was withheld on the old one is granted again here.
+                self.withheld = 0;
+                self.grant(permits);
                 if first {
                     self.output.push_back(Output::Ready);
                 }
@@ -701,6 +743,26 @@ impl<W: AckWaiter> ConsumerCore<W> {
         if self.attach.is_attached() {
             self.transmit.push_back(command);
         }
+    }
+
+    /// Grants permits on the attached connection, or withholds them while paused (as the
+    /// Java client: a paused consumer sends no FLOW; messages already queued are still
+    /// received).
+    fn grant(&mut self, permits: u32) {
+        if !self.attach.is_attached() {
+            return;
+        }
+        if self.paused {
+            self.withheld = self.withheld.saturating_add(permits);
+        } else {
+            self.send(commands::flow(self.consumer_id, permits));
+        }
+    }
+
+    /// Whether the application paused the consumer.
+    #[cfg(test)]
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     fn ack(&mut self, id: MessageId, cumulative: bool, waiter: Option<W>, now: Instant) {
@@ -881,22 +943,43 @@ impl<W: AckWaiter> ConsumerCore<W> {
         if let Some(m) = &self.shared.metrics {
             m.ack_timed_out(due.len() as u64);
         }
+        if self.config.report_redeliveries {
+            let mut ids: Vec<MessageId> = due
+                .iter()
+                .map(|(l, e)| MessageId::new(*l, *e).with_partition(self.partition))
+                .collect();
+            ids.sort();
+            self.output.push_back(Output::Redelivered {
+                ack_timeout: true,
+                ids,
+            });
+        }
         self.redeliver(due);
     }
 
     fn redeliver_nacked(&mut self, now: Instant) {
         let mut due = BTreeSet::new();
+        let mut nacked = BTreeSet::new();
         while let Some(entry) = self.nacks.first_entry() {
             if *entry.key() > now {
                 break;
             }
             for id in entry.remove() {
                 due.insert((id.ledger_id, id.entry_id));
+                if self.config.report_redeliveries {
+                    nacked.insert(id);
+                }
             }
         }
         if !due.is_empty() {
             if let Some(stats) = &self.shared.stats {
                 stats.redelivery(now, due.len());
+            }
+            if self.config.report_redeliveries {
+                self.output.push_back(Output::Redelivered {
+                    ack_timeout: false,
+                    ids: nacked.into_iter().collect(),
+                });
             }
             self.redeliver(due.into_iter().collect());
         }
@@ -925,7 +1008,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
         self.unacked.clear();
         self.send(commands::redeliver(self.consumer_id, Vec::new()));
         if dropped > 0 {
-            self.send(commands::flow(self.consumer_id, dropped));
+            self.grant(dropped);
         }
     }
 
@@ -969,7 +1052,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
     fn return_permits(&mut self, n: u32) {
         if n > 0 {
             if let Some(r) = self.shared.flow.on_consumed(n) {
-                self.send(commands::flow(self.consumer_id, r.permits));
+                self.grant(r.permits);
             }
         }
     }

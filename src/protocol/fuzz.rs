@@ -510,6 +510,10 @@ fn consumer_setup(s: &mut Script<'_>, now: Instant) -> Option<ConsumerHarness> {
             Duration::from_secs(30),
         ][usize::from(b2 % 3)],
         read_compacted: false,
+        start_paused: false,
+        paused: Default::default(),
+        report_redeliveries: false,
+        interceptors: Default::default(),
     };
     let ack_receipts = config.ack_receipts;
     let shared = Arc::new(ConsumerShared::new(&config));
@@ -1045,6 +1049,7 @@ impl ConsumerHarness {
                     // The epoch moved on (the queued deliveries went stale).
                     self.stray = false;
                 }
+                Output::Redelivered { .. } => {}
                 Output::Detach | Output::CloseOnBroker => self.attached = false,
                 Output::AckRequests { acks, waiters } => {
                     assert!(self.ack_receipts, "ack requests without ack receipts");

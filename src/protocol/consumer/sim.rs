@@ -312,6 +312,10 @@ impl Sim {
             crypto_key_reader: None,
             operation_timeout: Duration::from_secs(30),
             read_compacted: false,
+            start_paused: false,
+            paused: Default::default(),
+            report_redeliveries: false,
+            interceptors: Default::default(),
         };
         let stats = crate::stats::ConsumerRecorder::new(STATS_INTERVAL, t0, t0);
         let shared = Arc::new(ConsumerShared::new(&config).with_stats(stats));
@@ -429,7 +433,7 @@ impl Sim {
                 }
                 Output::AckRequests { .. } => unreachable!("no ack receipts in the simulation"),
                 Output::TxnAck { .. } => unreachable!("no transactions in the simulation"),
-                Output::Ready => {}
+                Output::Ready | Output::Redelivered { .. } => {}
                 Output::Failed(e) => self.failed = Some(e),
             }
         }
@@ -1533,4 +1537,131 @@ fn redeliveries_after_nacks_and_the_ack_timeout_are_counted_when_asked_for() {
     assert_eq!(redeliveries(&core, t0 + STATS_INTERVAL), (4, 4));
     // An interval with none: 0 in it, the total stays.
     assert_eq!(redeliveries(&core, t0 + 2 * STATS_INTERVAL), (0, 4));
+}
+
+/// The permits granted in these commands.
+fn granted(commands: &[proto::BaseCommand]) -> u32 {
+    commands
+        .iter()
+        .filter_map(|c| c.flow.as_ref())
+        .map(|f| f.message_permits)
+        .sum()
+}
+
+/// The application takes `n` messages: the permits it counts reach the core.
+fn consume(core: &mut ConsumerCore<NoWaiter>, n: u32, now: Instant) {
+    for _ in 0..n {
+        if let Some(r) = core.shared.flow.on_consumed(1) {
+            core.handle_command(
+                CoreCommand::Flow {
+                    permits: r.permits,
+                    generation: r.generation,
+                },
+                now,
+            );
+        }
+    }
+}
+
+#[test]
+fn paused_consumer_sends_no_flow_and_resume_sends_them() {
+    let (mut core, now) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.handle_command(CoreCommand::Pause, now);
+    assert!(core.is_paused());
+    // The application takes the whole queue: twice half the queue counted, nothing granted.
+    consume(&mut core, QUEUE, now);
+    assert_eq!(granted(&transmitted(&mut core)), 0, "paused: no FLOW");
+    // Pausing twice changes nothing; resume grants what was withheld, once.
+    core.handle_command(CoreCommand::Pause, now);
+    core.handle_command(CoreCommand::Resume, now);
+    assert_eq!(granted(&transmitted(&mut core)), QUEUE);
+    core.handle_command(CoreCommand::Resume, now);
+    assert_eq!(granted(&transmitted(&mut core)), 0, "nothing more withheld");
+    // Unpaused, permits go out as before.
+    consume(&mut core, QUEUE / 2, now);
+    assert_eq!(granted(&transmitted(&mut core)), QUEUE / 2);
+}
+
+#[test]
+fn a_paused_consumer_that_resubscribes_withholds_the_new_queue_not_the_old_permits() {
+    let (mut core, now) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.handle_command(CoreCommand::Pause, now);
+    consume(&mut core, QUEUE / 2, now);
+    assert_eq!(granted(&transmitted(&mut core)), 0);
+    core.handle_event(
+        ConsumerEvent::ConnectionClosed(ConnectionError::ClosedByBroker),
+        now,
+    );
+    core.handle_timeout(now + Duration::from_secs(5));
+    let (epoch, _) = next_attach(&mut core);
+    assert!(core.handle_attached(epoch, Ok(wire::DEFAULT_MAX_MESSAGE_SIZE), now));
+    assert_eq!(granted(&transmitted(&mut core)), 0, "still paused");
+    core.handle_command(CoreCommand::Resume, now);
+    // The new connection's whole queue; what was withheld on the old one is not added.
+    assert_eq!(granted(&transmitted(&mut core)), QUEUE);
+}
+
+#[test]
+fn a_consumer_started_paused_subscribes_without_permits() {
+    let mut sim = Sim::new(3, 20, SubscriptionType::Shared, true, CALM);
+    sim.core.config.start_paused = true;
+    sim.core.paused = true;
+    sim.run(Duration::from_secs(5));
+    assert!(sim.received.is_empty(), "nothing came: {:?}", sim.received);
+    assert_eq!(sim.broker.max_permits, 0, "no permit granted");
+    sim.core.handle_command(CoreCommand::Resume, sim.now);
+    sim.carry_out();
+    sim.run(Duration::from_secs(10));
+    check_everything_acked(&sim, 3);
+}
+
+/// The redeliveries the core reports (with interceptors).
+fn reported(core: &mut ConsumerCore<NoWaiter>) -> Vec<(bool, Vec<MessageId>)> {
+    std::iter::from_fn(|| core.poll_output())
+        .filter_map(|o| match o {
+            Output::Redelivered { ack_timeout, ids } => Some((ack_timeout, ids)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nacked_and_timed_out_ids_are_reported_when_they_are_asked_for_again() {
+    let (mut core, t0) = attached_core(ConsumerCryptoFailureAction::Fail);
+    core.config.ack_timeout = Some(Duration::from_secs(2));
+    core.handle_command(
+        CoreCommand::Nack {
+            id: MessageId::new(1, 4).with_batch(1, 3),
+            redelivery_count: 0,
+        },
+        t0,
+    );
+    assert!(
+        reported(&mut core).is_empty(),
+        "not reported without interceptors"
+    );
+    core.handle_timeout(t0 + Duration::from_millis(50));
+    assert!(reported(&mut core).is_empty());
+    core.config.report_redeliveries = true;
+    let nacked = [MessageId::new(1, 5), MessageId::new(1, 6).with_batch(0, 2)];
+    for id in nacked {
+        core.handle_command(
+            CoreCommand::Nack {
+                id,
+                redelivery_count: 0,
+            },
+            t0,
+        );
+    }
+    core.handle_command(CoreCommand::Received(MessageId::new(1, 9)), t0);
+    core.handle_timeout(t0 + Duration::from_millis(49));
+    assert!(reported(&mut core).is_empty(), "not before the delay");
+    core.handle_timeout(t0 + Duration::from_millis(50));
+    assert_eq!(reported(&mut core), vec![(false, nacked.to_vec())]);
+    core.handle_timeout(t0 + Duration::from_secs(2));
+    assert_eq!(
+        reported(&mut core),
+        vec![(true, vec![MessageId::new(1, 9)])],
+        "the ack timeout's entry"
+    );
 }
