@@ -297,6 +297,8 @@ impl Sim {
                 inclusive: true,
             }),
             durable,
+            reader: !durable,
+            extras: Default::default(),
             ack_group_delay: Duration::from_millis(10),
             ack_group_max: 20,
             batch_index_ack: false,

@@ -27,12 +27,14 @@ import org.apache.pulsar.client.api.Consumer;
 import org.apache.pulsar.client.api.ConsumerBuilder;
 import org.apache.pulsar.client.api.DeadLetterPolicy;
 import org.apache.pulsar.client.api.HashingScheme;
+import org.apache.pulsar.client.api.KeySharedPolicy;
 import org.apache.pulsar.client.api.Message;
 import org.apache.pulsar.client.api.MessageId;
 import org.apache.pulsar.client.api.MessageIdAdv;
 import org.apache.pulsar.client.api.Producer;
 import org.apache.pulsar.client.api.ProducerBuilder;
 import org.apache.pulsar.client.api.PulsarClient;
+import org.apache.pulsar.client.api.Range;
 import org.apache.pulsar.client.api.Schema;
 import org.apache.pulsar.client.api.SubscriptionInitialPosition;
 import org.apache.pulsar.client.api.SubscriptionType;
@@ -262,6 +264,13 @@ public final class JavaPeer {
                 .enableBatchIndexAcknowledgment(spec.path("batch_index_ack").asBoolean(false))
                 .priorityLevel(spec.path("priority_level").asInt(0));
         consumerKeys = Crypto.consumer(builder, spec);
+        JsonNode sticky = spec.get("sticky_ranges");
+        if (sticky != null) {
+            // Key_Shared with fixed hash ranges: [[start, end], ...], both ends included.
+            List<Range> ranges = new ArrayList<>();
+            sticky.forEach(r -> ranges.add(Range.of(r.get(0).asInt(), r.get(1).asInt())));
+            builder.keySharedPolicy(KeySharedPolicy.stickyHashRange().ranges(ranges));
+        }
         JsonNode dl = spec.get("dead_letter");
         Consumer<byte[]> watcher = null;
         if (dl != null) {
