@@ -331,7 +331,16 @@ async fn apache_only_a_non_durable_subscription_is_gone_after_close() {
     let sub = &stats["subscriptions"]["ephemeral"];
     assert_eq!(sub["isDurable"], false, "{stats}");
     c.close().await.expect("close");
-    let stats = topic_stats(broker, &topic);
+    // The broker removes it once the cursor is closed, just after answering the close: wait
+    // for that (a liveness bound, not a timing assertion).
+    let mut stats = topic_stats(broker, &topic);
+    for _ in 0..100 {
+        if stats["subscriptions"].get("ephemeral").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stats = topic_stats(broker, &topic);
+    }
     assert!(
         stats["subscriptions"].get("ephemeral").is_none(),
         "the non-durable subscription outlived its consumer: {stats}"
@@ -474,6 +483,8 @@ async fn shared(client: &PulsarClient, topic: &str, sub: &str) -> Consumer {
         .expect("subscribe shared")
 }
 
+/// pulsar-lite lets a plain unsubscribe through with other consumers connected; Apache's
+/// `PersistentSubscription.doUnsubscribe` refuses it unless forced.
 #[tokio::test]
 async fn apache_only_unsubscribe_with_others_connected_needs_force() {
     let broker = support::apache();
@@ -495,4 +506,94 @@ async fn apache_only_unsubscribe_with_others_connected_needs_force() {
         .await
         .expect("a forced unsubscribe with another consumer connected");
     drop(c);
+}
+
+#[tokio::test]
+async fn last_message_ids_are_per_partition_and_seek_topic_moves_one_topic() {
+    let broker = support::broker();
+    let client = client(broker.url());
+    let first = support::unique_topic("last-a");
+    let second = support::unique_topic("last-b");
+    let a = send_numbered(&client, &first, 3).await;
+    let b = send_numbered(&client, &second, 2).await;
+    let mut c = client
+        .consumer(&first)
+        .topic(&second)
+        .subscription("s")
+        .subscription_type(SubscriptionType::Shared)
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let last = c.get_last_message_ids().await.expect("last ids");
+    let of = |t: &str| {
+        last.iter()
+            .find(|(topic, _)| topic == t)
+            .map(|(_, id)| (id.ledger_id, id.entry_id))
+    };
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert_eq!(
+        of(&first),
+        Some((a[2].ledger_id, a[2].entry_id)),
+        "{last:?}"
+    );
+    assert_eq!(
+        of(&second),
+        Some((b[1].ledger_id, b[1].entry_id)),
+        "{last:?}"
+    );
+    // Read everything, then move only the first topic back to its second message.
+    let mut seen = BTreeSet::new();
+    for _ in 0..5 {
+        let m = receive(&mut c, "all").await;
+        seen.insert((
+            m.topic().to_owned(),
+            m.payload_str().expect("text").to_owned(),
+        ));
+        c.ack(&m).await.expect("ack");
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    c.seek_topic(&first, a[1]).await.expect("seek one topic");
+    let mut again = BTreeSet::new();
+    for _ in 0..2 {
+        let m = receive(&mut c, "after the seek").await;
+        assert_eq!(m.topic(), first, "only the first topic moved");
+        again.insert(m.payload_str().expect("text").to_owned());
+    }
+    assert_eq!(
+        again,
+        BTreeSet::from(["n1".to_owned(), "n2".to_owned()]),
+        "the first topic again from its second message"
+    );
+    assert_quiet(&mut c, "after the seek").await;
+    let unknown = c
+        .seek_topic(
+            "persistent://public/default/not-consumed",
+            MessageId::EARLIEST,
+        )
+        .await;
+    assert!(matches!(unknown, Err(Error::NotAllowed(_))), "{unknown:?}");
+}
+
+#[tokio::test]
+async fn a_reader_is_a_stream_of_messages() {
+    let client = client(support::broker().url());
+    let topic = support::unique_topic("reader-stream");
+    send_numbered(&client, &topic, 3).await;
+    let mut reader = client
+        .reader(&topic)
+        .start_message_id(MessageId::EARLIEST)
+        .create()
+        .await
+        .expect("reader");
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(GUARD, futures_util::StreamExt::next(&mut reader))
+            .await
+            .expect("a message in time")
+            .expect("the stream goes on")
+            .expect("a message");
+        got.push(m.payload_str().expect("text").to_owned());
+    }
+    assert_eq!(got, ["n0", "n1", "n2"]);
 }

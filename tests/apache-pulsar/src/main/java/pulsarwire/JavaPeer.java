@@ -73,7 +73,8 @@ import org.apache.pulsar.common.schema.SchemaInfo;
  * from Earliest), {@code count}: the messages to finish, {@code nack_below}: a delivery whose
  * redelivery count is below it is nacked (after {@code nack_delay_ms}), any other is acked
  * (unless {@code ack} is false, or its batch index is in {@code keep_batch_indexes}) and
- * finished; {@code batch_index_ack}; {@code priority_level}; {@code dead_letter}:
+ * finished; {@code batch_index_ack}; {@code priority_level}; {@code sticky_ranges}: Key_Shared
+ * with these hash ranges, {@code [[start, end], ...]} (both ends included); {@code dead_letter}:
  * {@code {max_redeliver_count, topic (default: the client's), watch_topic}}; {@code
  * watch_dead_letters}: subscribe to {@code watch_topic} first (subscription java-dlq-watch, never acked) and wait until that many dead letters
  * came; {@code quiet_ms}: then go on receiving that long, for messages that should not come
