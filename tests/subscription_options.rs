@@ -566,6 +566,12 @@ async fn last_message_ids_are_per_partition_and_seek_topic_moves_one_topic() {
         "the first topic again from its second message"
     );
     assert_quiet(&mut c, "after the seek").await;
+    // An id names no topic: a consumer of several topics refuses to move all to it.
+    let ambiguous = c.seek(a[1]).await;
+    assert!(
+        matches!(ambiguous, Err(Error::NotAllowed(_))),
+        "{ambiguous:?}"
+    );
     let unknown = c
         .seek_topic(
             "persistent://public/default/not-consumed",

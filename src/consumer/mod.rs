@@ -398,11 +398,27 @@ impl Consumer {
     /// Moves the subscription to a message: it is the next one delivered. Queued messages are
     /// dropped and the consumer subscribes again. On a partitioned topic the id's partition is
     /// moved; [`MessageId::EARLIEST`](crate::wire::MessageId::EARLIEST) and
-    /// [`MessageId::LATEST`](crate::wire::MessageId::LATEST) move every partition. On a consumer
-    /// of several topics, an id with a partition moves that partition of each (use
-    /// [`seek_topic`](Self::seek_topic) to move one topic).
+    /// [`MessageId::LATEST`](crate::wire::MessageId::LATEST) move every partition. An id does
+    /// not name its topic: on a consumer of several topics only those two are allowed, as in
+    /// the Java client (anything else is [`Error::NotAllowed`]); move one topic with
+    /// [`seek_topic`](Self::seek_topic).
     pub async fn seek(&mut self, id: crate::wire::MessageId) -> Result<()> {
         let handles = self.handles();
+        let ends = id == crate::wire::MessageId::EARLIEST || id == crate::wire::MessageId::LATEST;
+        if !ends {
+            let bases: std::collections::BTreeSet<String> = handles
+                .iter()
+                .filter_map(|c| crate::protocol::topic::TopicName::parse(c.topic()).ok())
+                .map(|t| t.base().full_name().to_owned())
+                .collect();
+            if bases.len() > 1 {
+                return Err(Error::NotAllowed(
+                    "a consumer of several topics seeks to EARLIEST or LATEST only: move one \
+                     topic with seek_topic"
+                        .into(),
+                ));
+            }
+        }
         let everywhere = id.partition < 0 || handles.len() == 1;
         for c in &handles {
             if everywhere || c.partition() == id.partition {
