@@ -337,6 +337,9 @@ pub enum Error {
     /// A configuration value cannot be used.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A Key_Shared policy's hash ranges cannot be used (checked before subscribing).
+    #[error(transparent)]
+    InvalidKeySharedPolicy(#[from] crate::consumer::KeySharedPolicyError),
     /// The connection failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),

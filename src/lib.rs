@@ -53,10 +53,11 @@ pub use auth::{
 pub use auth::{OAuth2ClientCredentials, OAuth2ClientCredentialsBuilder};
 pub use client::{ClientBuilder, ProxyProtocol, PulsarClient};
 pub use consumer::{
-    java_message_id, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction, DeadLetterPolicy,
-    InitialPosition, SubscriptionType, TypedConsumer, TypedConsumerBuilder, TypedMessage,
-    DELAY_TIME, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY, REAL_SUBSCRIPTION, REAL_TOPIC,
-    RECONSUME_TIMES,
+    java_message_id, key_shared_slot, Consumer, ConsumerBuilder, ConsumerCryptoFailureAction,
+    DeadLetterPolicy, InitialPosition, KeySharedPolicy, KeySharedPolicyError, Range,
+    SubscriptionMode, SubscriptionType, TypedConsumer, TypedConsumerBuilder, TypedMessage,
+    DELAY_TIME, KEY_SHARED_HASH_RANGE_SIZE, ORIGIN_MESSAGE_ID, ORIGIN_MESSAGE_ID_LEGACY,
+    REAL_SUBSCRIPTION, REAL_TOPIC, RECONSUME_TIMES,
 };
 #[cfg(feature = "encryption")]
 pub use crypto::{

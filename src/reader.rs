@@ -155,7 +155,8 @@ impl ReaderBuilder {
     }
 }
 
-/// Reads a topic in order from a start position.
+/// Reads a topic in order from a start position, with [`Reader::next`] or as a
+/// `futures_core::Stream` of messages.
 #[derive(Debug)]
 pub struct Reader {
     consumer: Consumer,
@@ -205,6 +206,17 @@ impl Reader {
     /// Closes the reader (its non-durable subscription goes away).
     pub async fn close(self) -> Result<()> {
         self.consumer.close().await
+    }
+}
+
+impl futures_core::Stream for Reader {
+    type Item = Result<Message>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        futures_core::Stream::poll_next(std::pin::Pin::new(&mut self.consumer), cx)
     }
 }
 

@@ -8,9 +8,10 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 use super::discovery::{Children, Discovery, TopicPattern};
+use super::key_shared::KeySharedPolicy;
 use super::{Consumer, DeadLetterPolicy, DeadLetters};
 use crate::error::{Error, Result};
-use crate::protocol::consumer::{ChildConfig, StartPosition};
+use crate::protocol::consumer::{ChildConfig, StartPosition, SubscribeExtras};
 use crate::protocol::topic::TopicName;
 use crate::session::Session;
 use std::sync::Arc as SessionArc;
@@ -85,6 +86,21 @@ pub enum ConsumerCryptoFailureAction {
     Consume,
 }
 
+/// Whether the subscription is kept by the broker (the Java client's `SubscriptionMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriptionMode {
+    /// The broker keeps the subscription and its position until it is unsubscribed (the
+    /// default).
+    #[default]
+    Durable,
+    /// The position lives in the broker's memory only: the subscription goes away when its
+    /// last consumer disconnects, and nothing of it survives a broker restart. A consumer
+    /// starts at its [`start_message_id`](ConsumerBuilder::start_message_id), or its initial
+    /// position; after a reconnect it goes on after the last message it handed out, as the
+    /// Java client's.
+    NonDurable,
+}
+
 /// Where a new subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InitialPosition {
@@ -141,6 +157,11 @@ pub struct ConsumerBuilder {
     retry: bool,
     pattern: Option<String>,
     discovery_period: Duration,
+    key_shared_policy: Option<KeySharedPolicy>,
+    allow_out_of_order_delivery: bool,
+    mode: SubscriptionMode,
+    start_message_id: Option<crate::wire::MessageId>,
+    start_inclusive: Option<bool>,
     listener: Option<ListenerStart>,
 }
 
@@ -164,6 +185,11 @@ impl ConsumerBuilder {
             retry: false,
             pattern: None,
             discovery_period: Duration::from_secs(60),
+            key_shared_policy: None,
+            allow_out_of_order_delivery: false,
+            mode: SubscriptionMode::Durable,
+            start_message_id: None,
+            start_inclusive: None,
             config: ChildConfig {
                 subscription: String::new(),
                 sub_type: SubscriptionType::Exclusive,
@@ -175,6 +201,8 @@ impl ConsumerBuilder {
                 properties: Vec::new(),
                 start: None,
                 durable: true,
+                reader: false,
+                extras: SubscribeExtras::default(),
                 ack_group_delay: Duration::from_millis(100),
                 ack_group_max: 1000,
                 batch_index_ack: false,
@@ -419,11 +447,120 @@ impl ConsumerBuilder {
         self
     }
 
+    /// How a Key_Shared subscription's keys are spread (default
+    /// [`KeySharedPolicy::AutoSplit`]). Only for [`SubscriptionType::KeyShared`]:
+    /// [`subscribe`](Self::subscribe) fails with [`Error::InvalidConfig`] on another type, and
+    /// with [`Error::InvalidKeySharedPolicy`] on bad sticky ranges, before anything is sent.
+    pub fn key_shared_policy(mut self, policy: KeySharedPolicy) -> Self {
+        self.key_shared_policy = Some(policy);
+        self
+    }
+
+    /// Key_Shared: lets the broker deliver a key's messages to a new consumer before the
+    /// previous consumer acknowledged the earlier ones (off by default: per-key order kept).
+    pub fn allow_out_of_order_delivery(mut self, allow: bool) -> Self {
+        self.allow_out_of_order_delivery = allow;
+        self
+    }
+
+    /// Properties of the subscription, kept by the broker when it creates the subscription (and
+    /// shown in the topic's stats as `subscriptionProperties`); a consumer joining an existing
+    /// subscription does not change them.
+    pub fn subscription_properties(mut self, properties: HashMap<String, String>) -> Self {
+        let mut properties: Vec<_> = properties.into_iter().collect();
+        properties.sort();
+        self.config.extras.subscription_properties = properties;
+        self
+    }
+
+    /// Asks the broker to replicate the subscription's position to the other clusters of a
+    /// geo-replicated topic (off by default; the namespace must allow it).
+    pub fn replicate_subscription_state(mut self, replicate: bool) -> Self {
+        self.config.extras.replicate_subscription_state = replicate;
+        self
+    }
+
+    /// Durable (the default) or non-durable: see [`SubscriptionMode`].
+    pub fn subscription_mode(mut self, mode: SubscriptionMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Where a [`SubscriptionMode::NonDurable`] subscription starts:
+    /// [`MessageId::EARLIEST`](crate::MessageId::EARLIEST),
+    /// [`MessageId::LATEST`](crate::MessageId::LATEST) or the id of a message (reading starts
+    /// after it, unless [`start_message_id_inclusive`](Self::start_message_id_inclusive)).
+    /// Without it, the [`initial_position`](Self::initial_position). A durable subscription's
+    /// position is the broker's: [`subscribe`](Self::subscribe) fails with
+    /// [`Error::InvalidConfig`] if this is set on one.
+    pub fn start_message_id(mut self, id: crate::wire::MessageId) -> Self {
+        self.start_message_id = Some(id);
+        self
+    }
+
+    /// Whether a [`SubscriptionMode::NonDurable`] subscription's start message is itself
+    /// delivered (default false; the Java client's `startMessageIdInclusive`). With
+    /// [`MessageId::LATEST`](crate::MessageId::LATEST) the topic's last message is the first
+    /// delivered. Not for durable subscriptions ([`Error::InvalidConfig`]).
+    pub fn start_message_id_inclusive(mut self, inclusive: bool) -> Self {
+        self.start_inclusive = Some(inclusive);
+        self
+    }
+
     /// Makes this a reader's subscription: non-durable, starting at `start`.
     pub(crate) fn reader_start(mut self, start: StartPosition) -> Self {
         self.config.start = Some(start);
         self.config.durable = false;
+        self.config.reader = true;
         self
+    }
+
+    /// The subscription options checked and put into the configuration, before anything goes
+    /// on the wire. Returns whether the consumer must move to the last message once subscribed
+    /// (non-durable from Latest, inclusive).
+    fn apply_subscription_options(&mut self) -> Result<bool> {
+        let key_shared = self.config.sub_type == SubscriptionType::KeyShared;
+        if let Some(policy) = &self.key_shared_policy {
+            if !key_shared {
+                return Err(Error::InvalidConfig(format!(
+                    "a Key_Shared policy needs a KeyShared subscription, not {:?}",
+                    self.config.sub_type
+                )));
+            }
+            policy.validate()?;
+        }
+        self.config.extras.key_shared = key_shared.then(|| {
+            self.key_shared_policy
+                .clone()
+                .unwrap_or_default()
+                .to_proto(self.allow_out_of_order_delivery)
+        });
+        if self.config.reader {
+            return Ok(false);
+        }
+        match self.mode {
+            SubscriptionMode::Durable => {
+                if self.start_message_id.is_some() || self.start_inclusive.is_some() {
+                    return Err(Error::InvalidConfig(
+                        "start_message_id and start_message_id_inclusive need                          SubscriptionMode::NonDurable (a durable subscription's position is                          the broker's)"
+                            .into(),
+                    ));
+                }
+                Ok(false)
+            }
+            SubscriptionMode::NonDurable => {
+                let id = self
+                    .start_message_id
+                    .unwrap_or(match self.config.initial_position {
+                        InitialPosition::Latest => crate::wire::MessageId::LATEST,
+                        InitialPosition::Earliest => crate::wire::MessageId::EARLIEST,
+                    });
+                let inclusive = self.start_inclusive.unwrap_or(false);
+                self.config.durable = false;
+                self.config.start = Some(StartPosition { id, inclusive });
+                Ok(id == crate::wire::MessageId::LATEST && inclusive)
+            }
+        }
     }
 
     /// Subscribes on every topic (every partition of partitioned ones) and returns the consumer.
@@ -441,7 +578,8 @@ impl ConsumerBuilder {
         super::TypedConsumerBuilder::new(self, schema)
     }
 
-    async fn subscribe_untyped(self) -> Result<Consumer> {
+    async fn subscribe_untyped(mut self) -> Result<Consumer> {
+        let to_last = self.apply_subscription_options()?;
         let subscription = self
             .subscription
             .filter(|s| !s.is_empty())
@@ -561,6 +699,10 @@ impl ConsumerBuilder {
         );
         consumer.interceptors = config.interceptors;
         consumer.paused = config.paused;
+        if to_last {
+            // Latest, inclusive: as a reader, the last message is the first one delivered.
+            consumer.seek_each_to_last().await?;
+        }
         Ok(match self.listener {
             Some(ListenerStart(start)) => {
                 let (user, worker, stop) = consumer.split_for_listener();

@@ -149,9 +149,13 @@ impl DeadLetters {
 
     /// The message with its origin recorded, ready to republish: the properties the Java
     /// client adds (`ConsumerImpl.getPropertiesMap`), each unless the message has it already.
-    fn republish(&self, msg: &Message) -> ProducerMessage {
+    /// `custom` properties are added over the message's own (the Java client's
+    /// `reconsumeLater(message, customProperties, ...)`).
+    fn republish(&self, msg: &Message, custom: &HashMap<String, String>) -> ProducerMessage {
         let mut out = ProducerMessage::new(msg.payload().clone());
         out.properties = msg.properties().clone();
+        out.properties
+            .extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
         let origin = java_message_id(&msg.id());
         for (key, value) in [
             (REAL_TOPIC, msg.topic()),
@@ -171,24 +175,40 @@ impl DeadLetters {
 
     /// Sends `msg` to the dead-letter topic and waits for the receipt.
     pub async fn send_to_dlq(&self, msg: &Message) -> Result<MessageId> {
+        self.send_to_dlq_with(msg, &HashMap::new()).await
+    }
+
+    /// [`send_to_dlq`](Self::send_to_dlq) with `custom` properties added.
+    pub async fn send_to_dlq_with(
+        &self,
+        msg: &Message,
+        custom: &HashMap<String, String>,
+    ) -> Result<MessageId> {
         let topic = self.dlq_topic(msg);
         let producer = self
             .producer(&topic, self.policy.initial_subscription_name.as_deref())
             .await?;
-        producer.send(self.republish(msg)).await
+        producer.send(self.republish(msg, custom)).await
     }
 
     /// Sends `msg` to the retry topic, to be delivered again after `delay`.
-    pub async fn send_to_retry(&self, msg: &Message, delay: Duration) -> Result<MessageId> {
-        let times = msg
-            .properties()
+    /// `custom` properties are added over the message's; the reconsume count and the delay
+    /// are set after them.
+    pub async fn send_to_retry(
+        &self,
+        msg: &Message,
+        delay: Duration,
+        custom: &HashMap<String, String>,
+    ) -> Result<MessageId> {
+        let mut out = self.republish(msg, custom);
+        let times = out
+            .properties
             .get(RECONSUME_TIMES)
             .and_then(|t| t.parse::<u32>().ok())
             .unwrap_or(0)
             + 1;
         let topic = self.retry_topic(&Self::origin_topic(msg));
         let producer = self.producer(&topic, None).await?;
-        let mut out = self.republish(msg);
         out.properties
             .insert(RECONSUME_TIMES.to_owned(), times.to_string());
         out.properties

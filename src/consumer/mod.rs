@@ -9,9 +9,11 @@ mod builder;
 pub(crate) mod chunks;
 mod dead_letter;
 mod discovery;
+mod key_shared;
 mod partition;
 pub(crate) mod typed;
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,7 +22,8 @@ use tokio::sync::mpsc;
 
 pub(crate) use builder::random_name;
 pub use builder::{
-    ConsumerBuilder, ConsumerCryptoFailureAction, InitialPosition, SubscriptionType,
+    ConsumerBuilder, ConsumerCryptoFailureAction, InitialPosition, SubscriptionMode,
+    SubscriptionType,
 };
 pub(crate) use dead_letter::DeadLetters;
 pub use dead_letter::{
@@ -28,6 +31,9 @@ pub use dead_letter::{
     REAL_SUBSCRIPTION, REAL_TOPIC, RECONSUME_TIMES,
 };
 pub(crate) use discovery::Children;
+pub use key_shared::{
+    key_shared_slot, KeySharedPolicy, KeySharedPolicyError, Range, KEY_SHARED_HASH_RANGE_SIZE,
+};
 pub(crate) use partition::{ChildHandle, Delivery, LastMessageId, SeekTarget, StartPosition};
 pub use typed::{TypedConsumer, TypedConsumerBuilder, TypedMessage};
 
@@ -529,14 +535,29 @@ impl Consumer {
     /// limit it goes to the dead-letter topic instead. Needs
     /// [`ConsumerBuilder::enable_retry`].
     pub async fn reconsume_later(&self, msg: &Message, delay: std::time::Duration) -> Result<()> {
+        self.reconsume_later_with_properties(msg, delay, HashMap::new())
+            .await
+    }
+
+    /// [`reconsume_later`](Self::reconsume_later) with `properties` added to the republished
+    /// message, over its own (the Java client's `reconsumeLater(message, customProperties,
+    /// delay, unit)`); the retry keys ([`RECONSUME_TIMES`], [`DELAY_TIME`], the origin keys)
+    /// are set as by `reconsume_later`. Past the dead-letter policy's limit the message goes
+    /// to the dead-letter topic, with the properties too.
+    pub async fn reconsume_later_with_properties(
+        &self,
+        msg: &Message,
+        delay: std::time::Duration,
+        properties: HashMap<String, String>,
+    ) -> Result<()> {
         let dl = self.dead_letters.as_ref().ok_or_else(|| {
             Error::NotAllowed("reconsume_later needs enable_retry on the consumer builder".into())
         })?;
         if DeadLetters::reconsume_times(msg) >= dl.policy.max_redeliver_count {
-            dl.send_to_dlq(msg).await?;
+            dl.send_to_dlq_with(msg, &properties).await?;
             self.child(msg)?.dead_lettered();
         } else {
-            dl.send_to_retry(msg, delay).await?;
+            dl.send_to_retry(msg, delay, &properties).await?;
         }
         self.child(msg)?.ack(msg.id, false).await
     }
@@ -579,12 +600,46 @@ impl Consumer {
         Ok(out)
     }
 
+    /// Moves one topic (partition) of the consumer, named by its full name as in
+    /// [`Message::topic`] (or as given, for a non-partitioned topic), to a message: it is the
+    /// next one delivered there; the other topics are not moved. Fails with
+    /// [`Error::NotAllowed`] when the consumer has no such topic.
+    pub async fn seek_topic(&mut self, topic: &str, id: crate::wire::MessageId) -> Result<()> {
+        let full = crate::protocol::topic::TopicName::parse(topic)?;
+        let handle = self
+            .handles()
+            .into_iter()
+            .find(|c| c.topic() == full.full_name())
+            .ok_or_else(|| {
+                Error::NotAllowed(format!("the consumer does not consume from {topic}"))
+            })?;
+        handle.seek(SeekTarget::Id(id)).await
+    }
+
     /// Moves the subscription to a message: it is the next one delivered. Queued messages are
     /// dropped and the consumer subscribes again. On a partitioned topic the id's partition is
     /// moved; [`MessageId::EARLIEST`](crate::wire::MessageId::EARLIEST) and
-    /// [`MessageId::LATEST`](crate::wire::MessageId::LATEST) move every partition.
+    /// [`MessageId::LATEST`](crate::wire::MessageId::LATEST) move every partition. An id does
+    /// not name its topic: on a consumer of several topics only those two are allowed, as in
+    /// the Java client (anything else is [`Error::NotAllowed`]); move one topic with
+    /// [`seek_topic`](Self::seek_topic).
     pub async fn seek(&mut self, id: crate::wire::MessageId) -> Result<()> {
         let handles = self.handles();
+        let ends = id == crate::wire::MessageId::EARLIEST || id == crate::wire::MessageId::LATEST;
+        if !ends {
+            let bases: std::collections::BTreeSet<String> = handles
+                .iter()
+                .filter_map(|c| crate::protocol::topic::TopicName::parse(c.topic()).ok())
+                .map(|t| t.base().full_name().to_owned())
+                .collect();
+            if bases.len() > 1 {
+                return Err(Error::NotAllowed(
+                    "a consumer of several topics seeks to EARLIEST or LATEST only: move one \
+                     topic with seek_topic"
+                        .into(),
+                ));
+            }
+        }
         let everywhere = id.partition < 0 || handles.len() == 1;
         for c in &handles {
             if everywhere || c.partition() == id.partition {
@@ -627,6 +682,21 @@ impl Consumer {
         last.ok_or(Error::Closed("consumer"))
     }
 
+    /// The id of the last message of each topic (partition), by its full name, in the order
+    /// the consumer subscribed to them (the Java client's `getLastMessageIds`). An empty topic's
+    /// id has entry −1.
+    pub async fn get_last_message_ids(&self) -> Result<Vec<(String, crate::wire::MessageId)>> {
+        let handles = self.handles();
+        if handles.is_empty() {
+            return Err(Error::Closed("consumer"));
+        }
+        let mut out = Vec::with_capacity(handles.len());
+        for c in &handles {
+            out.push((c.topic().to_owned(), c.last_message_id().await?.last));
+        }
+        Ok(out)
+    }
+
     /// Whether a message is there to read: queued locally, or on the broker after the last
     /// message received (or after the start position of a reader).
     pub async fn has_message_available(&mut self) -> Result<bool> {
@@ -659,10 +729,23 @@ impl Consumer {
     }
 
     /// Deletes the subscription on the broker (every partition), then closes the consumer.
+    /// The broker refuses while other consumers are connected to a shared subscription (an
+    /// [`Error::Server`]): see [`unsubscribe_force`](Self::unsubscribe_force).
     pub async fn unsubscribe(self) -> Result<()> {
+        self.unsubscribe_with(false).await
+    }
+
+    /// Deletes the subscription on the broker (every partition) even while other consumers are
+    /// connected to it: the broker disconnects them (UNSUBSCRIBE's `force`, the Java client's
+    /// `unsubscribe(true)`). Then closes the consumer.
+    pub async fn unsubscribe_force(self) -> Result<()> {
+        self.unsubscribe_with(true).await
+    }
+
+    async fn unsubscribe_with(self, force: bool) -> Result<()> {
         let mut first = None;
         for c in &self.handles() {
-            if let Err(e) = c.unsubscribe().await {
+            if let Err(e) = c.unsubscribe(force).await {
                 first.get_or_insert(e);
             }
         }

@@ -47,7 +47,8 @@ enum Cmd {
     Core(CoreCommand<AckReply>),
     Seek(SeekTarget, oneshot::Sender<Result<()>>),
     LastMessageId(oneshot::Sender<Result<LastMessageId>>),
-    Unsubscribe(oneshot::Sender<Result<()>>),
+    /// UNSUBSCRIBE, forced or not.
+    Unsubscribe(bool, oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
 }
 
@@ -270,10 +271,10 @@ impl ChildHandle {
         self.shared.last_dequeued()
     }
 
-    pub async fn unsubscribe(&self) -> Result<()> {
+    pub async fn unsubscribe(&self, force: bool) -> Result<()> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Cmd::Unsubscribe(reply))
+            .send(Cmd::Unsubscribe(force, reply))
             .map_err(|_| closed())?;
         rx.await.unwrap_or(Err(closed()))
     }
@@ -428,7 +429,7 @@ impl ChildTask {
             tokio::select! {
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else {
-                        let _ = self.close_on_broker(false).await;
+                        let _ = self.close_on_broker(None).await;
                         return;
                     };
                     if self.on_command(cmd).await {
@@ -707,15 +708,15 @@ impl ChildTask {
         match cmd {
             Cmd::Core(cmd) => self.core.handle_command(cmd, Instant::now()),
             Cmd::Close(reply) => {
-                let result = self.close_on_broker(false).await;
+                let result = self.close_on_broker(None).await;
                 if let Some(m) = &self.core.shared().metrics {
                     m.closed.increment(1);
                 }
                 let _ = reply.send(result);
                 return true;
             }
-            Cmd::Unsubscribe(reply) => {
-                let result = self.close_on_broker(true).await;
+            Cmd::Unsubscribe(force, reply) => {
+                let result = self.close_on_broker(Some(force)).await;
                 let done = result.is_ok();
                 if let (Some(m), true) = (&self.core.shared().metrics, done) {
                     m.closed.increment(1);
@@ -800,9 +801,11 @@ impl ChildTask {
         });
     }
 
-    /// Ends the subscription on the broker: CLOSE_CONSUMER, or UNSUBSCRIBE. Grouped acks go
-    /// first, and acks awaiting receipts are waited for.
-    async fn close_on_broker(&mut self, unsubscribe: bool) -> Result<()> {
+    /// Ends the subscription on the broker: CLOSE_CONSUMER, or UNSUBSCRIBE (`Some(force)`).
+    /// Grouped acks go first, and acks awaiting receipts are waited for.
+    async fn close_on_broker(&mut self, unsubscribe: Option<bool>) -> Result<()> {
+        let force = unsubscribe.unwrap_or(false);
+        let unsubscribe = unsubscribe.is_some();
         self.core.flush_acks_now();
         let _ = self.carry_out();
         while let Some(done) = self.requests.join_next().await {
@@ -825,7 +828,10 @@ impl ChildTask {
         let inner = self.session.clone();
         let id = inner.next_id();
         let (operation, command) = if unsubscribe {
-            ("unsubscribe", commands::unsubscribe(self.consumer_id, id))
+            (
+                "unsubscribe",
+                commands::unsubscribe(self.consumer_id, id, force),
+            )
         } else {
             (
                 "close consumer",

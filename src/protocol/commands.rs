@@ -179,6 +179,10 @@ pub struct SubscribeArgs {
     pub replicate_subscription_state: bool,
     /// The schema, when declared.
     pub schema: Option<proto::Schema>,
+    /// Properties of the subscription (kept by the broker when it creates it).
+    pub subscription_properties: Vec<(String, String)>,
+    /// Key_Shared only: how keys are spread over the consumers.
+    pub key_shared_meta: Option<proto::KeySharedMeta>,
 }
 
 /// SUBSCRIBE.
@@ -200,6 +204,8 @@ pub fn subscribe(args: &SubscribeArgs, request_id: u64) -> BaseCommand {
         replicate_subscription_state: Some(args.replicate_subscription_state),
         force_topic_creation: Some(true),
         schema: args.schema.clone(),
+        key_shared_meta: args.key_shared_meta.clone(),
+        subscription_properties: key_values(&args.subscription_properties),
         ..Default::default()
     }));
     c
@@ -249,13 +255,14 @@ pub fn redeliver(consumer_id: u64, ids: Vec<MessageIdData>) -> BaseCommand {
     c
 }
 
-/// UNSUBSCRIBE.
-pub fn unsubscribe(consumer_id: u64, request_id: u64) -> BaseCommand {
+/// UNSUBSCRIBE; `force` deletes the subscription even while other consumers are connected to
+/// it (the broker disconnects them).
+pub fn unsubscribe(consumer_id: u64, request_id: u64, force: bool) -> BaseCommand {
     let mut c = base(Type::Unsubscribe);
     c.unsubscribe = Some(Box::new(proto::CommandUnsubscribe {
         consumer_id,
         request_id,
-        force: None,
+        force: force.then_some(true),
     }));
     c
 }

@@ -70,8 +70,13 @@ pub(crate) struct ChildConfig {
     /// For readers: a non-durable subscription starting at this id (inclusive or not). After a
     /// reconnect it resumes after the last message handed to the application.
     pub start: Option<StartPosition>,
-    /// Whether the subscription is durable (false for readers).
+    /// Whether the subscription is durable (false for readers and non-durable consumers).
     pub durable: bool,
+    /// A reader: its stream only moves forward, anything at or before what it delivered is a
+    /// duplicate (a non-durable consumer takes redeliveries).
+    pub reader: bool,
+    /// SUBSCRIBE options only the broker acts on.
+    pub extras: SubscribeExtras,
     /// Acks are grouped for this long, or until this many are pending.
     pub ack_group_delay: Duration,
     pub ack_group_max: usize,
@@ -109,6 +114,17 @@ pub(crate) struct ChildConfig {
     pub report_redeliveries: bool,
     /// The consumer's interceptors (the shell tells them of redeliveries).
     pub interceptors: crate::interceptor::ConsumerInterceptors,
+}
+
+/// SUBSCRIBE options only the broker acts on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubscribeExtras {
+    /// Properties of the subscription (set when the broker creates it).
+    pub subscription_properties: Vec<(String, String)>,
+    /// Replicate the subscription state to the other clusters of a geo-replicated topic.
+    pub replicate_subscription_state: bool,
+    /// Key_Shared only: the policy (validated) and whether out-of-order delivery is allowed.
+    pub key_shared: Option<proto::KeySharedMeta>,
 }
 
 /// Where a non-durable subscription (a reader) starts.
@@ -708,8 +724,10 @@ impl<W: AckWaiter> ConsumerCore<W> {
             },
             properties: self.config.properties.clone(),
             read_compacted: self.config.read_compacted,
-            replicate_subscription_state: false,
+            replicate_subscription_state: self.config.extras.replicate_subscription_state,
             schema: self.config.schema.clone(),
+            subscription_properties: self.config.extras.subscription_properties.clone(),
+            key_shared_meta: self.config.extras.key_shared.clone(),
         }
     }
 
@@ -1014,7 +1032,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
 
     fn deliver(&mut self, item: Result<Message, Error>) {
         if let Ok(msg) = &item {
-            if !self.config.durable {
+            if self.config.reader {
                 // A reader's stream only moves forward: anything at or before what it already
                 // delivered is a duplicate (pulsar-lite's Exclusive dispatch sends some twice).
                 self.filter = Some(StartPosition {
@@ -1154,7 +1172,7 @@ impl<W: AckWaiter> ConsumerCore<W> {
                     msg.encryption = context;
                 }
                 self.deliver(Ok(msg));
-                if let (Some(n), false) = (batch, self.config.durable) {
+                if let (Some(n), true) = (batch, self.config.reader) {
                     // The whole batch was delivered: a reader goes on after its last index,
                     // not before its first (the entry sent again is a duplicate).
                     let whole = entry.with_batch(n - 1, n);

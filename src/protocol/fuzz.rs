@@ -487,6 +487,8 @@ fn consumer_setup(s: &mut Script<'_>, now: Instant) -> Option<ConsumerHarness> {
         properties: Vec::new(),
         start,
         durable,
+        reader: !durable,
+        extras: Default::default(),
         ack_group_delay: ack_group.0,
         ack_group_max: ack_group.1,
         batch_index_ack: b0 & 8 != 0,

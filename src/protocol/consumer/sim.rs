@@ -297,6 +297,8 @@ impl Sim {
                 inclusive: true,
             }),
             durable,
+            reader: !durable,
+            extras: Default::default(),
             ack_group_delay: Duration::from_millis(10),
             ack_group_max: 20,
             batch_index_ack: false,
@@ -1664,4 +1666,109 @@ fn nacked_and_timed_out_ids_are_reported_when_they_are_asked_for_again() {
         vec![(true, vec![MessageId::new(1, 9)])],
         "the ack timeout's entry"
     );
+}
+
+/// The MESSAGE event the model broker sends for `entry`.
+fn model_message(entry: u64) -> ConsumerEvent {
+    let frame = Broker::new(10, false).message(1, entry);
+    let mut buf = BytesMut::from(&frame[..]);
+    let Ok(Some(wire::Frame {
+        command,
+        payload: Some(payload),
+    })) = wire::decode(&mut buf, wire::DEFAULT_MAX_FRAME_SIZE)
+    else {
+        panic!("a MESSAGE frame");
+    };
+    ConsumerEvent::Message {
+        command: command.message.expect("MESSAGE"),
+        payload,
+    }
+}
+
+fn delivered_entries(core: &mut ConsumerCore<NoWaiter>) -> Vec<u64> {
+    std::iter::from_fn(|| core.poll_output())
+        .filter_map(|o| match o {
+            Output::Deliver(Delivery { item: Ok(msg), .. }) => Some(msg.id.entry_id as u64),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_non_durable_consumer_takes_a_redelivery_that_a_reader_drops() {
+    // A reader's stream only moves forward: an entry sent again is a duplicate. A non-durable
+    // consumer (SubscriptionMode::NonDurable) nacks and gets redeliveries like any consumer.
+    for reader in [false, true] {
+        let (mut core, t0) = attached_core_of(ConsumerCryptoFailureAction::Fail, false);
+        core.config.reader = reader;
+        core.filter = Some(StartPosition {
+            id: MessageId::EARLIEST,
+            inclusive: false,
+        });
+        core.handle_event(model_message(3), t0);
+        assert_eq!(delivered_entries(&mut core), vec![3], "reader {reader}");
+        // The broker sends it again (after a negative ack, or a redelivery request).
+        core.handle_event(model_message(3), t0);
+        let again = delivered_entries(&mut core);
+        if reader {
+            assert!(again.is_empty(), "a reader drops the duplicate: {again:?}");
+        } else {
+            assert_eq!(
+                again,
+                vec![3],
+                "a non-durable consumer takes the redelivery"
+            );
+        }
+    }
+}
+
+#[test]
+fn subscription_options_are_sent_on_every_subscribe_including_after_a_reconnect() {
+    let sim = Sim::new(12, 1, SubscriptionType::KeyShared, true, CALM);
+    let mut config = sim.core.config.clone();
+    config.extras = SubscribeExtras {
+        subscription_properties: vec![("team".into(), "billing".into())],
+        replicate_subscription_state: true,
+        key_shared: Some(
+            crate::consumer::KeySharedPolicy::Sticky(vec![crate::consumer::Range::of(0, 99)])
+                .to_proto(true),
+        ),
+    };
+    let now = sim.now;
+    let shared = Arc::new(ConsumerShared::new(&config));
+    let topic = TopicName::parse("persistent://public/default/sim").expect("valid");
+    let backoff = Backoff::with_seed(Duration::from_millis(100), Duration::from_secs(2), 12);
+    let mut core: ConsumerCore<NoWaiter> =
+        ConsumerCore::new(topic, -1, 0, 1, config, shared, backoff, now);
+    let check = |args: &SubscribeArgs, what: &str| {
+        let frame = commands::subscribe(args, 1);
+        let s = frame.subscribe.expect("SUBSCRIBE");
+        assert_eq!(s.subscription_properties.len(), 1, "{what}");
+        assert_eq!(s.subscription_properties[0].key, "team", "{what}");
+        assert_eq!(s.replicate_subscription_state, Some(true), "{what}");
+        let meta = s.key_shared_meta.expect("keySharedMeta");
+        assert_eq!(
+            meta.key_shared_mode,
+            proto::KeySharedMode::Sticky as i32,
+            "{what}"
+        );
+        assert_eq!(
+            (meta.hash_ranges[0].start, meta.hash_ranges[0].end),
+            (0, 99),
+            "{what}"
+        );
+        assert_eq!(meta.allow_out_of_order_delivery, Some(true), "{what}");
+    };
+    let (epoch, args) = next_attach(&mut core);
+    check(&args, "first SUBSCRIBE");
+    assert!(core.handle_attached(epoch, Ok(wire::DEFAULT_MAX_MESSAGE_SIZE), now));
+    while core.poll_transmit().is_some() {}
+    while core.poll_output().is_some() {}
+    core.handle_event(
+        ConsumerEvent::ConnectionClosed(ConnectionError::ClosedByBroker),
+        now,
+    );
+    core.handle_timeout(now + Duration::from_secs(5));
+    let (_, again) = next_attach(&mut core);
+    check(&again, "SUBSCRIBE after the reconnect");
 }

@@ -27,12 +27,14 @@ import org.apache.pulsar.client.api.Consumer;
 import org.apache.pulsar.client.api.ConsumerBuilder;
 import org.apache.pulsar.client.api.DeadLetterPolicy;
 import org.apache.pulsar.client.api.HashingScheme;
+import org.apache.pulsar.client.api.KeySharedPolicy;
 import org.apache.pulsar.client.api.Message;
 import org.apache.pulsar.client.api.MessageId;
 import org.apache.pulsar.client.api.MessageIdAdv;
 import org.apache.pulsar.client.api.Producer;
 import org.apache.pulsar.client.api.ProducerBuilder;
 import org.apache.pulsar.client.api.PulsarClient;
+import org.apache.pulsar.client.api.Range;
 import org.apache.pulsar.client.api.Schema;
 import org.apache.pulsar.client.api.SubscriptionInitialPosition;
 import org.apache.pulsar.client.api.SubscriptionType;
@@ -71,7 +73,8 @@ import org.apache.pulsar.common.schema.SchemaInfo;
  * from Earliest), {@code count}: the messages to finish, {@code nack_below}: a delivery whose
  * redelivery count is below it is nacked (after {@code nack_delay_ms}), any other is acked
  * (unless {@code ack} is false, or its batch index is in {@code keep_batch_indexes}) and
- * finished; {@code batch_index_ack}; {@code priority_level}; {@code dead_letter}:
+ * finished; {@code batch_index_ack}; {@code priority_level}; {@code sticky_ranges}: Key_Shared
+ * with these hash ranges, {@code [[start, end], ...]} (both ends included); {@code dead_letter}:
  * {@code {max_redeliver_count, topic (default: the client's), watch_topic}}; {@code
  * watch_dead_letters}: subscribe to {@code watch_topic} first (subscription java-dlq-watch, never acked) and wait until that many dead letters
  * came; {@code quiet_ms}: then go on receiving that long, for messages that should not come
@@ -262,6 +265,13 @@ public final class JavaPeer {
                 .enableBatchIndexAcknowledgment(spec.path("batch_index_ack").asBoolean(false))
                 .priorityLevel(spec.path("priority_level").asInt(0));
         consumerKeys = Crypto.consumer(builder, spec);
+        JsonNode sticky = spec.get("sticky_ranges");
+        if (sticky != null) {
+            // Key_Shared with fixed hash ranges: [[start, end], ...], both ends included.
+            List<Range> ranges = new ArrayList<>();
+            sticky.forEach(r -> ranges.add(Range.of(r.get(0).asInt(), r.get(1).asInt())));
+            builder.keySharedPolicy(KeySharedPolicy.stickyHashRange().ranges(ranges));
+        }
         JsonNode dl = spec.get("dead_letter");
         Consumer<byte[]> watcher = null;
         if (dl != null) {
