@@ -64,7 +64,8 @@ section "conformance, interop, fault and TLS suites on Apache Pulsar (PULSAR_WIR
 # One standalone per test binary (the binaries run one after another); PULSAR_URL is not used.
 env -u PULSAR_URL PULSAR_WIRE_BROKER=apache cargo test --no-fail-fast \
     --test conformance --test interop --test interop_encryption --test interop_codecs --test faults \
-    --test tls --test stats --test metrics --test partitioned_producer
+    --test tls --test stats --test metrics --test partitioned_producer --test consumer_api \
+    --test subscription_options --test tracing
 done_step "suites on Apache Pulsar"
 
 section "seed flow, conformance and fault suites through the Pulsar proxy (PULSAR_WIRE_BROKER=apache-proxy)"

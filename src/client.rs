@@ -45,6 +45,7 @@ pub struct ClientBuilder {
     stats_interval: Duration,
     metrics: Option<crate::metrics::MetricsTarget>,
     metrics_cardinality: crate::metrics::MetricsCardinality,
+    propagate_trace_context: bool,
 }
 
 /// How connections reach the brokers through a proxy named apart from the service URL
@@ -215,6 +216,20 @@ impl ClientBuilder {
     /// [`MetricsCardinality::Partition`]: crate::MetricsCardinality::Partition
     pub fn metrics_cardinality(mut self, cardinality: crate::MetricsCardinality) -> Self {
         self.metrics_cardinality = cardinality;
+        self
+    }
+
+    /// Whether producers write a W3C trace context into every message that has none (off by
+    /// default; each producer may say otherwise with
+    /// [`ProducerBuilder::propagate_trace_context`](crate::ProducerBuilder::propagate_trace_context)).
+    /// The Java client's `enableTracing` propagates so: a message without a `traceparent`
+    /// property gets a new trace (random ids, sampled); a `traceparent` already there is kept.
+    /// (A [`ProducerMessage::trace_context`](crate::ProducerMessage) set on a message is
+    /// written whatever this says.) Consumers read it back with
+    /// [`Message::trace_context`](crate::Message::trace_context) and record it on their
+    /// `receive` spans in any case.
+    pub fn propagate_trace_context(mut self, on: bool) -> Self {
+        self.propagate_trace_context = on;
         self
     }
 
@@ -401,6 +416,7 @@ impl ClientBuilder {
                 closed: AtomicBool::new(false),
                 memory_limit: MemoryLimit::new(self.memory_limit),
                 stats_interval: self.stats_interval,
+                propagate_trace_context: self.propagate_trace_context,
                 stats_origin: tokio::time::Instant::now().into_std(),
                 metrics,
                 coordinators: Default::default(),
@@ -452,6 +468,7 @@ impl PulsarClient {
             stats_interval: crate::stats::DEFAULT_STATS_INTERVAL,
             metrics: None,
             metrics_cardinality: Default::default(),
+            propagate_trace_context: false,
         }
     }
 

@@ -41,6 +41,7 @@ mod session;
 mod stats;
 mod table_view;
 mod task;
+mod trace;
 mod transaction;
 mod url;
 
@@ -81,6 +82,7 @@ pub mod schema;
 pub use schema::{Schema, SchemaInfo, SchemaType, SchemaVersion};
 pub use stats::{ConsumerStats, ProducerStats};
 pub use table_view::{TableUpdate, TableUpdates, TableView, TableViewBuilder};
+pub use trace::{InvalidTraceContext, TraceContext, SPAN_TARGET, TRACEPARENT, TRACESTATE};
 pub use transaction::{
     Transaction, TransactionBuilder, TxnId, TxnState, DEFAULT_TRANSACTION_TIMEOUT,
 };

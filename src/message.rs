@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::schema::SchemaVersion;
+use crate::trace::TraceContext;
 use crate::wire::MessageId;
 
 /// A message to send, built like the official clients' `send(content, properties=...,
@@ -49,6 +50,11 @@ pub struct ProducerMessage {
     /// the version the broker gave the producer's schema. Messages of different versions are
     /// never batched together.
     pub schema_version: Option<SchemaVersion>,
+    /// The trace context to write into the message's `traceparent` (and `tracestate`)
+    /// properties, replacing any there: the caller's current context, to link the consumer's
+    /// work to it. Written whether or not the producer propagates trace contexts on its own
+    /// ([`ProducerBuilder::propagate_trace_context`](crate::ProducerBuilder::propagate_trace_context)).
+    pub trace_context: Option<TraceContext>,
 }
 
 impl ProducerMessage {
@@ -123,6 +129,13 @@ impl ProducerMessage {
     /// Sends the message in `txn` (the Java client's `newMessage(txn)`).
     pub fn transaction(mut self, txn: &crate::transaction::Transaction) -> Self {
         self.transaction = Some(txn.clone());
+        self
+    }
+
+    /// Sets the trace context written into the message's `traceparent` and `tracestate`
+    /// properties (see [`ProducerMessage::trace_context`](Self#structfield.trace_context)).
+    pub fn trace_context(mut self, ctx: TraceContext) -> Self {
+        self.trace_context = Some(ctx);
         self
     }
 
@@ -238,6 +251,13 @@ impl Message {
     /// Application properties.
     pub fn properties(&self) -> &BTreeMap<String, String> {
         &self.properties
+    }
+
+    /// The W3C trace context its producer wrote (the `traceparent` property, with the
+    /// `tracestate` one), as the Java client's OpenTelemetry tracing writes it; `None` when
+    /// there is none or it is not valid.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        TraceContext::from_properties(&self.properties)
     }
 
     /// The partition key.

@@ -43,6 +43,8 @@ pub(crate) struct Session {
     pub(crate) memory_limit: Option<Arc<MemoryLimit>>,
     /// The stats interval of producers and consumers (zero: no stats).
     pub(crate) stats_interval: Duration,
+    /// Producers write a trace context into messages without one (unless they say otherwise).
+    pub(crate) propagate_trace_context: bool,
     /// Where every stats interval of this client is counted from (the client's creation).
     pub(crate) stats_origin: std::time::Instant,
     /// Where metrics go (none: metrics off).
@@ -375,13 +377,43 @@ impl Session {
             .await
     }
 
-    /// LOOKUP: the connection to the broker that owns `topic`, following redirects.
+    /// LOOKUP: the connection to the broker that owns `topic`, following redirects; in a
+    /// `lookup` span (target [`SPAN_TARGET`](crate::SPAN_TARGET), INFO level) with the topic,
+    /// the broker found, the redirects followed, or the error.
     pub(crate) async fn lookup(&self, topic: &TopicName) -> Result<Connection> {
-        self.timed(crate::metrics::LookupKind::Topic, self.lookup_of(topic))
-            .await
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            target: crate::trace::SPAN_TARGET,
+            "lookup",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "pulsar",
+            messaging.destination.name = topic.full_name(),
+            pulsar.broker = tracing::field::Empty,
+            pulsar.lookup.redirects = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let mut redirects = 0u32;
+        let result = self
+            .timed(
+                crate::metrics::LookupKind::Topic,
+                self.lookup_redirects(topic, &mut redirects),
+            )
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            span.record("pulsar.lookup.redirects", redirects);
+            match &result {
+                Ok(conn) => {
+                    span.record("pulsar.broker", tracing::field::display(conn.logical()));
+                }
+                Err(e) => crate::trace::record_error(&span, e),
+            }
+        }
+        result
     }
 
-    async fn lookup_of(&self, topic: &TopicName) -> Result<Connection> {
+    /// [`Session::lookup`], without its span; counts the redirects followed.
+    async fn lookup_redirects(&self, topic: &TopicName, followed: &mut u32) -> Result<Connection> {
         #[cfg(feature = "http")]
         if let Some(http) = self.http() {
             let broker = http
@@ -471,6 +503,7 @@ impl Session {
                         .await
                         .map_err(|e| unknown_listener(&e).unwrap_or(e))?;
                     conn = target;
+                    *followed = redirects + 1;
                 }
                 _ => {
                     return Err(Error::Server {

@@ -38,8 +38,45 @@ fn io_error(e: std::io::Error) -> ConnectionError {
 }
 
 /// Opens a connection to `physical` for the broker `logical` (they differ through a proxy),
-/// performs the handshake within the connect timeout, and starts its task.
+/// performs the handshake within the connect timeout, and starts its task; in a `connect` span
+/// (target [`SPAN_TARGET`](crate::SPAN_TARGET), INFO level) with the addresses and the outcome.
 pub(crate) async fn connect(
+    logical: &BrokerAddress,
+    physical: &BrokerAddress,
+    config: &ConnectionConfig,
+) -> Result<Connection, ConnectionError> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        target: crate::trace::SPAN_TARGET,
+        "connect",
+        otel.status_code = tracing::field::Empty,
+        server.address = %physical,
+        pulsar.broker = %logical,
+        pulsar.connection.id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    let result = open(logical, physical, config)
+        .instrument(span.clone())
+        .await;
+    if !span.is_disabled() {
+        match &result {
+            Ok(conn) => {
+                span.record("pulsar.connection.id", conn.id());
+                span.record("outcome", "connected");
+            }
+            Err(e) => {
+                span.record("outcome", "failed");
+                span.record("error", tracing::field::display(e));
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+    }
+    result
+}
+
+/// [`connect`], without its span.
+async fn open(
     logical: &BrokerAddress,
     physical: &BrokerAddress,
     config: &ConnectionConfig,

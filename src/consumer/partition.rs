@@ -61,6 +61,9 @@ pub(crate) struct ChildHandle {
     topic: Arc<str>,
     partition: i32,
     start: Option<StartPosition>,
+    /// The `receive` spans' topic: the partitioned topic's name for a partition.
+    destination: Arc<str>,
+    subscription: Arc<str>,
 }
 
 fn closed() -> Error {
@@ -111,6 +114,7 @@ impl ChildHandle {
             m.received(msg.payload.len());
             self.shared.update_queue_metrics();
         }
+        self.receive_span(&msg);
         if self.shared.track_received {
             let _ = self.tx.send(Cmd::Core(CoreCommand::Received(msg.id)));
         }
@@ -121,6 +125,44 @@ impl ChildHandle {
             }));
         }
         Some(Ok(msg))
+    }
+
+    /// The `receive` span of a message the application takes (closed at once): OpenTelemetry's
+    /// messaging fields, and the ids of the trace context its producer wrote. Nothing is
+    /// formatted, parsed or allocated unless a subscriber wants it.
+    fn receive_span(&self, msg: &Message) {
+        let span = tracing::debug_span!(
+            target: crate::trace::SPAN_TARGET,
+            "receive",
+            otel.name = tracing::field::Empty,
+            otel.kind = "consumer",
+            messaging.system = "pulsar",
+            messaging.operation = "receive",
+            messaging.operation.name = "receive",
+            messaging.destination.name = &*self.destination,
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.destination.subscription.name = &*self.subscription,
+            messaging.message.id = tracing::field::display(&msg.id),
+            messaging.message.body.size = msg.payload.len(),
+            messaging.pulsar.redelivery_count = msg.redelivery_count,
+            trace_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return;
+        }
+        span.record(
+            "otel.name",
+            tracing::field::display(crate::trace::OtelName("receive", &self.destination)),
+        );
+        if self.partition >= 0 {
+            span.record("messaging.destination.partition.id", self.partition);
+        }
+        if let Some(traceparent) = msg.properties.get(crate::trace::TRACEPARENT) {
+            if let Ok(ctx) = crate::trace::TraceContext::parse(traceparent) {
+                crate::trace::record_ids(&span, &ctx, "parent_span_id");
+            }
+        }
     }
 
     /// Queues an ack; with ack receipts on, waits for the broker's answer.
@@ -325,6 +367,12 @@ pub(crate) async fn start(
     let topic_name: Arc<str> = Arc::from(topic.full_name());
     let consumer_id = session.next_id();
     let start = config.start;
+    let destination: Arc<str> = if partition >= 0 {
+        Arc::from(topic.base().full_name())
+    } else {
+        topic_name.clone()
+    };
+    let subscription: Arc<str> = Arc::from(config.subscription.as_str());
     let core = ConsumerCore::new(
         topic.clone(),
         partition,
@@ -362,6 +410,8 @@ pub(crate) async fn start(
         topic: topic_name,
         partition,
         start,
+        destination,
+        subscription,
     })
 }
 

@@ -63,6 +63,8 @@ pub struct ProducerBuilder {
     lazy_start: bool,
 
     interceptors: crate::interceptor::ProducerInterceptors,
+    /// Trace-context propagation (`None`: the client's setting).
+    propagate_trace_context: Option<bool>,
 }
 
 impl ProducerBuilder {
@@ -95,6 +97,7 @@ impl ProducerBuilder {
             lazy_start: false,
 
             interceptors: Default::default(),
+            propagate_trace_context: None,
         }
     }
 
@@ -109,6 +112,18 @@ impl ProducerBuilder {
     /// 60 s, as the official clients).
     pub fn partition_discovery_period(mut self, period: Duration) -> Self {
         self.discovery_period = period.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Whether this producer writes a W3C trace context (the `traceparent` property, as the
+    /// Java client's tracing) into every message that has none: a new trace (random ids,
+    /// sampled). A `traceparent` already in the properties is kept; a
+    /// [`ProducerMessage::trace_context`](crate::ProducerMessage) set on a message is written
+    /// whatever this says. Default: the
+    /// client's [`ClientBuilder::propagate_trace_context`](crate::ClientBuilder::propagate_trace_context)
+    /// (off).
+    pub fn propagate_trace_context(mut self, on: bool) -> Self {
+        self.propagate_trace_context = Some(on);
         self
     }
 
@@ -396,6 +411,9 @@ impl ProducerBuilder {
                 .map(|b| (b.max_delay * 10).max(Duration::from_millis(1))),
             created: Instant::now(),
             interceptors: self.interceptors,
+            propagate: self
+                .propagate_trace_context
+                .unwrap_or(self.session.propagate_trace_context),
             _watcher: (partitions > 0).then_some(stop),
         });
         if partitions > 0 {

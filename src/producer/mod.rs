@@ -137,6 +137,8 @@ struct ProducerInner {
     created: Instant,
     /// Called around every send, in order.
     interceptors: crate::interceptor::ProducerInterceptors,
+    /// Write a trace context into messages without one.
+    propagate: bool,
     /// Dropped with the producer: stops the partition watcher at once.
     _watcher: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -335,6 +337,11 @@ impl Producer {
     /// room in the pending queue when the producer blocks if full; otherwise a full queue fails
     /// at once with [`Error::ProducerQueueFull`]. Receipts of one producer complete in the order
     /// of the sends (per partition).
+    ///
+    /// Each message has a `send` span (target [`SPAN_TARGET`](crate::SPAN_TARGET), DEBUG
+    /// level) from this call to its receipt, with OpenTelemetry's messaging fields: the topic,
+    /// the partition, the payload size, the message id when the receipt comes, the error when
+    /// it fails, and the ids of the message's trace context, if it has one.
     pub async fn send_async(&self, msg: impl Into<ProducerMessage>) -> Result<SendReceipt> {
         let mut msg = msg.into();
         let interceptors = &self.inner.interceptors;
@@ -368,7 +375,10 @@ impl Producer {
     }
 
     /// Routes and queues a message on its partition; the receiver of its outcome.
-    async fn enqueue(&self, msg: ProducerMessage) -> Result<oneshot::Receiver<Result<MessageId>>> {
+    async fn enqueue(
+        &self,
+        mut msg: ProducerMessage,
+    ) -> Result<oneshot::Receiver<Result<MessageId>>> {
         let routed;
         let partition = match &self.inner.single {
             Some(p) => p,
@@ -377,17 +387,90 @@ impl Producer {
                 &routed
             }
         };
+        let span = self.send_span(partition, &msg);
+        self.add_trace_context(&mut msg, &span);
         let op = match &msg.transaction {
             // As the Java client: the commit waits for this send, and the partition is added
             // to the transaction before its first message in it.
             Some(txn) => {
-                let op = txn.start_op()?;
-                txn.add_partition(partition.topic()).await?;
-                Some(op)
+                let added = match txn.start_op() {
+                    Ok(op) => txn.add_partition(partition.topic()).await.map(|()| op),
+                    Err(e) => Err(e),
+                };
+                match added {
+                    Ok(op) => Some(op),
+                    Err(e) => {
+                        crate::trace::record_error(&span, &e);
+                        return Err(e);
+                    }
+                }
             }
             None => None,
         };
-        partition.enqueue(msg, op).await
+        partition.enqueue(msg, op, span).await
+    }
+
+    /// The `send` span of `msg` to `partition`: nothing is formatted or allocated unless a
+    /// subscriber wants it.
+    fn send_span(&self, partition: &PartitionHandle, msg: &ProducerMessage) -> tracing::Span {
+        let topic = self.inner.topic.full_name();
+        let span = tracing::debug_span!(
+            target: crate::trace::SPAN_TARGET,
+            "send",
+            otel.name = tracing::field::Empty,
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "pulsar",
+            messaging.operation = "publish",
+            messaging.operation.name = "send",
+            messaging.destination.name = topic,
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.message.id = tracing::field::Empty,
+            messaging.message.body.size = msg.payload.len(),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            span.record(
+                "otel.name",
+                tracing::field::display(crate::trace::OtelName("send", topic)),
+            );
+            if let Some(p) = partition.partition() {
+                span.record("messaging.destination.partition.id", p);
+            }
+        }
+        span
+    }
+
+    /// Trace-context propagation: the message's own [`TraceContext`](crate::TraceContext) is
+    /// written into its properties; else, with propagation on, a new one when it has no
+    /// `traceparent`. The context goes on the span (its trace id, and its span id: the
+    /// consumer's parent).
+    fn add_trace_context(&self, msg: &mut ProducerMessage, span: &tracing::Span) {
+        use crate::trace::{record_ids, TraceContext, TRACEPARENT};
+        if let Some(ctx) = msg.trace_context.take() {
+            ctx.write_to(&mut msg.properties);
+            if !span.is_disabled() {
+                record_ids(span, &ctx, "span_id");
+            }
+            return;
+        }
+        match msg.properties.get(TRACEPARENT) {
+            None if self.inner.propagate => {
+                let ctx = TraceContext::random();
+                ctx.write_to(&mut msg.properties);
+                if !span.is_disabled() {
+                    record_ids(span, &ctx, "span_id");
+                }
+            }
+            Some(traceparent) if !span.is_disabled() => {
+                if let Ok(ctx) = TraceContext::parse(traceparent) {
+                    record_ids(span, &ctx, "span_id");
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Queues a message and calls `callback` with its result when the receipt (or the error)

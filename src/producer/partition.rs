@@ -43,6 +43,9 @@ enum Cmd {
         txn_op: Option<TxnOp>,
         /// When the send was called (stats or metrics on only).
         queued_at: Option<std::time::Instant>,
+        /// The message's `send` span (disabled when no subscriber wants it), closed with the
+        /// receipt.
+        span: tracing::Span,
     },
     Flush(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
@@ -58,6 +61,8 @@ pub(crate) struct PartitionHandle {
     name: Arc<Mutex<String>>,
     memory: Option<Arc<MemoryLimit>>,
     topic: Arc<str>,
+    /// The partition index (`None`: the topic is not partitioned).
+    partition: Option<i32>,
     /// The partition's stats (none with a stats interval of zero).
     stats: Option<Arc<ProducerRecorder>>,
     /// The partition's metrics handles (none with metrics off).
@@ -79,6 +84,11 @@ impl PartitionHandle {
             .lock()
             .map(|n| n.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The partition index (`None`: the topic is not partitioned).
+    pub fn partition(&self) -> Option<i32> {
+        self.partition
     }
 
     /// The partition's stats now.
@@ -113,14 +123,16 @@ impl PartitionHandle {
         self.last_sequence_id.load(Ordering::Acquire).checked_sub(1)
     }
 
-    /// Queues a send; `txn_op` (a send in a transaction) is told its outcome.
+    /// Queues a send; `txn_op` (a send in a transaction) is told its outcome, `span` gets the
+    /// message id or the error.
     pub async fn enqueue(
         &self,
         msg: ProducerMessage,
         txn_op: Option<TxnOp>,
+        span: tracing::Span,
     ) -> Result<oneshot::Receiver<Result<MessageId>>> {
         let queued_at = (self.stats.is_some() || self.metrics.is_some()).then(now);
-        let result = self.enqueue_at(msg, txn_op, queued_at).await;
+        let result = self.enqueue_at(msg, txn_op, queued_at, span).await;
         if result.is_err() {
             let now = now();
             if let Some(stats) = &self.stats {
@@ -138,25 +150,34 @@ impl PartitionHandle {
         msg: ProducerMessage,
         txn_op: Option<TxnOp>,
         queued_at: Option<std::time::Instant>,
+        span: tracing::Span,
     ) -> Result<oneshot::Receiver<Result<MessageId>>> {
+        let fail = |e: Error| {
+            crate::trace::record_error(&span, &e);
+            e
+        };
         let permit = if self.block {
             self.permits
                 .clone()
                 .acquire_owned()
                 .await
-                .map_err(|_| Error::Closed("producer"))?
+                .map_err(|_| fail(Error::Closed("producer")))?
         } else {
-            self.permits
-                .clone()
-                .try_acquire_owned()
-                .map_err(|e| match e {
+            self.permits.clone().try_acquire_owned().map_err(|e| {
+                fail(match e {
                     TryAcquireError::NoPermits => Error::ProducerQueueFull(self.max_pending),
                     TryAcquireError::Closed => Error::Closed("producer"),
-                })?
+                })
+            })?
         };
         let memory = match &self.memory {
             None => None,
-            Some(limit) => Some(limit.reserve(msg.payload.len(), self.block).await?),
+            Some(limit) => Some(
+                limit
+                    .reserve(msg.payload.len(), self.block)
+                    .await
+                    .map_err(fail)?,
+            ),
         };
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -167,8 +188,14 @@ impl PartitionHandle {
                 memory,
                 txn_op,
                 queued_at,
+                span,
             })
-            .map_err(|_| Error::Closed("producer"))?;
+            .map_err(|e| {
+                if let Cmd::Send { span, .. } = e.0 {
+                    crate::trace::record_error(&span, &Error::Closed("producer"));
+                }
+                Error::Closed("producer")
+            })?;
         Ok(rx)
     }
 
@@ -204,6 +231,10 @@ struct Receipt {
     stats: Option<Arc<ProducerRecorder>>,
     /// The metrics to tell the outcome, and the message's payload bytes.
     metrics: Option<(Arc<ProducerMetrics>, usize)>,
+    /// The message's `send` span: it gets the message id or the error, and closes with this.
+    /// Kept here, in the shell, rather than in the core: the core holds the receipt as an
+    /// opaque completion and stays free of tracing state.
+    span: tracing::Span,
 }
 
 impl core::Completion for Receipt {
@@ -218,6 +249,7 @@ impl core::Completion for Receipt {
             queued_at,
             stats,
             metrics,
+            span,
         } = self;
         drop(_permit);
         drop(_memory);
@@ -237,6 +269,16 @@ impl core::Completion for Receipt {
         if let Some(op) = txn_op {
             op.finish(result.is_ok());
         }
+        if !span.is_disabled() {
+            match &result {
+                Ok(id) => {
+                    span.record("messaging.message.id", tracing::field::display(id));
+                }
+                Err(e) => crate::trace::record_error(&span, e),
+            }
+        }
+        // Closed before the sender sees the receipt.
+        drop(span);
         let _ = reply.send(result);
     }
 }
@@ -344,6 +386,7 @@ pub(crate) async fn start(
         name,
         memory,
         topic: topic_name,
+        partition,
         stats,
         metrics,
         connected,
@@ -498,6 +541,7 @@ impl PartitionTask {
                 memory,
                 txn_op,
                 queued_at,
+                span,
             } => {
                 let stats = self.stats.clone();
                 if let Some(stats) = &stats {
@@ -517,6 +561,7 @@ impl PartitionTask {
                         queued_at,
                         stats,
                         metrics,
+                        span,
                     },
                     now,
                 )
