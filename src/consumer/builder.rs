@@ -162,6 +162,8 @@ pub struct ConsumerBuilder {
     mode: SubscriptionMode,
     start_message_id: Option<crate::wire::MessageId>,
     start_inclusive: Option<bool>,
+    /// The bound of queued messages over all partitions (split evenly).
+    max_total_queue: u32,
     listener: Option<ListenerStart>,
 }
 
@@ -190,12 +192,14 @@ impl ConsumerBuilder {
             mode: SubscriptionMode::Durable,
             start_message_id: None,
             start_inclusive: None,
+            max_total_queue: 50_000,
             config: ChildConfig {
                 subscription: String::new(),
                 sub_type: SubscriptionType::Exclusive,
                 initial_position: InitialPosition::Latest,
                 consumer_name: None,
                 receiver_queue_size: 1000,
+                auto_scaled_queue: false,
                 nack_delay: Duration::from_secs(60),
                 priority_level: None,
                 properties: Vec::new(),
@@ -281,6 +285,25 @@ impl ConsumerBuilder {
     /// The consumer name (Failover orders consumers by name).
     pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
         self.config.consumer_name = Some(name.into());
+        self
+    }
+
+    /// Starts each partition's receiver queue at one message and doubles it, up to
+    /// [`receiver_queue_size`](Self::receiver_queue_size), whenever the application asks for a
+    /// message and finds none queued (the Java client's `autoScaledReceiverQueueSizeEnabled`):
+    /// a slow consumer holds few messages (and other consumers of a Shared subscription get the
+    /// rest), a fast one soon has its whole queue. Off by default.
+    pub fn auto_scaled_receiver_queue_size(mut self, enabled: bool) -> Self {
+        self.config.auto_scaled_queue = enabled;
+        self
+    }
+
+    /// The most messages queued over all partitions of a consumer of several partitions or
+    /// topics (the Java client's `maxTotalReceiverQueueSizeAcrossPartitions`, 50,000 by
+    /// default): each partition's queue is the receiver queue size or an even share of this,
+    /// whichever is smaller (at least 1), counted over the partitions there are at subscribe.
+    pub fn max_total_receiver_queue_size_across_partitions(mut self, max: u32) -> Self {
+        self.max_total_queue = max.max(1);
         self
     }
 
@@ -666,11 +689,18 @@ impl ConsumerBuilder {
             pattern,
             period: self.discovery_period,
         };
+        let mut counts = Vec::with_capacity(targets.len());
         for topic in &targets {
-            let started = match inner.partitioned_metadata(topic).await {
-                Ok(n) => discovery.start_topic(&children, topic, n, 0).await,
-                Err(e) => Err(e),
-            };
+            counts.push(inner.partitioned_metadata(topic).await?);
+        }
+        let total: u32 = counts.iter().map(|n| (*n).max(1)).sum();
+        if total > 1 {
+            let size = per_partition_queue(config.receiver_queue_size, self.max_total_queue, total);
+            config.receiver_queue_size = size;
+            discovery.config.receiver_queue_size = size;
+        }
+        for (topic, n) in targets.iter().zip(counts) {
+            let started = discovery.start_topic(&children, topic, n, 0).await;
             if let Err(e) = started {
                 let handles: Vec<_> = children.read().map(|c| c.clone()).unwrap_or_default();
                 for c in handles {
@@ -698,6 +728,7 @@ impl ConsumerBuilder {
             stop,
         );
         consumer.interceptors = config.interceptors;
+        consumer.auto_scaled = config.auto_scaled_queue;
         consumer.paused = config.paused;
         if to_last {
             // Latest, inclusive: as a reader, the last message is the first one delivered.
@@ -711,5 +742,24 @@ impl ConsumerBuilder {
             }
             None => consumer,
         })
+    }
+}
+
+/// Each partition's receiver queue under a bound over all of them (as the Java client: the
+/// smaller of the queue size and an even share, at least 1).
+fn per_partition_queue(queue_size: u32, max_total: u32, partitions: u32) -> u32 {
+    queue_size.min(max_total / partitions.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::per_partition_queue;
+
+    #[test]
+    fn the_total_queue_is_shared_evenly_between_partitions() {
+        assert_eq!(per_partition_queue(1000, 50_000, 4), 1000);
+        assert_eq!(per_partition_queue(1000, 50_000, 100), 500);
+        assert_eq!(per_partition_queue(1000, 8, 4), 2);
+        assert_eq!(per_partition_queue(1000, 3, 4), 1, "at least one");
     }
 }

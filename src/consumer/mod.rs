@@ -69,6 +69,8 @@ pub struct Consumer {
     paused: Arc<std::sync::atomic::AtomicBool>,
     /// The message listener receives: `receive` is not allowed here.
     listener: bool,
+    /// Auto-scaled receiver queues: grown when the application finds nothing queued.
+    pub(crate) auto_scaled: bool,
     /// Dropped with the consumer: stops the message listener's task.
     _listener: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -102,6 +104,7 @@ impl Consumer {
             interceptors: ConsumerInterceptors::default(),
             paused: Default::default(),
             listener: false,
+            auto_scaled: false,
             _listener: None,
         }
     }
@@ -125,6 +128,7 @@ impl Consumer {
             interceptors: self.interceptors.clone(),
             paused: self.paused.clone(),
             listener: true,
+            auto_scaled: self.auto_scaled,
             _listener: Some(stop),
         };
         (user, self, stopped)
@@ -276,9 +280,20 @@ impl Consumer {
             if let Some(e) = self.pending_error.take() {
                 return Err(e);
             }
+            self.expect_more();
             let delivery = self.rx.recv().await.ok_or(Error::Closed("consumer"))?;
             if let Some(item) = self.take(delivery) {
                 return item;
+            }
+        }
+    }
+
+    /// Nothing is queued and the application waits: auto-scaled receiver queues of partitions
+    /// with nothing queued grow (as the Java client's `expectMoreIncomingMessages`).
+    fn expect_more(&self) {
+        if self.auto_scaled && self.rx.is_empty() {
+            for c in &self.handles() {
+                c.expect_more();
             }
         }
     }
@@ -783,7 +798,10 @@ impl futures_core::Stream for Consumer {
                     }
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.expect_more();
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -244,6 +244,20 @@ impl ChildHandle {
         Ok(())
     }
 
+    /// The application found nothing queued: an auto-scaled receiver queue with nothing in it
+    /// grows, and the permits it grew by are granted.
+    pub fn expect_more(&self) {
+        if self.shared.in_queue.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        if let Some(r) = self.shared.flow.scale_up() {
+            let _ = self.tx.send(Cmd::Core(CoreCommand::Flow {
+                permits: r.permits,
+                generation: r.generation,
+            }));
+        }
+    }
+
     /// Counts a message sent to the dead letter topic.
     pub fn dead_lettered(&self) {
         if let Some(m) = &self.shared.metrics {

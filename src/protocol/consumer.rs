@@ -64,6 +64,8 @@ pub(crate) struct ChildConfig {
     pub initial_position: InitialPosition,
     pub consumer_name: Option<String>,
     pub receiver_queue_size: u32,
+    /// Whether the receiver queue starts at one message and grows up to its size.
+    pub auto_scaled_queue: bool,
     pub nack_delay: Duration,
     pub priority_level: Option<i32>,
     pub properties: Vec<(String, String)>,
@@ -197,7 +199,11 @@ impl ConsumerShared {
     /// Shared state for a consumer with these settings.
     pub fn new(config: &ChildConfig) -> Self {
         ConsumerShared {
-            flow: FlowControl::new(config.receiver_queue_size),
+            flow: if config.auto_scaled_queue {
+                FlowControl::auto_scaled(config.receiver_queue_size)
+            } else {
+                FlowControl::new(config.receiver_queue_size)
+            },
             epoch: AtomicU64::new(0),
             in_queue: AtomicU32::new(0),
             in_queue_bytes: AtomicU64::new(0),

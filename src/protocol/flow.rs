@@ -2,8 +2,12 @@
 //! granted; the client grants the whole receiver queue after subscribing, then gives permits
 //! back in batches of half the queue as the application takes messages (and for messages
 //! dropped locally, which the application never sees).
+//!
+//! An auto-scaled queue (the Java client's `autoScaledReceiverQueueSizeEnabled`) starts at one
+//! message and doubles, up to the receiver queue size, each time the application asks for a
+//! message and finds none queued; the refill threshold follows the current size.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Permits to grant: counted messages, for the connection of one generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +28,9 @@ pub struct Refill {
 #[derive(Debug)]
 pub struct FlowControl {
     queue_size: u32,
-    threshold: u32,
+    /// The current queue size: the whole queue, or with auto-scaling from 1 up to it.
+    current: AtomicU32,
+    auto_scaled: bool,
     /// The generation in the high 32 bits, the consumed count in the low 32.
     state: AtomicU64,
 }
@@ -43,14 +49,57 @@ impl FlowControl {
         let queue_size = queue_size.max(1);
         FlowControl {
             queue_size,
-            threshold: (queue_size / 2).max(1),
+            current: AtomicU32::new(queue_size),
+            auto_scaled: false,
             state: AtomicU64::new(0),
         }
     }
 
-    /// The receiver queue size.
+    /// Flow control for a queue that starts at one message and grows up to `queue_size` as
+    /// the application waits for messages (see [`FlowControl::scale_up`]).
+    pub fn auto_scaled(queue_size: u32) -> Self {
+        let f = FlowControl::new(queue_size);
+        FlowControl {
+            current: AtomicU32::new(1),
+            auto_scaled: true,
+            ..f
+        }
+    }
+
+    /// The receiver queue size (the most the queue grows to).
     pub fn queue_size(&self) -> u32 {
         self.queue_size
+    }
+
+    /// The current queue size (below [`FlowControl::queue_size`] while an auto-scaled queue
+    /// grows).
+    pub fn current_size(&self) -> u32 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// The application waits for a message and none is queued: an auto-scaled queue doubles
+    /// (up to the receiver queue size), and the permits it grew by are to be granted. `None`
+    /// when the queue is not auto-scaled or already whole.
+    pub fn scale_up(&self) -> Option<Refill> {
+        if !self.auto_scaled {
+            return None;
+        }
+        // The generation first: should a resubscription come between, these permits are
+        // stale and dropped, and its initial grant may miss the growth (fewer permits than the
+        // queue, never more).
+        let generation = self.generation();
+        let mut grown = 0;
+        self.current
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let next = cur.saturating_mul(2).min(self.queue_size);
+                grown = next.saturating_sub(cur);
+                (next > cur).then_some(next)
+            })
+            .ok()?;
+        Some(Refill {
+            permits: grown,
+            generation,
+        })
     }
 
     /// The permits to grant after (re)subscribing: the whole queue. Starts a new generation,
@@ -61,7 +110,7 @@ impl FlowControl {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 Some(join(split(s).0.wrapping_add(1), 0))
             });
-        self.queue_size
+        self.current_size()
     }
 
     /// The current generation: bumped by every [`FlowControl::initial_permits`].
@@ -78,7 +127,7 @@ impl FlowControl {
     /// Counts `n` messages consumed (or dropped); returns the permits to send now, if the
     /// refill threshold (half the queue) was reached, with the generation they belong to.
     pub fn on_consumed(&self, n: u32) -> Option<Refill> {
-        let threshold = self.threshold;
+        let threshold = (self.current_size() / 2).max(1);
         let mut refill = None;
         let _ = self
             .state
@@ -118,6 +167,46 @@ mod tests {
         assert_eq!(permits(f.on_consumed(1)), Some(5));
         assert_eq!(f.on_consumed(3), None);
         assert_eq!(permits(f.on_consumed(3)), Some(6));
+    }
+
+    #[test]
+    fn an_auto_scaled_queue_starts_at_one_and_doubles_up_to_the_queue_size() {
+        let f = FlowControl::auto_scaled(10);
+        assert_eq!(f.initial_permits(), 1);
+        assert_eq!(
+            permits(f.on_consumed(1)),
+            Some(1),
+            "a queue of one refills each"
+        );
+        assert_eq!(permits(f.scale_up()), Some(1));
+        assert_eq!(f.current_size(), 2);
+        assert_eq!(permits(f.scale_up()), Some(2));
+        assert_eq!(permits(f.scale_up()), Some(4));
+        assert_eq!(permits(f.scale_up()), Some(2), "capped at the queue size");
+        assert_eq!(f.current_size(), 10);
+        assert_eq!(f.scale_up(), None);
+        // The threshold follows the current size.
+        for _ in 0..4 {
+            assert_eq!(f.on_consumed(1), None);
+        }
+        assert_eq!(permits(f.on_consumed(1)), Some(5));
+        // A resubscription grants the grown queue.
+        assert_eq!(f.initial_permits(), 10);
+        // A plain queue never scales.
+        assert_eq!(FlowControl::new(10).scale_up(), None);
+    }
+
+    #[test]
+    fn scaled_permits_belong_to_their_generation() {
+        let f = FlowControl::auto_scaled(8);
+        f.initial_permits();
+        let grown = f.scale_up().expect("grows");
+        f.initial_permits();
+        assert_ne!(
+            grown.generation,
+            f.generation(),
+            "stale after a resubscription"
+        );
     }
 
     #[test]

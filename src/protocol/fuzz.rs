@@ -482,6 +482,7 @@ fn consumer_setup(s: &mut Script<'_>, now: Instant) -> Option<ConsumerHarness> {
         },
         consumer_name: None,
         receiver_queue_size: queue_size,
+        auto_scaled_queue: false,
         nack_delay: Duration::from_millis(u64::from(b2 >> 3) * 10),
         priority_level: None,
         properties: Vec::new(),

@@ -289,6 +289,7 @@ impl Sim {
             initial_position: InitialPosition::Earliest,
             consumer_name: None,
             receiver_queue_size: QUEUE,
+            auto_scaled_queue: false,
             nack_delay: Duration::from_millis(50),
             priority_level: None,
             properties: Vec::new(),
