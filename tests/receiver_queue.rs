@@ -71,7 +71,11 @@ async fn an_auto_scaled_queue_starts_at_one_message_and_grows_as_the_application
     consumer.ack(&first).await.expect("ack");
     for i in 1..N {
         let m = receive(&mut consumer).await;
-        assert_eq!(m.payload_str(), Some(format!("m{i}").as_str()), "in order, once");
+        assert_eq!(
+            m.payload_str(),
+            Some(format!("m{i}").as_str()),
+            "in order, once"
+        );
         consumer.ack(&m).await.expect("ack");
     }
     let more = consumer
