@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::{client, receive};
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,23 +16,9 @@ use std::time::Duration;
 
 use pulsar_wire::{
     Consumer, ConsumerInterceptor, Error, InitialPosition, Message, MessageId, MessageListener,
-    ProducerInterceptor, ProducerMessage, PulsarClient, SubscriptionType,
+    ProducerInterceptor, ProducerMessage, SubscriptionType,
 };
 use support::Broker;
-
-fn client(url: &str) -> PulsarClient {
-    PulsarClient::builder(url)
-        .operation_timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-async fn receive(c: &mut Consumer) -> Message {
-    tokio::time::timeout(Duration::from_secs(15), c.receive())
-        .await
-        .expect("a message within 15 s")
-        .expect("receive")
-}
 
 /// Waits (at most 30 s) until `done` holds.
 async fn until(what: &str, done: impl Fn() -> bool) {

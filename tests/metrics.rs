@@ -5,14 +5,16 @@
 
 mod support;
 
+use support::{payload, receive};
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
 use pulsar_wire::{
-    Consumer, DeadLetterPolicy, InitialPosition, Message, MetricsCardinality, ProducerMessage,
-    PulsarClient, SubscriptionType,
+    DeadLetterPolicy, InitialPosition, Message, MetricsCardinality, ProducerMessage, PulsarClient,
+    SubscriptionType,
 };
 
 /// What a client recorded, read once (reading resets the recorder's counters).
@@ -105,19 +107,6 @@ fn client_at(
         .metrics_cardinality(cardinality)
         .build()
         .expect("client")
-}
-
-fn payload(i: usize, len: usize) -> Vec<u8> {
-    let mut p = format!("m{i}-").into_bytes();
-    p.resize(len, b'x');
-    p
-}
-
-async fn receive(c: &mut Consumer) -> Message {
-    tokio::time::timeout(Duration::from_secs(10), c.receive())
-        .await
-        .expect("a message within 10 s")
-        .expect("receive")
 }
 
 /// `persistent://tenant/ns/topic` -> ("tenant", "tenant/ns").

@@ -4,22 +4,16 @@
 
 mod support;
 
+use support::client;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pulsar_wire::{
-    partition_for_key, Error, HashingScheme, InitialPosition, ProducerMessage, PulsarClient,
-    SubscriptionType,
+    partition_for_key, Error, HashingScheme, InitialPosition, ProducerMessage, SubscriptionType,
 };
 
 const PARTITIONS: u32 = 4;
-
-fn client(url: &str) -> PulsarClient {
-    PulsarClient::builder(url)
-        .operation_timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 /// A key that goes to partition `p`.
 fn key_for(p: u32) -> String {

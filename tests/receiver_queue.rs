@@ -6,28 +6,14 @@
 
 mod support;
 
+use support::{client, receive};
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pulsar_wire::{
-    Consumer, InitialPosition, Message, ProducerMessage, PulsarClient, SubscriptionType,
-};
+use pulsar_wire::{InitialPosition, ProducerMessage, SubscriptionType};
 
 const N: usize = 100;
-
-fn client(url: &str) -> PulsarClient {
-    PulsarClient::builder(url)
-        .operation_timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-async fn receive(c: &mut Consumer) -> Message {
-    tokio::time::timeout(Duration::from_secs(10), c.receive())
-        .await
-        .expect("a message within 10 s")
-        .expect("receive")
-}
 
 /// Lets the broker push what the permits allow.
 async fn settle() {

@@ -5,33 +5,12 @@
 
 mod support;
 
+use support::{client, payload, receive};
+
 use std::time::Duration;
 
-use pulsar_wire::{
-    Consumer, InitialPosition, Message, MessageId, ProducerMessage, PulsarClient, SubscriptionType,
-};
+use pulsar_wire::{InitialPosition, MessageId, ProducerMessage, PulsarClient, SubscriptionType};
 use support::Broker;
-
-fn client(url: &str) -> PulsarClient {
-    PulsarClient::builder(url)
-        .operation_timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-/// A payload of exactly `len` bytes.
-fn payload(i: usize, len: usize) -> Vec<u8> {
-    let mut p = format!("m{i}-").into_bytes();
-    p.resize(len, b'x');
-    p
-}
-
-async fn receive(c: &mut Consumer) -> Message {
-    tokio::time::timeout(Duration::from_secs(10), c.receive())
-        .await
-        .expect("a message within 10 s")
-        .expect("receive")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producers_totals_count_every_message_its_bytes_and_its_receipt() {

@@ -251,6 +251,29 @@ pub fn apache_with(options: &ApacheOptions) -> &'static Broker {
     apache::shared(options)
 }
 
+/// A client of `url` with a 10 s operation timeout (the suites' usual one).
+pub fn client(url: &str) -> pulsar_wire::PulsarClient {
+    pulsar_wire::PulsarClient::builder(url)
+        .operation_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// The next message of `c`, failing the test after 15 s.
+pub async fn receive(c: &mut pulsar_wire::Consumer) -> pulsar_wire::Message {
+    tokio::time::timeout(std::time::Duration::from_secs(15), c.receive())
+        .await
+        .expect("a message within 15 s")
+        .expect("receive")
+}
+
+/// A payload of exactly `len` bytes starting `m<i>-`.
+pub fn payload(i: usize, len: usize) -> Vec<u8> {
+    let mut p = format!("m{i}-").into_bytes();
+    p.resize(len, b'x');
+    p
+}
+
 /// A topic name no other test (or earlier run) uses:
 /// `persistent://public/default/<prefix>-<pid>-<counter>-<nanos>`.
 pub fn unique_topic(prefix: &str) -> String {
