@@ -1481,12 +1481,45 @@ cluster_java() {
     fail "$name: the JVM did not start (see $dir/$name.log)"
 }
 
+# cluster_lock_busy DIR NAME: whether NAME's log, since its last start, says a resource lock
+# (its broker registration) was held by another session.
+cluster_lock_busy() {
+    [[ -s $1/$2.log ]] || return 1
+    awk '/^===== .* apache-pulsar.sh start =====$/ { busy = 0 }
+         /LockBusyException|is already locked/ { busy = 1 }
+         END { exit busy ? 0 : 1 }' "$1/$2.log"
+}
+
+# cluster_wait_deregistered DIR I BROKERS: before broker I starts again, waits (up to 30 s)
+# until no running broker lists it any more, which happens when the session of a killed
+# broker I expires (metadataStoreSessionTimeoutMillis); its registration lock goes with it.
+cluster_wait_deregistered() {
+    local dir=$1 i=$2 brokers=$3 j web out listed deadline=$((SECONDS + 30))
+    web=WEB${i}_PORT
+    while ((SECONDS < deadline)); do
+        listed=false
+        for ((j = 0; j < brokers; j++)); do
+            ((j == i)) && continue
+            cluster_pid "$dir" "broker-$j" >/dev/null || continue
+            out=$(cluster_admin_get "$j" /admin/v2/brokers/standalone)
+            [[ ${out##*$'\n'} == 200 && $out == *"127.0.0.1:${!web}"* ]] && listed=true
+        done
+        [[ $listed == false ]] && return 0
+        sleep 0.5
+    done
+    log "broker $i is still registered after 30 s; starting it anyway"
+}
+
 cluster_failed() {
     local dir=$1 name=$2 cause=$3
     log "error: $name: $cause"
     if [[ -s $dir/$name.log ]]; then
         log "last lines of $dir/$name.log:"
-        tail -n 40 "$dir/$name.log" >&2
+        tail -n 12 "$dir/$name.log" | cut -c1-400 >&2
+        log "errors in $dir/$name.log since its last start:"
+        awk '/^===== .* apache-pulsar.sh start =====$/ { n = 0; delete e }
+             / ERROR |Exception/ && n < 15 { e[n++] = substr($0, 1, 400) }
+             END { for (k = 0; k < n; k++) print e[k] }' "$dir/$name.log" >&2
     fi
     exit 1
 }
@@ -1578,6 +1611,7 @@ cmd_cluster_start() {
     local -a started=()
     for ((i = 0; i < brokers; i++)); do
         cluster_pid "$dir" "broker-$i" >/dev/null && continue
+        cluster_wait_deregistered "$dir" "$i" "$brokers"
         port=BROKER${i}_PORT web=WEB${i}_PORT
         for port in "${!port}" "${!web}"; do
             port_free "$port" || fail "port $port of $dir is taken by another process (see $dir/ports)"
@@ -1590,9 +1624,25 @@ cmd_cluster_start() {
         started+=("$i")
     done
     deadline=$((SECONDS + timeout))
+    local -A tries=()
     for i in "${started[@]}"; do
+        tries[$i]=1
         while :; do
-            cluster_pid "$dir" "broker-$i" >/dev/null || cluster_failed "$dir" "broker-$i" "it exited during start"
+            if ! cluster_pid "$dir" "broker-$i" >/dev/null; then
+                # A broker restarted soon after a SIGKILL can find its registration lock still
+                # held by the dead session (ResourceLockImpl: LockBusyException) and exit; the
+                # lock goes with that session, so starting it again a little later succeeds.
+                if ((tries[$i] < 4)) && cluster_lock_busy "$dir" "broker-$i"; then
+                    log "broker $i exited at start: its registration lock was still held by the killed broker's session; starting it again (try $((tries[$i] + 1)))"
+                    tries[$i]=$((tries[$i] + 1))
+                    sleep 3
+                    port=BROKER${i}_PORT
+                    JVM_OPTS=${PULSAR_CLUSTER_JVM_OPTS:--Xms128m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseG1GC} \
+                        cluster_java "$dir" "broker-$i" "$BROKER_CLASS" --broker-conf "$dir/broker-$i.conf"
+                    continue
+                fi
+                cluster_failed "$dir" "broker-$i" "it exited during start"
+            fi
             ((SECONDS < deadline)) || cluster_failed "$dir" "broker-$i" "not ready within ${timeout}s"
             out=$(cluster_admin_get "$i" /admin/v2/namespaces/public)
             if [[ ${out##*$'\n'} == 200 && $out == *'"public/default"'* ]]; then
