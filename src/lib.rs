@@ -23,6 +23,7 @@ pub mod protocol;
 mod protocol;
 
 mod auth;
+mod channel;
 mod client;
 mod connection;
 mod consumer;

@@ -231,10 +231,11 @@ impl Counts for ProducerCounts {
 #[derive(Debug)]
 struct ProducerState {
     window: Window<ProducerCounts>,
-    /// Send latencies of the current interval, in µs.
-    latency: Histogram<u32>,
-    /// Send latencies of the last complete interval.
-    last_latency: Histogram<u32>,
+    /// Send latencies of the current interval, in µs; made at the first receipt (an idle
+    /// producer holds none).
+    latency: Option<Histogram<u32>>,
+    /// Send latencies of the last complete interval; none when it had no receipt.
+    last_latency: Option<Histogram<u32>>,
 }
 
 impl ProducerState {
@@ -243,11 +244,21 @@ impl ProducerState {
             Roll::Same => {}
             Roll::One => {
                 std::mem::swap(&mut self.latency, &mut self.last_latency);
-                self.latency.reset();
+                if self.last_latency.as_ref().is_some_and(|h| !h.is_empty()) {
+                    // A busy interval ended: the older histogram is the current one's again.
+                    if let Some(h) = self.latency.as_mut() {
+                        h.reset();
+                    }
+                } else {
+                    // An interval without receipts ended: both given back (an idle producer
+                    // holds none one interval after its last receipt's).
+                    self.latency = None;
+                    self.last_latency = None;
+                }
             }
             Roll::Many => {
-                self.latency.reset();
-                self.last_latency.reset();
+                self.latency = None;
+                self.last_latency = None;
             }
         }
     }
@@ -276,8 +287,8 @@ impl ProducerRecorder {
             interval,
             state: Mutex::new(ProducerState {
                 window: Window::new(origin, interval, now),
-                latency: latency_histogram()?,
-                last_latency: latency_histogram()?,
+                latency: None,
+                last_latency: None,
             }),
         })
     }
@@ -307,7 +318,12 @@ impl ProducerRecorder {
                 ..Default::default()
             });
             let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            s.latency.saturating_record(us.max(1));
+            if s.latency.is_none() {
+                s.latency = latency_histogram();
+            }
+            if let Some(h) = s.latency.as_mut() {
+                h.saturating_record(us.max(1));
+            }
         });
     }
 
@@ -322,7 +338,7 @@ impl ProducerRecorder {
     }
 
     /// The stats at `now`, and the last complete interval's latencies (to merge partitions).
-    fn read(&self, now: Instant) -> (ProducerCounts, ProducerCounts, Histogram<u32>) {
+    fn read(&self, now: Instant) -> (ProducerCounts, ProducerCounts, Option<Histogram<u32>>) {
         self.with(now, |s| {
             (s.window.last, s.window.total, s.last_latency.clone())
         })
@@ -331,7 +347,7 @@ impl ProducerRecorder {
     /// The stats at `now` (`pending`: the messages pending now).
     pub fn snapshot(&self, now: Instant, pending: usize) -> ProducerStats {
         let (last, total, latency) = self.read(now);
-        producer_stats(self.interval, &last, &total, &latency, pending)
+        producer_stats(self.interval, &last, &total, latency.as_ref(), pending)
     }
 
     /// The sum of several partitions' stats at `now`, each with its pending count: counts and
@@ -345,27 +361,30 @@ impl ProducerRecorder {
         let mut pending = 0;
         let mut merged: Option<Histogram<u32>> = None;
         let mut interval = Duration::ZERO;
+        let mut seen = false;
         for (recorder, p) in parts {
             let (l, t, h) = recorder.read(now);
             last.add(&l);
             total.add(&t);
             pending += p;
             interval = recorder.interval;
-            match merged.as_mut() {
+            match (merged.as_mut(), h) {
                 // Same bounds: adding never fails (a failure would only drop those samples).
-                Some(m) => {
+                (Some(m), Some(h)) => {
                     let _ = m.add(&h);
                 }
-                None => merged = Some(h),
+                (None, h) => merged = h,
+                (Some(_), None) => {}
             }
+            seen = true;
         }
-        match merged {
-            Some(latency) => producer_stats(interval, &last, &total, &latency, pending),
-            None => ProducerStats {
+        if !seen {
+            return ProducerStats {
                 pending_queue_size: pending,
                 ..Default::default()
-            },
+            };
         }
+        producer_stats(interval, &last, &total, merged.as_ref(), pending)
     }
 }
 
@@ -373,16 +392,11 @@ fn producer_stats(
     interval: Duration,
     last: &ProducerCounts,
     total: &ProducerCounts,
-    latency: &Histogram<u32>,
+    latency: Option<&Histogram<u32>>,
     pending: usize,
 ) -> ProducerStats {
-    let ms = |q: f64| {
-        if latency.is_empty() {
-            0.0
-        } else {
-            latency.value_at_quantile(q) as f64 / 1000.0
-        }
-    };
+    let latency = latency.filter(|h| !h.is_empty());
+    let ms = |q: f64| latency.map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0);
     ProducerStats {
         num_msgs_sent: last.msgs_sent,
         num_bytes_sent: last.bytes_sent,
@@ -395,11 +409,7 @@ fn producer_stats(
         send_latency_ms_95: ms(0.95),
         send_latency_ms_99: ms(0.99),
         send_latency_ms_999: ms(0.999),
-        send_latency_ms_max: if latency.is_empty() {
-            0.0
-        } else {
-            latency.max() as f64 / 1000.0
-        },
+        send_latency_ms_max: latency.map_or(0.0, |h| h.max() as f64 / 1000.0),
         pending_queue_size: pending,
         total_msgs_sent: total.msgs_sent,
         total_bytes_sent: total.bytes_sent,
@@ -626,6 +636,34 @@ mod tests {
         r.sent(t0 + 1005 * SEC, 10);
         assert_eq!(r.snapshot(t0 + 1009 * SEC, 0).num_msgs_sent, 0);
         assert_eq!(r.snapshot(t0 + 1010 * SEC, 0).num_msgs_sent, 1);
+    }
+
+    #[test]
+    fn histograms_are_made_at_the_first_receipt_and_given_back_when_idle() {
+        let t0 = Instant::now();
+        let r = producer(t0);
+        let held = |r: &ProducerRecorder, now| {
+            r.with(now, |s| (s.latency.is_some(), s.last_latency.is_some()))
+        };
+        r.sent(t0, 10);
+        assert_eq!(held(&r, t0), (false, false), "no receipt: no histogram");
+        r.acked(t0 + SEC, Duration::from_millis(5));
+        assert_eq!(held(&r, t0 + SEC), (true, false));
+        // The next interval: that one is the last interval's; the current has none.
+        assert_eq!(held(&r, t0 + 11 * SEC), (false, true));
+        assert!(r.snapshot(t0 + 11 * SEC, 0).send_latency_ms_max > 0.0);
+        // One more interval without receipts: both given back.
+        assert_eq!(held(&r, t0 + 21 * SEC), (false, false));
+        r.acked(t0 + 22 * SEC, Duration::from_millis(7));
+        assert_eq!(held(&r, t0 + 22 * SEC), (true, false));
+        // Busy intervals one after another keep (and reuse) both.
+        r.acked(t0 + 32 * SEC, Duration::from_millis(8));
+        assert_eq!(held(&r, t0 + 32 * SEC), (true, true));
+        let max = r.snapshot(t0 + 32 * SEC, 0).send_latency_ms_max;
+        assert!(
+            (max - 7.0).abs() <= 0.07,
+            "the last interval's max is its one receipt: {max}"
+        );
     }
 
     #[test]

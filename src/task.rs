@@ -1,6 +1,6 @@
 //! Small helpers shared by the producer and consumer tasks' select loops.
 
-use tokio::sync::mpsc;
+use crate::channel as mpsc;
 use tokio::time::Instant;
 
 use crate::error::ConnectionError;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::channel as mpsc;
 
 use crate::auth::Authentication;
 use crate::error::{ConnectionError, Error};

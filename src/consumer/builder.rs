@@ -5,7 +5,9 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::channel as mpsc;
 
 use super::discovery::{Children, Discovery, TopicPattern};
 use super::key_shared::KeySharedPolicy;

@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use regex::Regex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::channel as mpsc;
 use tracing::{info, warn};
 
 use super::partition::{self, ChildConfig, ChildHandle, Delivery};

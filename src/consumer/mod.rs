@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
+use crate::channel as mpsc;
 
 pub(crate) use builder::random_name;
 pub use builder::{

@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
+
+use crate::channel as mpsc;
 use tokio::task::JoinSet;
 use tracing::debug;
 
@@ -411,7 +413,7 @@ pub(crate) async fn start(
         attaching: None,
         requests: JoinSet::new(),
         ready: Some(ready),
-        detaches: watch::Sender::new(0),
+        detaches: None,
     };
     tokio::spawn(task.run(rx));
     ready_rx.await.unwrap_or(Err(closed()))?;
@@ -463,7 +465,8 @@ struct ChildTask {
     ready: Option<oneshot::Sender<Result<()>>>,
     /// Counts the detaches: an ack request in flight when the consumer detaches ends at once
     /// with [`Error::Unconfirmed`] (the broker that closed the consumer may never answer it).
-    detaches: watch::Sender<u64>,
+    /// Made with the first ack request: an idle consumer holds none.
+    detaches: Option<watch::Sender<u64>>,
 }
 
 /// Waits for the attach in progress; pending forever when there is none.
@@ -493,7 +496,7 @@ impl ChildTask {
             tokio::select! {
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else {
-                        let _ = self.close_on_broker(None).await;
+                        let _ = Box::pin(self.close_on_broker(None)).await;
                         return;
                     };
                     if self.on_command(cmd).await {
@@ -610,7 +613,9 @@ impl ChildTask {
 
     fn drop_connection(&mut self, close_on_broker: bool) {
         self.core.shared().connected.store(false, Ordering::Release);
-        self.detaches.send_modify(|n| *n += 1);
+        if let Some(d) = &self.detaches {
+            d.send_modify(|n| *n += 1);
+        }
         if let Some(conn) = self.connection.take() {
             if close_on_broker {
                 let id = self.session.next_id();
@@ -701,7 +706,10 @@ impl ChildTask {
         };
         let inner = self.session.clone();
         let consumer_id = self.consumer_id;
-        let mut detaches = self.detaches.subscribe();
+        let mut detaches = self
+            .detaches
+            .get_or_insert_with(|| watch::Sender::new(0))
+            .subscribe();
         self.requests.spawn(async move {
             let mut result = Ok(());
             for (ids, cumulative) in acks {
@@ -772,7 +780,7 @@ impl ChildTask {
         match cmd {
             Cmd::Core(cmd) => self.core.handle_command(cmd, Instant::now()),
             Cmd::Close(reply) => {
-                let result = self.close_on_broker(None).await;
+                let result = Box::pin(self.close_on_broker(None)).await;
                 if let Some(m) = &self.core.shared().metrics {
                     m.closed.increment(1);
                 }
@@ -780,7 +788,7 @@ impl ChildTask {
                 return true;
             }
             Cmd::Unsubscribe(force, reply) => {
-                let result = self.close_on_broker(Some(force)).await;
+                let result = Box::pin(self.close_on_broker(Some(force))).await;
                 let done = result.is_ok();
                 if let (Some(m), true) = (&self.core.shared().metrics, done) {
                     m.closed.increment(1);

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+use crate::channel as mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -520,7 +522,8 @@ impl PartitionTask {
         self.connected.store(false, Ordering::Release);
         match exit {
             Exit::Close(waiter) => {
-                let result = self.close_on_broker().await;
+                // Boxed: the close is once, and its future kept inline would enlarge every idle task.
+                let result = Box::pin(self.close_on_broker()).await;
                 if let Some(m) = &self.metrics {
                     m.closed.increment(1);
                 }

@@ -476,7 +476,13 @@ impl<W: AckWaiter> ConsumerCore<W> {
 
     /// The next command to write on the attached connection.
     pub fn poll_transmit(&mut self) -> Option<proto::BaseCommand> {
-        self.transmit.pop_front()
+        let command = self.transmit.pop_front();
+        if self.transmit.is_empty() {
+            // Commands are few (subscribe, a flow per half a queue, seeks) and large: an idle
+            // consumer holds no queue of them.
+            self.transmit = VecDeque::new();
+        }
+        command
     }
 
     /// The next thing for the shell to do.

@@ -613,7 +613,12 @@ impl<C: Completion, W: Waiter> ProducerCore<C, W> {
 
     /// The next thing the shell must do.
     pub fn poll_action(&mut self) -> Option<Action<W>> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if self.actions.is_empty() {
+            // Actions are rare (attach, detach, close): an idle producer holds no queue.
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     /// The next frame to write on the attached connection.
