@@ -147,7 +147,7 @@ fn parse_max_pending(s: &str) -> Result<usize, String> {
 /// Parses the batch delay: milliseconds, zero or more.
 fn parse_delay_ms(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(ms) if ms.is_finite() && ms >= 0.0 && ms < 3.6e6 => Ok(ms),
+        Ok(ms) if (0.0..3.6e6).contains(&ms) => Ok(ms),
         _ => Err(format!(
             "{s:?} is not a number of milliseconds below an hour"
         )),
@@ -300,8 +300,10 @@ impl Plan {
             let Some(i) = self.claim(t0) else {
                 return (sent, None);
             };
-            let slot = usize::try_from(i % producers.len() as u64).unwrap_or(0);
-            let Some((producer, tx)) = producers.get(slot) else {
+            let slot = i
+                .checked_rem(producers.len() as u64)
+                .and_then(|slot| usize::try_from(slot).ok());
+            let Some((producer, tx)) = slot.and_then(|slot| producers.get(slot)) else {
                 return (sent, None);
             };
             let queued = runtime.block_on(producer.send_async(self.message(i, &mut rng)));

@@ -78,6 +78,8 @@ struct State {
     /// Failed operations (sends, acknowledgements, receives), and the first failure's text.
     errors: u64,
     first_error: Option<String>,
+    /// Operations completed (succeeded or failed), warm-up included.
+    completed: u64,
 }
 
 /// The counts and latencies of a whole perf run, shared by its tasks.
@@ -88,8 +90,6 @@ pub struct Meter {
     measure_from: Instant,
     /// Operations started (sends handed to a producer); `pending` is this minus completions.
     started: AtomicU64,
-    /// Operations completed (succeeded or failed), warm-up included.
-    completed: AtomicU64,
 }
 
 /// One stats line's worth, taken from the meter (and reset there).
@@ -117,10 +117,10 @@ impl Meter {
                 interval: new_histogram()?,
                 errors: 0,
                 first_error: None,
+                completed: 0,
             }),
             measure_from,
             started: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
         }))
     }
 
@@ -142,9 +142,9 @@ impl Meter {
     /// Records one message of `bytes` completed at `now` with latency `us` (`None`: not
     /// known). Returns whether it is in the measured part (after the warm-up).
     pub fn record(&self, now: Instant, bytes: u64, us: Option<u64>) -> bool {
-        self.completed.fetch_add(1, Ordering::Relaxed);
         let measured = now >= self.measure_from;
         let mut s = self.lock();
+        s.completed += 1;
         s.interval_msgs += 1;
         s.interval_bytes += bytes;
         if let Some(us) = us {
@@ -165,10 +165,10 @@ impl Meter {
 
     /// Counts a failed operation; `completes` when it ends a started one (a failed send).
     pub fn error(&self, what: impl FnOnce() -> String, completes: bool) {
-        if completes {
-            self.completed.fetch_add(1, Ordering::Relaxed);
-        }
         let mut s = self.lock();
+        if completes {
+            s.completed += 1;
+        }
         s.errors += 1;
         if s.first_error.is_none() {
             s.first_error = Some(what());
@@ -177,9 +177,10 @@ impl Meter {
 
     /// Operations started and not completed yet.
     pub fn pending(&self) -> u64 {
+        let completed = self.lock().completed;
         self.started
             .load(Ordering::Relaxed)
-            .saturating_sub(self.completed.load(Ordering::Relaxed))
+            .saturating_sub(completed)
     }
 
     /// Takes the current interval's counts and latencies, starting a new interval.
