@@ -855,7 +855,7 @@ fn the_warm_up_is_left_out_and_the_histogram_file_holds_the_rest() {
     assert_eq!(count(&line, "msgs"), 400, "{line}");
     let stderr = text(&out.stderr);
     for want in [
-        "perf produce: 1 producers on 1 topics created in ",
+        "perf produce: 1 producer on 1 topic created in ",
         " msg/s ",
         " Mbit/s  pending ",
         "latency ms p50 ",

@@ -354,10 +354,10 @@ pub async fn run(args: ConsumeArgs) -> CliResult<()> {
     if human {
         let _ = writeln!(
             std::io::stderr().lock(),
-            "perf consume: {} consumers on {} topics ({} subscriptions each) created in {:.3} s",
-            grouped(consumers.len() as u64),
-            grouped(topics.len() as u64),
-            subscriptions.len(),
+            "perf consume: {} on {} ({} each) created in {:.3} s",
+            stats::counted(consumers.len() as u64, "consumer"),
+            stats::counted(topics.len() as u64, "topic"),
+            stats::counted(subscriptions.len() as u64, "subscription"),
             setup.elapsed().as_secs_f64()
         );
     }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::admin;
 use super::stats::{self, parse_at_least_one, topic_names, MeasureArgs, Meter};
-use super::{grouped, micros, Extra, OutputArgs, Summary};
+use super::{micros, Extra, OutputArgs, Summary};
 use crate::common::{context, parse_positive_secs, CliError, CliResult, ConnectArgs};
 use crate::produce::Compression as CompressionArg;
 
@@ -420,9 +420,9 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
     if human {
         let _ = writeln!(
             std::io::stderr().lock(),
-            "perf produce: {} producers on {} topics created in {:.3} s",
-            grouped(producers.len() as u64),
-            grouped(topics.len() as u64),
+            "perf produce: {} on {} created in {:.3} s",
+            stats::counted(producers.len() as u64, "producer"),
+            stats::counted(topics.len() as u64, "topic"),
             setup.elapsed().as_secs_f64()
         );
     }

@@ -53,6 +53,11 @@ pub fn topic_names(topic: &str, n: u32) -> Vec<String> {
     }
 }
 
+/// `n` and `word`, with an `s` unless `n` is 1: `1 topic`, `1,000 topics`.
+pub fn counted(n: u64, word: &str) -> String {
+    format!("{} {word}{}", grouped(n), if n == 1 { "" } else { "s" })
+}
+
 /// Parses a count of at least 1 (`--topics`, `--producers-per-topic`, ...).
 pub fn parse_at_least_one(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
@@ -418,6 +423,8 @@ mod tests {
         );
         assert_eq!(parse_at_least_one("2"), Ok(2));
         assert!(parse_at_least_one("0").is_err());
+        assert_eq!(counted(1, "topic"), "1 topic");
+        assert_eq!(counted(1000, "topic"), "1,000 topics");
     }
 
     #[test]
