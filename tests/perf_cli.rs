@@ -571,3 +571,459 @@ fn perf_transaction_with_abort_sends_nothing_and_keeps_the_input() {
     assert_eq!(member(&line, "abort"), Some("true"), "{line}");
     assert!(messages_then_sentinel(url, &output, 0).is_empty());
 }
+
+/// `perf produce` with `args` after the URL, expecting success: its JSON line.
+fn perf_produce(url: &str, args: &[&str]) -> String {
+    let mut all = vec!["perf", "produce", "--url", url];
+    all.extend_from_slice(args);
+    let line = json_line(&run(&all, LIMIT));
+    assert_contract(&line, "produce");
+    line
+}
+
+/// `perf consume` with `args` after the URL, expecting success: its JSON line.
+fn perf_consume(url: &str, args: &[&str]) -> String {
+    let mut all = vec!["perf", "consume", "--url", url];
+    all.extend_from_slice(args);
+    let line = json_line(&run(&all, LIMIT));
+    assert_contract(&line, "consume");
+    line
+}
+
+/// The keys of the first `n` messages of `topic`, read by `pulsar-wire consume --json` on a
+/// new Shared subscription from the earliest.
+fn keys_of(url: &str, topic: &str, n: usize) -> Vec<String> {
+    let count = n.to_string();
+    let sub = support::unique_name("keys");
+    let out = run(
+        &[
+            "consume",
+            "--url",
+            url,
+            "--topic",
+            topic,
+            "-s",
+            &sub,
+            "--type",
+            "shared",
+            "--initial",
+            "earliest",
+            "-n",
+            &count,
+            "--timeout",
+            "60",
+            "--json",
+        ],
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let keys: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            let raw = member(l, "key").unwrap_or_else(|| panic!("no key in {l}"));
+            raw.trim_matches('"').to_string()
+        })
+        .collect();
+    assert_eq!(keys.len(), n, "{stdout}");
+    keys
+}
+
+/// The histograms of an HdrHistogram interval log, decoded.
+fn histograms_in(path: &std::path::Path) -> Vec<hdrhistogram::Histogram<u64>> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(!bytes.is_empty(), "{} is empty", path.display());
+    let mut out = Vec::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry =
+            entry.unwrap_or_else(|e| panic!("{}: not an interval log: {e:?}", path.display()));
+        if let LogEntry::Interval(i) = entry {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .decode(i.encoded_histogram())
+                .expect("base64");
+            let h: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                .deserialize(&mut encoded.as_slice())
+                .expect("a V2 histogram");
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// Three topics with two producers each, paced so that the sends go round the six producers
+/// in turn (send i to producer i % 6, on topic (i % 6) / 2), auto-increment keys and LZ4 with
+/// small batches; then every subscription type gets every message of the three topics.
+#[test]
+fn many_topics_and_producers_then_every_subscription_type_gets_everything() {
+    let url = support::broker().url();
+    let prefix = support::unique_topic("perf-multi");
+    let line = perf_produce(
+        url,
+        &[
+            "--topic",
+            &prefix,
+            "--topics",
+            "3",
+            "--producers-per-topic",
+            "2",
+            "--size",
+            "50",
+            "--rate",
+            "1000",
+            "--count",
+            "300",
+            "--duration",
+            "60",
+            "--key-distribution",
+            "auto-increment",
+            "--compression",
+            "lz4",
+            "--batch-max-messages",
+            "10",
+            "--batch-max-bytes",
+            "4096",
+            "--batch-delay-ms",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(count(&line, "msgs"), 300, "{line}");
+    assert_eq!(count(&line, "bytes"), 300 * 50, "{line}");
+    assert_eq!(count(&line, "topics"), 3, "{line}");
+    assert_eq!(count(&line, "producers"), 6, "{line}");
+    assert_eq!(count(&line, "warmup_msgs"), 0, "{line}");
+    // The keys: send i's index, on the topic of producer i % 6.
+    for t in 0..3u64 {
+        let mut keys: Vec<u64> = keys_of(url, &format!("{prefix}-{t}"), 100)
+            .iter()
+            .map(|k| k.parse().unwrap_or_else(|_| panic!("key {k:?}")))
+            .collect();
+        keys.sort_unstable();
+        let want: Vec<u64> = (0..300).filter(|i| (i % 6) / 2 == t).collect();
+        assert_eq!(keys, want, "topic {t}");
+    }
+
+    for (kind, consumers) in [
+        ("exclusive", "1"),
+        ("shared", "2"),
+        ("failover", "2"),
+        ("key-shared", "2"),
+    ] {
+        let sub = support::unique_name(&format!("perf-{kind}"));
+        let line = perf_consume(
+            url,
+            &[
+                "--topic",
+                &prefix,
+                "--topics",
+                "3",
+                "-s",
+                &sub,
+                "--subscription-type",
+                kind,
+                "--consumers-per-topic",
+                consumers,
+                "--expect",
+                "300",
+                "--duration",
+                "90",
+                "--json",
+            ],
+        );
+        assert_eq!(count(&line, "msgs"), 300, "{kind}: {line}");
+        assert_eq!(count(&line, "bytes"), 300 * 50, "{kind}: {line}");
+        assert!(count(&line, "deliveries") >= 300, "{kind}: {line}");
+        assert_eq!(count(&line, "topics"), 3, "{kind}: {line}");
+        assert_eq!(
+            count(&line, "consumers"),
+            3 * consumers.parse::<u64>().unwrap_or(0),
+            "{kind}: {line}"
+        );
+    }
+
+    // Two subscriptions: each gets (and counts) every message.
+    let sub = support::unique_name("perf-two-subs");
+    let line = perf_consume(
+        url,
+        &[
+            "--topic",
+            &prefix,
+            "--topics",
+            "3",
+            "-s",
+            &sub,
+            "--subscriptions",
+            "2",
+            "--expect",
+            "600",
+            "--duration",
+            "90",
+            "--json",
+        ],
+    );
+    assert_eq!(count(&line, "msgs"), 600, "{line}");
+    assert_eq!(count(&line, "subscriptions"), 2, "{line}");
+    assert_eq!(count(&line, "consumers"), 6, "{line}");
+}
+
+/// A warm-up of 2 s in a 4 s paced run: what completed in it is `warmup_msgs`, not `msgs`
+/// (`--count` counts both); the histogram file holds exactly the measured latencies; then the
+/// human output has the stats lines and pulsar-perf's aggregated summary.
+#[test]
+fn the_warm_up_is_left_out_and_the_histogram_file_holds_the_rest() {
+    let url = support::broker().url();
+    let topic = support::unique_topic("perf-warmup");
+    let dir = std::env::temp_dir().join(support::unique_name("perf-hist"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let produced_hist = dir.join("produce.hlog");
+    let line = perf_produce(
+        url,
+        &[
+            "--topic",
+            &topic,
+            "--size",
+            "20",
+            "--rate",
+            "100",
+            "--count",
+            "400",
+            "--duration",
+            "60",
+            "--warmup-secs",
+            "2",
+            "--histogram-file",
+            produced_hist.to_str().expect("a UTF-8 path"),
+            "--json",
+        ],
+    );
+    let (msgs, warmup) = (count(&line, "msgs"), count(&line, "warmup_msgs"));
+    assert_eq!(msgs + warmup, 400, "{line}");
+    assert!(msgs < 400 && warmup > 0, "{line}");
+    assert_eq!(count(&line, "bytes"), msgs * 20, "{line}");
+    let histograms = histograms_in(&produced_hist);
+    assert_eq!(histograms.len(), 1);
+    assert_eq!(histograms[0].len(), msgs);
+    assert_eq!(histograms[0].max(), count(&line, "max_us"));
+
+    // The consume side: its histogram counts the distinct messages measured.
+    let consumed_hist = dir.join("consume.hlog");
+    let sub = support::unique_name("perf-hist-sub");
+    let line = perf_consume(
+        url,
+        &[
+            "--topic",
+            &topic,
+            "-s",
+            &sub,
+            "--expect",
+            "400",
+            "--duration",
+            "90",
+            "--histogram-file",
+            consumed_hist.to_str().expect("a UTF-8 path"),
+            "--json",
+        ],
+    );
+    assert_eq!(count(&line, "msgs"), 400, "{line}");
+    let histograms = histograms_in(&consumed_hist);
+    assert_eq!(histograms.len(), 1);
+    assert_eq!(histograms[0].len(), 400);
+
+    // Human output: the stats lines every 0.5 s, the creation line and the aggregated summary.
+    let out = run(
+        &[
+            "perf",
+            "produce",
+            "--url",
+            url,
+            "--topic",
+            &topic,
+            "--size",
+            "20",
+            "--rate",
+            "200",
+            "--count",
+            "400",
+            "--stats-interval",
+            "0.5",
+        ],
+        LIMIT,
+    );
+    let line = json_line(&out);
+    assert_eq!(count(&line, "msgs"), 400, "{line}");
+    let stderr = text(&out.stderr);
+    for want in [
+        "perf produce: 1 producer on 1 topic created in ",
+        " msg/s ",
+        " Mbit/s  pending ",
+        "latency ms p50 ",
+        " p99.99 ",
+        "Aggregated throughput stats --- 400 records --- ",
+        "Aggregated latency stats --- Latency: mean: ",
+        " - 99.99pct: ",
+        "produce: 400 msgs, 8,000 bytes in ",
+    ] {
+        assert!(stderr.contains(want), "no {want:?} in:\n{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Flag values pulsar-perf's options refuse, and an Exclusive subscription with two consumers
+/// per topic (refused before connecting: the broker would refuse the second).
+#[test]
+fn bad_multi_topic_flags_are_refused() {
+    for args in [
+        &["--topics", "0"][..],
+        &["--producers-per-topic", "0"],
+        &["--compression", "brotli"],
+        &["--key-distribution", "sometimes"],
+        &["--batch-max-messages", "0"],
+        &["--batch-delay-ms", "-1"],
+        &["--warmup-secs", "x"],
+        &["--stats-interval", "0"],
+    ] {
+        let mut all = vec![
+            "perf",
+            "produce",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--topic",
+            "t",
+        ];
+        all.extend_from_slice(args);
+        let out = run(&all, LIMIT);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    for args in [
+        &["--subscription-type", "round-robin"][..],
+        &["--consumers-per-topic", "0"],
+        &["--subscriptions", "0"],
+    ] {
+        let mut all = vec![
+            "perf",
+            "consume",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--topic",
+            "t",
+            "-s",
+            "s",
+        ];
+        all.extend_from_slice(args);
+        let out = run(&all, LIMIT);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(
+        &[
+            "perf",
+            "consume",
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--topic",
+            "t",
+            "-s",
+            "s",
+            "--subscription-type",
+            "exclusive",
+            "--consumers-per-topic",
+            "2",
+        ],
+        LIMIT,
+    );
+    let line = failed(&out);
+    assert!(line.contains("--consumers-per-topic 1"), "{line}");
+}
+
+/// `--partitions` through Apache Pulsar's admin API (pulsar-lite has none): two topics of 3
+/// partitions created, random keys spread over them, everything consumed; created again with
+/// the same count is fine, with another count is an error. The Apache Pulsar of this binary's
+/// transaction tests serves it (one standalone for the binary).
+#[test]
+fn apache_only_partitioned_topics_are_created_through_the_admin_api() {
+    let broker = txn_broker();
+    let url = broker.url();
+    let admin = broker
+        .apache()
+        .env("PULSAR_HTTP_URL")
+        .expect("the admin URL of the test standalone")
+        .to_string();
+    let prefix = support::unique_topic("perf-partitioned");
+    let produce = |partitions: &str| {
+        run(
+            &[
+                "perf",
+                "produce",
+                "--url",
+                url,
+                "--admin-url",
+                &admin,
+                "--topic",
+                &prefix,
+                "--topics",
+                "2",
+                "--partitions",
+                partitions,
+                "--size",
+                "30",
+                "--count",
+                "200",
+                "--duration",
+                "120",
+                "--key-distribution",
+                "random",
+                "--json",
+            ],
+            LIMIT,
+        )
+    };
+    let line = json_line(&produce("3"));
+    assert_contract(&line, "produce");
+    assert_eq!(count(&line, "msgs"), 200, "{line}");
+    for t in 0..2 {
+        let path = format!(
+            "/admin/v2/{}/partitions",
+            support::apache::topic_path(&format!("{prefix}-{t}"))
+        );
+        let (status, body) = broker.apache().admin("GET", &path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.contains("\"partitions\":3"), "{path}: {body}");
+    }
+    let sub = support::unique_name("perf-partitioned-sub");
+    let line = perf_consume(
+        url,
+        &[
+            "--topic",
+            &prefix,
+            "--topics",
+            "2",
+            "-s",
+            &sub,
+            "--subscription-type",
+            "key-shared",
+            "--consumers-per-topic",
+            "2",
+            "--expect",
+            "200",
+            "--duration",
+            "120",
+            "--json",
+        ],
+    );
+    assert_eq!(count(&line, "msgs"), 200, "{line}");
+
+    // Again with 3 partitions: the topics exist as asked (409 is fine).
+    let line = json_line(&produce("3"));
+    assert_eq!(count(&line, "msgs"), 200, "{line}");
+    // With 4: they exist with 3, an error.
+    let line = failed(&produce("4"));
+    assert!(line.contains("exists with 3 partitions"), "{line}");
+}

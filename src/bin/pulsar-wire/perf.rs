@@ -2,26 +2,31 @@
 //! contract that every client of the shared benchmark follows.
 //!
 //! Each command prints exactly one JSON line on stdout, whatever the flags (the benchmark reads
-//! it), and on stderr a progress line every second (the last second's rate and latency
-//! percentiles) and a two-line human summary at the end (`--json` leaves the summary out,
-//! `--no-progress` the progress lines):
+//! it), and on stderr a stats line every `--stats-interval` seconds (1 by default: the
+//! interval's rate, throughput and latency percentiles) and a human summary at the end
+//! (`--json` leaves the summary out, `--no-progress` the stats lines):
 //!
 //! ```text
 //! {"client":"pulsar-wire","op":"produce","msgs":N,"bytes":B,"secs":S,"msgs_per_sec":..,
 //!  "mb_per_sec":..,"p50_us":..,"p99_us":..,"p999_us":..,"max_us":..,"errors":0,...}
 //! ```
 //!
-//! `consume` adds `deliveries` (every message received, duplicates included; `msgs` counts
-//! distinct message ids). Latencies are in microseconds from an HDR histogram with three
-//! significant digits; MB are 10^6 bytes.
+//! The counts are totals over every topic, producer, consumer and subscription of the run
+//! (`--topics`, `--producers-per-topic`, `--consumers-per-topic`, `--subscriptions`), after the
+//! warm-up (`--warmup-secs`; what completed during it is `warmup_msgs`). `consume` adds
+//! `deliveries` (every message received, duplicates included; `msgs` counts distinct message
+//! ids per topic and subscription). Latencies are in microseconds from an HDR histogram with
+//! three significant digits; MB are 10^6 bytes.
 
+mod admin;
 mod consume;
 mod produce;
+mod stats;
 mod transaction;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
@@ -38,7 +43,7 @@ pub const CLIENT: &str = "pulsar-wire";
 /// The highest latency the histograms hold, in µs (one hour); longer ones count as this.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// How often the progress line is printed.
+/// How often `perf transaction`'s progress line is printed.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// `pulsar-wire perf`.
@@ -52,12 +57,15 @@ pub struct PerfArgs {
 /// The perf subcommands.
 #[derive(Subcommand, Debug)]
 pub enum PerfCommand {
-    /// Send fixed-size messages as fast as allowed for --duration seconds, up to --max-pending
-    /// awaiting a receipt; report throughput and send-to-receipt latency.
+    /// Send fixed-size messages as fast as allowed (or at --rate) for --duration seconds on
+    /// --topics topics with --producers-per-topic producers each, up to --max-pending per
+    /// producer awaiting a receipt; report throughput and send-to-receipt latency
+    /// (pulsar-perf's produce).
     Produce(ProduceArgs),
-    /// Subscribe (Shared, from the earliest message), acknowledge everything received and count
-    /// distinct messages until --expect of them or --duration seconds; report throughput and
-    /// publish-to-receive latency.
+    /// Subscribe (Shared by default, from the earliest message) on --topics topics with
+    /// --subscriptions subscriptions and --consumers-per-topic consumers each, acknowledge
+    /// everything received and count distinct messages until --expect of them or --duration
+    /// seconds; report throughput and publish-to-receive latency (pulsar-perf's consume).
     Consume(ConsumeArgs),
     /// Consume from one topic and produce to another in transactions (pulsar-perf's
     /// `transaction`): N messages acknowledged and M sent per transaction, then commit (or
@@ -75,7 +83,7 @@ pub struct OutputArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Do not print the progress line every second on stderr.
+    /// Do not print the stats (progress) line on stderr.
     #[arg(long)]
     pub no_progress: bool,
 
@@ -275,94 +283,6 @@ pub fn ms(us: u64) -> String {
         format!("{ms:.1} ms")
     } else {
         format!("{ms:.2} ms")
-    }
-}
-
-/// The progress line: counts and latencies of the current interval, printed on stderr every
-/// [`PROGRESS_EVERY`] when enabled.
-#[derive(Debug)]
-pub struct Progress {
-    enabled: bool,
-    op: &'static str,
-    started: Instant,
-    interval_start: Instant,
-    next_at: Instant,
-    msgs: u64,
-    bytes: u64,
-    total: u64,
-    latency: Histogram<u64>,
-}
-
-impl Progress {
-    /// Progress of `op` measured from `started`; prints nothing unless `enabled`.
-    pub fn new(op: &'static str, started: Instant, enabled: bool) -> CliResult<Self> {
-        Ok(Progress {
-            enabled,
-            op,
-            started,
-            interval_start: started,
-            next_at: started + PROGRESS_EVERY,
-            msgs: 0,
-            bytes: 0,
-            total: 0,
-            latency: new_histogram()?,
-        })
-    }
-
-    /// Whether lines are printed at all.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// When the next line is due.
-    pub fn next_at(&self) -> Instant {
-        self.next_at
-    }
-
-    /// Counts one message of `bytes` with latency `us`.
-    pub fn record(&mut self, bytes: u64, us: Option<u64>) {
-        self.msgs += 1;
-        self.bytes += bytes;
-        self.total += 1;
-        if let (true, Some(us)) = (self.enabled, us) {
-            self.latency.saturating_record(us);
-        }
-    }
-
-    /// Prints the line if it is due at `now`.
-    pub fn tick(&mut self, now: Instant) {
-        if self.enabled && now >= self.next_at {
-            self.report(now);
-        }
-    }
-
-    fn report(&mut self, now: Instant) {
-        let secs = now.duration_since(self.interval_start).as_secs_f64();
-        let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-        let (p50, p99) = if self.latency.is_empty() {
-            ("-".to_string(), "-".to_string())
-        } else {
-            (
-                ms(self.latency.value_at_quantile(0.50)),
-                ms(self.latency.value_at_quantile(0.99)),
-            )
-        };
-        let line = format!(
-            "perf {} {:>4} s: {:>9} msgs/s {:>8.1} MB/s  p50 {p50}  p99 {p99}  ({} in all)",
-            self.op,
-            now.duration_since(self.started).as_secs(),
-            grouped(rate(self.msgs).round() as u64),
-            rate(self.bytes) / 1e6,
-            grouped(self.total),
-        );
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
-        self.msgs = 0;
-        self.bytes = 0;
-        self.latency.reset();
-        self.interval_start = now;
-        while self.next_at <= now {
-            self.next_at += PROGRESS_EVERY;
-        }
     }
 }
 

@@ -214,6 +214,18 @@ pub enum Compression {
     Snappy,
 }
 
+impl From<Compression> for Codec {
+    fn from(c: Compression) -> Codec {
+        match c {
+            Compression::None => Codec::None,
+            Compression::Lz4 => Codec::Lz4,
+            Compression::Zlib => Codec::Zlib,
+            Compression::Zstd => Codec::Zstd,
+            Compression::Snappy => Codec::Snappy,
+        }
+    }
+}
+
 /// Parses `key=value`.
 fn parse_property(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -387,13 +399,7 @@ pub async fn run(args: ProduceArgs) -> CliResult<()> {
         .block_if_queue_full(true)
         .batching(!args.no_batching)
         .chunking(args.chunking)
-        .compression(match args.compression {
-            Compression::None => Codec::None,
-            Compression::Lz4 => Codec::Lz4,
-            Compression::Zlib => Codec::Zlib,
-            Compression::Zstd => Codec::Zstd,
-            Compression::Snappy => Codec::Snappy,
-        })
+        .compression(args.compression.into())
         .create()
         .await
         .map_err(context(format_args!(
