@@ -12,7 +12,11 @@
 # against the Java client of the broker's classpath (pulsar-client-original). It runs
 # `transaction` only, with pulsar-perf transaction's options (-u, --topics-c, --topics-p,
 # -ss, -nmc, -nmp, -ntxn, -time, -tto, -threads, -abort, -q) and the loop of
-# `pulsar-wire perf transaction`, and prints the same summary and JSON keys.
+# `pulsar-wire perf transaction`, and prints the same summary and JSON keys. `produce` and
+# `consume` run PerfClient.java beside it, on the same Java client: the options of
+# pulsar-perf produce and consume that scripts/bench-peers.sh passes (-u, -r, -s, -o, -p,
+# -n, -t, -time, -m, -db, -bm, -bb, -b; -ss, -st, -sp, -q) and pulsar-perf's two final
+# "Aggregated ..." lines on stderr, so that one parser reads both.
 #
 # Usage:
 #   scripts/pulsar-perf.sh install
@@ -49,6 +53,7 @@ META_FILE="$CACHE/perf-classpath.meta"
 CLASSES="$CACHE/perf-classes"
 MAIN_CLASS=org.apache.pulsar.testclient.PulsarPerfTestTool
 FALLBACK_CLASS=pulsarwire.perf.PerfTransaction
+FALLBACK_CLIENT_CLASS=pulsarwire.perf.PerfClient
 ARTIFACT=org.apache.pulsar:pulsar-testclient
 
 log() { printf 'pulsar-perf: %s\n' "$*" >&2; }
@@ -198,9 +203,14 @@ run() {
         jvm+=(-Dlog4j2.configurationFile="$(log_conf "${PULSAR_PERF_LOG_LEVEL:-info}")")
         exec java "${jvm[@]}" -cp "$(<"$CP_FILE")" "$MAIN_CLASS" "$conf" "$@"
     fi
-    [[ ${1:-} == transaction ]] || fail "the fallback runs \`transaction\` only (pulsar-perf itself is missing)"
+    local class
+    case "${1:-}" in
+        transaction) class=$FALLBACK_CLASS ;;
+        produce | consume) class=$FALLBACK_CLIENT_CLASS ;;
+        *) fail "the fallback runs \`transaction\`, \`produce\` and \`consume\` only (pulsar-perf itself is missing)" ;;
+    esac
     jvm+=(-Dlog4j2.configurationFile="$(log_conf "${PULSAR_PERF_LOG_LEVEL:-warn}")")
-    exec java "${jvm[@]}" -cp "$CLASSES:$(<"$BROKER_CP_FILE")" "$FALLBACK_CLASS" "$@"
+    exec java "${jvm[@]}" -cp "$CLASSES:$(<"$BROKER_CP_FILE")" "$class" "$@"
 }
 
 MODE=""
