@@ -110,6 +110,9 @@ fn per_idle(before: &(isize, Vec<isize>), n: usize) -> (isize, String) {
     ((now.0 - before.0) / n as isize, what.join(", "))
 }
 
+/// The heap counter is the binary's: one test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The most heap an idle producer may hold (see the module docs).
 const PRODUCER_BOUND: isize = 8 * 1024;
 
@@ -144,6 +147,7 @@ async fn settle() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn thousands_of_idle_producers_hold_a_few_kib_each() {
+    let _serial = SERIAL.lock().await;
     let n = count();
     let client = client();
     let prefix = support::unique_topic("scale-producer");
@@ -188,6 +192,7 @@ async fn thousands_of_idle_producers_hold_a_few_kib_each() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn thousands_of_idle_consumers_hold_a_few_kib_each() {
+    let _serial = SERIAL.lock().await;
     let n = count();
     let client = client();
     let prefix = support::unique_topic("scale-consumer");
