@@ -65,7 +65,7 @@ section "conformance, interop, fault and TLS suites on Apache Pulsar (PULSAR_WIR
 env -u PULSAR_URL PULSAR_WIRE_BROKER=apache cargo test --no-fail-fast \
     --test conformance --test interop --test interop_encryption --test interop_codecs --test faults \
     --test tls --test stats --test metrics --test partitioned_producer --test consumer_api \
-    --test subscription_options --test tracing --test receiver_queue
+    --test subscription_options --test tracing --test receiver_queue --test memory_at_scale
 done_step "suites on Apache Pulsar"
 
 section "seed flow, conformance and fault suites through the Pulsar proxy (PULSAR_WIRE_BROKER=apache-proxy)"
