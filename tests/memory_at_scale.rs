@@ -145,6 +145,21 @@ async fn settle() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 }
 
+/// What the tasks of `set` made, in the order of their indexes, failing the test on an error.
+async fn in_order<T: 'static>(
+    set: tokio::task::JoinSet<(usize, pulsar_wire::Result<T>)>,
+    what: &str,
+) -> Vec<T> {
+    let mut made: Vec<(usize, T)> = set
+        .join_all()
+        .await
+        .into_iter()
+        .map(|(i, made)| (i, made.unwrap_or_else(|e| panic!("{what} {i}: {e}"))))
+        .collect();
+    made.sort_by_key(|(i, _)| *i);
+    made.into_iter().map(|(_, m)| m).collect()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn thousands_of_idle_producers_hold_a_few_kib_each() {
     let _serial = SERIAL.lock().await;
@@ -166,14 +181,7 @@ async fn thousands_of_idle_producers_hold_a_few_kib_each() {
         let (client, topic) = (client.clone(), format!("{prefix}-{i}"));
         creations.spawn(async move { (i, client.producer(topic).create().await) });
     }
-    let mut producers: Vec<_> = creations
-        .join_all()
-        .await
-        .into_iter()
-        .map(|(i, created)| (i, created.expect("an idle producer")))
-        .collect();
-    producers.sort_by_key(|(i, _)| *i);
-    let producers: Vec<_> = producers.into_iter().map(|(_, p)| p).collect();
+    let producers = in_order(creations, "an idle producer").await;
     let took = started.elapsed();
     settle().await;
     let (per, what) = per_idle(&before, n);
@@ -219,14 +227,7 @@ async fn thousands_of_idle_consumers_hold_a_few_kib_each() {
             (i, subscribed)
         });
     }
-    let mut consumers: Vec<_> = subscriptions
-        .join_all()
-        .await
-        .into_iter()
-        .map(|(i, subscribed)| (i, subscribed.expect("an idle consumer")))
-        .collect();
-    consumers.sort_by_key(|(i, _)| *i);
-    let mut consumers: Vec<_> = consumers.into_iter().map(|(_, c)| c).collect();
+    let mut consumers = in_order(subscriptions, "an idle consumer").await;
     let took = started.elapsed();
     settle().await;
     let (per, what) = per_idle(&before, n);

@@ -376,20 +376,39 @@ fn bad_flag_values_are_refused() {
         &["--duration", "0"],
         &["--threads", "0"],
     ] {
-        let mut all = vec![
-            "perf",
-            "produce",
-            "--url",
-            "pulsar://127.0.0.1:1",
-            "--topic",
-            "t",
-        ];
-        all.extend_from_slice(args);
-        let out = run(&all, LIMIT);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_refused(PRODUCE, args);
     }
+}
+
+/// The start of a `perf produce` command line against a closed port.
+const PRODUCE: &[&str] = &[
+    "perf",
+    "produce",
+    "--url",
+    "pulsar://127.0.0.1:1",
+    "--topic",
+    "t",
+];
+
+/// The start of a `perf consume` command line against a closed port.
+const CONSUME: &[&str] = &[
+    "perf",
+    "consume",
+    "--url",
+    "pulsar://127.0.0.1:1",
+    "--topic",
+    "t",
+    "-s",
+    "s",
+];
+
+/// `command` with `args` is refused as a usage error (exit code 2), without a panic.
+fn assert_refused(command: &[&str], args: &[&str]) {
+    let all = [command, args].concat();
+    let out = run(&all, LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
 }
 
 /// Apache Pulsar with the transaction coordinator (one standalone for this binary).
@@ -884,61 +903,22 @@ fn bad_multi_topic_flags_are_refused() {
         &["--warmup-secs", "x"],
         &["--stats-interval", "0"],
     ] {
-        let mut all = vec![
-            "perf",
-            "produce",
-            "--url",
-            "pulsar://127.0.0.1:1",
-            "--topic",
-            "t",
-        ];
-        all.extend_from_slice(args);
-        let out = run(&all, LIMIT);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_refused(PRODUCE, args);
     }
     for args in [
         &["--subscription-type", "round-robin"][..],
         &["--consumers-per-topic", "0"],
         &["--subscriptions", "0"],
     ] {
-        let mut all = vec![
-            "perf",
-            "consume",
-            "--url",
-            "pulsar://127.0.0.1:1",
-            "--topic",
-            "t",
-            "-s",
-            "s",
-        ];
-        all.extend_from_slice(args);
-        let out = run(&all, LIMIT);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_refused(CONSUME, args);
     }
-    let out = run(
-        &[
-            "perf",
-            "consume",
-            "--url",
-            "pulsar://127.0.0.1:1",
-            "--topic",
-            "t",
-            "-s",
-            "s",
-            "--subscription-type",
-            "exclusive",
-            "--consumers-per-topic",
-            "2",
-        ],
-        LIMIT,
-    );
+    let exclusive = [
+        "--subscription-type",
+        "exclusive",
+        "--consumers-per-topic",
+        "2",
+    ];
+    let out = run(&[CONSUME, &exclusive[..]].concat(), LIMIT);
     let line = failed(&out);
     assert!(line.contains("--consumers-per-topic 1"), "{line}");
 }
